@@ -1,0 +1,299 @@
+//! Canonical encoding: the one byte form of an event that hashes and
+//! signatures cover.
+//!
+//! A third party must be able to recompute these bytes from an exported
+//! event with nothing but a JSON library, so the form is defined in terms of
+//! the native JSON rendering ([`crate::event`]):
+//!
+//! ```text
+//! canonical_v1(event) =
+//!   UTF-8 bytes of the native JSON object of the event
+//!   - without the members "hash" and "prev_hash"
+//!   - members of every object sorted by key, comparing keys as UTF-8 bytes
+//!     (for the ASCII keys of the schema this is plain code-point order)
+//!   - no whitespace anywhere: separators are exactly "," and ":"
+//!   - absent optional fields omitted, as in the native rendering; the
+//!     always-present fields ts and src_ip appear as null when unknown,
+//!     actor and target as {} when empty
+//!   - strings escaped exactly like this, and nothing else escaped:
+//!       "  -> \"        \  -> \\
+//!       U+0008 -> \b    U+000C -> \f    U+000A -> \n    U+000D -> \r    U+0009 -> \t
+//!       other U+0000..U+001F -> \u00XX with lowercase hex
+//!     every other character, including non-ASCII and U+007F, is written as itself
+//!   - numbers are integers written in decimal without sign "+", leading
+//!     zeros or exponent (the schema has no floating-point fields)
+//!   - timestamps are strings in the fixed RFC 3339 form of crate::time
+//!   - the version is the member "v" (currently 1); a change to any rule
+//!     above bumps it
+//! ```
+//!
+//! In Python this is `json.dumps(obj, sort_keys=True, separators=(",", ":"),
+//! ensure_ascii=False).encode()` applied to the exported object after
+//! deleting `hash` and `prev_hash`, and the interop tests check exactly that.
+//!
+//! [`encode`] is the fast hand-written encoder used on the hot path;
+//! [`encode_reference`] derives the same bytes through `serde_json::Value` and
+//! exists so tests can check the two against each other on arbitrary events.
+
+use std::net::IpAddr;
+
+use crate::event::{Actor, AuditEvent, Http, Target};
+use crate::time::Timestamp;
+
+/// Appends the canonical encoding of `ev` to `out`.
+pub fn encode_into(ev: &AuditEvent, out: &mut Vec<u8>) {
+    let mut w = ObjectWriter::new(out);
+    w.str("action", &ev.action);
+    w.key("actor");
+    actor(w.out, &ev.actor);
+    w.opt_str("agent_id", ev.agent_id.as_deref());
+    w.opt_str("auth_method", ev.auth_method.as_deref());
+    w.str("category", ev.category.as_str());
+    w.opt_str("command", ev.command.as_deref());
+    w.opt_str("cwd", ev.cwd.as_deref());
+    if !ev.fields.is_empty() {
+        w.key("fields");
+        let mut f = ObjectWriter::new(w.out);
+        for (k, v) in &ev.fields {
+            f.str(k, v);
+        }
+        f.finish();
+    }
+    if !ev.flags.is_empty() {
+        w.key("flags");
+        w.out.push(b'[');
+        for (i, name) in ev.flags.names().enumerate() {
+            if i > 0 {
+                w.out.push(b',');
+            }
+            string(w.out, name);
+        }
+        w.out.push(b']');
+    }
+    w.opt_str("host", ev.host.as_deref());
+    if let Some(h) = &ev.http {
+        w.key("http");
+        http(w.out, h);
+    }
+    w.opt_str("key_fingerprint", ev.key_fingerprint.as_deref());
+    w.opt_str("key_type", ev.key_type.as_deref());
+    if let Some(ts) = &ev.observed_ts {
+        w.key("observed_ts");
+        timestamp(w.out, ts);
+    }
+    w.str("outcome", ev.outcome.as_str());
+    w.opt_uint("pid", ev.pid.map(u64::from));
+    w.opt_str("program", ev.program.as_deref());
+    w.str("raw", &ev.raw);
+    w.opt_str("raw_ts", ev.raw_ts.as_deref());
+    w.opt_str("reason", ev.reason.as_deref());
+    w.opt_str("request_id", ev.request_id.as_deref());
+    w.opt_uint("seq", ev.seq);
+    w.opt_str("session_id", ev.session_id.as_deref());
+    w.opt_str("source", ev.source.as_deref());
+    w.opt_str("src_addr", ev.src_addr.as_deref());
+    w.key("src_ip");
+    match &ev.src_ip {
+        Some(ip) => ip_addr(w.out, ip),
+        None => w.out.extend_from_slice(b"null"),
+    }
+    w.opt_uint("src_port", ev.src_port.map(u64::from));
+    w.key("target");
+    target(w.out, &ev.target);
+    w.key("ts");
+    match &ev.ts {
+        Some(ts) => timestamp(w.out, ts),
+        None => w.out.extend_from_slice(b"null"),
+    }
+    w.opt_str("tty", ev.tty.as_deref());
+    w.opt_str("user_agent", ev.user_agent.as_deref());
+    w.opt_uint("v", Some(u64::from(ev.v)));
+    w.finish();
+}
+
+/// The canonical encoding of `ev`.
+pub fn encode(ev: &AuditEvent) -> Vec<u8> {
+    let mut out = Vec::with_capacity(ev.raw.len() * 2 + 256);
+    encode_into(ev, &mut out);
+    out
+}
+
+/// The canonical encoding derived generically from the native JSON value.
+///
+/// Slow; used to check [`encode`] and as the executable form of the spec.
+pub fn encode_reference(ev: &AuditEvent) -> Vec<u8> {
+    fn sorted(v: serde_json::Value) -> serde_json::Value {
+        match v {
+            serde_json::Value::Object(m) => {
+                let mut entries: Vec<_> = m.into_iter().collect();
+                entries.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+                // Rebuild in sorted order; with or without serde_json's
+                // `preserve_order` the result serializes sorted.
+                serde_json::Value::Object(
+                    entries.into_iter().map(|(k, v)| (k, sorted(v))).collect(),
+                )
+            }
+            serde_json::Value::Array(a) => {
+                serde_json::Value::Array(a.into_iter().map(sorted).collect())
+            }
+            other => other,
+        }
+    }
+    let mut v = serde_json::to_value(ev).expect("events always serialize");
+    if let Some(m) = v.as_object_mut() {
+        m.remove("hash");
+        m.remove("prev_hash");
+    }
+    serde_json::to_vec(&sorted(v)).expect("values always serialize")
+}
+
+struct ObjectWriter<'a> {
+    out: &'a mut Vec<u8>,
+    first: bool,
+}
+
+impl<'a> ObjectWriter<'a> {
+    fn new(out: &'a mut Vec<u8>) -> Self {
+        out.push(b'{');
+        ObjectWriter { out, first: true }
+    }
+
+    fn key(&mut self, k: &str) {
+        if !self.first {
+            self.out.push(b',');
+        }
+        self.first = false;
+        string(self.out, k);
+        self.out.push(b':');
+    }
+
+    fn str(&mut self, k: &str, v: &str) {
+        self.key(k);
+        string(self.out, v);
+    }
+
+    fn opt_str(&mut self, k: &str, v: Option<&str>) {
+        if let Some(v) = v {
+            self.str(k, v);
+        }
+    }
+
+    fn opt_uint(&mut self, k: &str, v: Option<u64>) {
+        if let Some(v) = v {
+            self.key(k);
+            uint(self.out, v);
+        }
+    }
+
+    fn finish(self) {
+        self.out.push(b'}');
+    }
+}
+
+fn actor(out: &mut Vec<u8>, a: &Actor) {
+    let mut w = ObjectWriter::new(out);
+    w.opt_uint("uid", a.uid.map(u64::from));
+    w.opt_str("user", a.user.as_deref());
+    w.finish();
+}
+
+fn target(out: &mut Vec<u8>, t: &Target) {
+    let mut w = ObjectWriter::new(out);
+    w.opt_uint("gid", t.gid.map(u64::from));
+    w.opt_str("group", t.group.as_deref());
+    w.opt_str("resource", t.resource.as_deref());
+    w.opt_uint("uid", t.uid.map(u64::from));
+    w.opt_str("url", t.url.as_deref());
+    w.opt_str("user", t.user.as_deref());
+    w.finish();
+}
+
+fn http(out: &mut Vec<u8>, h: &Http) {
+    let mut w = ObjectWriter::new(out);
+    w.opt_uint("bytes", h.bytes);
+    w.opt_uint("duration_us", h.duration_us);
+    if !h.forwarded_for.is_empty() {
+        w.key("forwarded_for");
+        w.out.push(b'[');
+        for (i, a) in h.forwarded_for.iter().enumerate() {
+            if i > 0 {
+                w.out.push(b',');
+            }
+            string(w.out, a);
+        }
+        w.out.push(b']');
+    }
+    w.opt_str("host", h.host.as_deref());
+    w.opt_str("method", h.method.as_deref());
+    w.opt_str("referrer", h.referrer.as_deref());
+    w.opt_str("request", h.request.as_deref());
+    w.opt_uint("status", h.status.map(u64::from));
+    w.opt_str("version", h.version.as_deref());
+    w.finish();
+}
+
+fn timestamp(out: &mut Vec<u8>, ts: &Timestamp) {
+    let mut buf = [0u8; 35];
+    let n = ts.write_rfc3339(&mut buf);
+    out.push(b'"');
+    out.extend_from_slice(&buf[..n]);
+    out.push(b'"');
+}
+
+fn ip_addr(out: &mut Vec<u8>, ip: &IpAddr) {
+    use std::io::Write;
+    out.push(b'"');
+    // Writing into a Vec cannot fail.
+    let _ = write!(out, "{ip}");
+    out.push(b'"');
+}
+
+fn uint(out: &mut Vec<u8>, mut v: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[i..]);
+}
+
+/// Writes `s` as a JSON string with the escaping rules in the module docs.
+pub fn string(out: &mut Vec<u8>, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push(b'"');
+    let b = s.as_bytes();
+    let mut start = 0;
+    for (i, &c) in b.iter().enumerate() {
+        let esc: &[u8] = match c {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x08 => b"\\b",
+            0x0c => b"\\f",
+            0..=0x1f => {
+                out.extend_from_slice(&b[start..i]);
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX[usize::from(c >> 4)]);
+                out.push(HEX[usize::from(c & 15)]);
+                start = i + 1;
+                continue;
+            }
+            _ => continue,
+        };
+        out.extend_from_slice(&b[start..i]);
+        out.extend_from_slice(esc);
+        start = i + 1;
+    }
+    out.extend_from_slice(&b[start..]);
+    out.push(b'"');
+}
+
+#[cfg(test)]
+mod tests;

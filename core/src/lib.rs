@@ -1,0 +1,26 @@
+//! auditship-core: the audit event and everything that must be byte-exact.
+//!
+//! Every other crate depends on this one. It holds:
+//!
+//! * [`event`]: the [`AuditEvent`] schema, one shape for every log source;
+//! * [`time`]: timestamps that keep their UTC offset, with fixed parsing and
+//!   formatting;
+//! * [`lossless`]: turning raw bytes into text without silently replacing
+//!   invalid UTF-8;
+//! * [`canonical`]: the versioned, documented byte form that hashes and
+//!   signatures cover;
+//! * [`ecs`] and [`ocsf`]: renderings for SIEMs that speak the Elastic Common
+//!   Schema or OCSF.
+//!
+//! Hash chains, the wire batch format, the Merkle tree and checkpoints will
+//! join these modules; they all build on the canonical encoding.
+
+pub mod canonical;
+pub mod ecs;
+pub mod event;
+pub mod lossless;
+pub mod ocsf;
+pub mod time;
+
+pub use event::{Actor, AuditEvent, Category, Flags, Http, Outcome, Target};
+pub use time::Timestamp;
