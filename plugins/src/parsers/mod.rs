@@ -1,0 +1,247 @@
+//! Parsers: one frame (a line of bytes) in, one [`AuditEvent`] out.
+//!
+//! [`Parser`] is the single entry point. It owns the per-format state (the
+//! compiled access-log formats, the syslog [`Clock`] that infers years, the
+//! JSON mapping) and never fails: a line that no parser understands becomes
+//! an `unparsed` event that keeps the raw text and whatever the framing
+//! found (program, host, time). Invalid UTF-8 is escaped losslessly (see
+//! [`auditship_core::lossless`]) and flagged, never replaced.
+//!
+//! Formats:
+//! * `nginx`, `apache`: access logs ([`access`]); a user-supplied
+//!   `log_format`/`LogFormat` replaces the built-in list;
+//! * `auth`: syslog-framed auth logs ([`syslog`] then [`auth`]);
+//! * `json`: application JSON lines ([`json`]);
+//! * `auto`: per line, `{` means JSON, a syslog header means auth, anything
+//!   else is tried as an access log.
+
+pub mod access;
+pub mod auth;
+pub mod json;
+pub mod syslog;
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+
+use auditship_core::{lossless, AuditEvent, Flags, Timestamp};
+
+use access::{AccessParser, CompiledFormat, Flavor, FormatError};
+use syslog::{Clock, YearMode, Zone};
+
+/// Which parser to apply to lines.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Format {
+    /// Detect per line.
+    #[default]
+    Auto,
+    /// nginx access logs.
+    Nginx,
+    /// Apache access logs.
+    Apache,
+    /// Syslog-framed auth logs.
+    Auth,
+    /// JSON lines.
+    Json,
+}
+
+impl Format {
+    /// The name used on the command line, in configs and in metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Auto => "auto",
+            Format::Nginx => "nginx",
+            Format::Apache => "apache",
+            Format::Auth => "auth",
+            Format::Json => "json",
+        }
+    }
+}
+
+impl FromStr for Format {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "auto" => Format::Auto,
+            "nginx" => Format::Nginx,
+            "apache" => Format::Apache,
+            "auth" | "syslog" => Format::Auth,
+            "json" => Format::Json,
+            other => {
+                return Err(format!(
+                    "unknown format {other:?}; expected auto, nginx, apache, auth or json"
+                ))
+            }
+        })
+    }
+}
+
+/// Everything needed to build a [`Parser`].
+#[derive(Clone, Debug, Default)]
+pub struct ParserOptions {
+    /// Which parser to apply.
+    pub format: Format,
+    /// A custom nginx `log_format` string (with `format = nginx` or `auto`).
+    pub nginx_log_format: Option<String>,
+    /// A custom Apache `LogFormat` string (with `format = apache` or `auto`).
+    pub apache_log_format: Option<String>,
+    /// Year for RFC 3164 timestamps of the first line; rolls over with the file.
+    /// Without it, the year is inferred from the time each line is read.
+    pub year: Option<i32>,
+    /// Zone for timestamps written without one: `local` (default), `UTC`,
+    /// `+HH:MM`, or an IANA name.
+    pub timezone: Option<String>,
+    /// JSON field path -> schema field.
+    pub json_mapping: BTreeMap<String, String>,
+}
+
+/// A configuration a parser cannot be built from.
+#[derive(Debug, thiserror::Error)]
+pub enum ParserError {
+    /// The access-log format string does not compile.
+    #[error(transparent)]
+    LogFormat(#[from] FormatError),
+    /// The time zone is unknown.
+    #[error("{0}")]
+    TimeZone(String),
+    /// The JSON mapping names an unknown schema field.
+    #[error("{0}")]
+    JsonMapping(String),
+}
+
+/// Counts of what a parser saw, for metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ParseStats {
+    /// Lines parsed into a known event.
+    pub parsed: u64,
+    /// Lines that became `unparsed` events.
+    pub unparsed: u64,
+    /// Lines that were not valid UTF-8 and were escaped.
+    pub escaped: u64,
+}
+
+/// Turns lines into events. See the module docs.
+#[derive(Clone, Debug)]
+pub struct Parser {
+    format: Format,
+    access: AccessParser,
+    clock: Clock,
+    json: json::JsonMapping,
+    stats: ParseStats,
+}
+
+impl Parser {
+    /// Builds a parser, compiling formats and resolving the time zone.
+    pub fn new(opts: &ParserOptions) -> Result<Self, ParserError> {
+        let access = match (opts.format, &opts.nginx_log_format, &opts.apache_log_format) {
+            (Format::Apache, _, Some(f)) => {
+                AccessParser::custom(CompiledFormat::apache("custom", f)?, Some("apache"))
+            }
+            (Format::Nginx, Some(f), _) => {
+                AccessParser::custom(CompiledFormat::nginx("custom", f)?, Some("nginx"))
+            }
+            (Format::Auto, Some(f), _) => {
+                AccessParser::custom(CompiledFormat::nginx("custom", f)?, None)
+            }
+            (Format::Auto, None, Some(f)) => {
+                AccessParser::custom(CompiledFormat::apache("custom", f)?, None)
+            }
+            (Format::Nginx, None, _) => AccessParser::builtin(Flavor::Nginx),
+            (Format::Apache, _, None) => AccessParser::builtin(Flavor::Apache),
+            _ => AccessParser::builtin(Flavor::Any),
+        };
+        let zone = Zone::parse(opts.timezone.as_deref().unwrap_or("local"))
+            .map_err(ParserError::TimeZone)?;
+        let year = match opts.year {
+            Some(year) => YearMode::Fixed {
+                year,
+                last_month: None,
+            },
+            None => YearMode::Reference,
+        };
+        Ok(Parser {
+            format: opts.format,
+            access,
+            clock: Clock::new(zone, year),
+            json: json::JsonMapping::new(&opts.json_mapping).map_err(ParserError::JsonMapping)?,
+            stats: ParseStats::default(),
+        })
+    }
+
+    /// What this parser has seen so far.
+    pub fn stats(&self) -> ParseStats {
+        self.stats
+    }
+
+    /// The format this parser applies.
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
+    /// Parses `line` (without its newline), inferring years relative to now.
+    pub fn parse(&mut self, line: &[u8]) -> AuditEvent {
+        self.parse_at(line, Timestamp::now_utc())
+    }
+
+    /// Parses `line` (without its newline); `reference` is when it was read.
+    pub fn parse_at(&mut self, line: &[u8], reference: Timestamp) -> AuditEvent {
+        let (text, escaped) = lossless::to_text(line);
+        let t = text.trim_end_matches(['\r', '\n']);
+        let ev = match self.format {
+            Format::Nginx | Format::Apache => self.access.parse(t),
+            Format::Auth => Some(self.auth(t, reference)),
+            Format::Json => json::parse(t, &self.json),
+            Format::Auto => {
+                if t.starts_with('{') {
+                    json::parse(t, &self.json)
+                } else if syslog::looks_like_syslog(t) {
+                    Some(self.auth(t, reference))
+                } else {
+                    self.access.parse(t)
+                }
+            }
+        };
+        let mut ev = ev.unwrap_or_else(|| AuditEvent::unparsed(String::new()));
+        if ev.is_unparsed() {
+            self.stats.unparsed += 1;
+        } else {
+            self.stats.parsed += 1;
+        }
+        if escaped {
+            self.stats.escaped += 1;
+            ev.flags.insert(Flags::RAW_ESCAPED);
+        }
+        ev.raw = text.into_owned();
+        ev
+    }
+
+    fn auth(&mut self, t: &str, reference: Timestamp) -> AuditEvent {
+        let Some(h) = syslog::parse(t, &mut self.clock, reference) else {
+            return AuditEvent::unparsed(String::new());
+        };
+        let mut ev = auth::parse(h.program, h.msg)
+            .unwrap_or_else(|| AuditEvent::unparsed(String::new()));
+        ev.ts = h.ts;
+        ev.raw_ts = Some(h.raw_ts.to_string()).filter(|s| !s.is_empty() && s != "-");
+        ev.host = h.host.map(str::to_string);
+        ev.program = h.program.map(str::to_string);
+        ev.pid = h.pid;
+        if let Some(m) = h.msgid {
+            ev.fields.insert("syslog_msgid".into(), m.to_string());
+        }
+        if let Some(sd) = h.structured_data {
+            ev.fields
+                .insert("syslog_structured_data".into(), sd.to_string());
+        }
+        if let Some((facility, severity)) = h.pri {
+            ev.fields
+                .insert("syslog_facility".into(), facility.to_string());
+            ev.fields
+                .insert("syslog_severity".into(), severity.to_string());
+        }
+        ev
+    }
+}
+
+#[cfg(test)]
+mod tests;
