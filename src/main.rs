@@ -1,1 +1,36 @@
-fn main() {}
+//! `auditship`: the single binary for every role and tool.
+//!
+//! This file only declares the command line and dispatches; each command
+//! lives in its own module under `commands/`.
+
+mod commands;
+
+use clap::{Parser, Subcommand};
+
+/// Tamper-evident audit-log pipeline.
+#[derive(Parser)]
+#[command(name = "auditship", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Parse log lines from files or stdin into audit events, one JSON object per line.
+    Parse(commands::parse::ParseArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Parse(args) => commands::parse::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("auditship: {e:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}

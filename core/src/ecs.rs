@@ -223,7 +223,11 @@ fn classify(ev: &AuditEvent) -> (&'static str, Vec<&'static str>, Vec<&'static s
         }
         Category::Privilege => ("event", vec!["process"], vec!["start"]),
         Category::Account => {
-            let kind = if a.starts_with("group") { "group" } else { "user" };
+            let kind = if a.starts_with("group") {
+                "group"
+            } else {
+                "user"
+            };
             let change = if a.ends_with("_created") {
                 "creation"
             } else if a.ends_with("_deleted") {

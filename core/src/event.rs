@@ -430,7 +430,10 @@ mod tests {
             assert!(v.get(key).is_some(), "missing {key} in {v}");
         }
         assert_eq!(v["action"], "unparsed");
-        assert!(v.get("host").is_none(), "absent optional fields are omitted");
+        assert!(
+            v.get("host").is_none(),
+            "absent optional fields are omitted"
+        );
     }
 
     #[test]

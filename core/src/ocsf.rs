@@ -68,7 +68,10 @@ pub fn to_ocsf(ev: &AuditEvent) -> Value {
     d.set("category_name", category_name);
     d.set("activity_id", activity_id);
     d.set("activity_name", activity_name);
-    d.set("type_uid", u64::from(class_uid) * 100 + u64::from(activity_id));
+    d.set(
+        "type_uid",
+        u64::from(class_uid) * 100 + u64::from(activity_id),
+    );
     let severity = match (ev.category, ev.outcome) {
         (Category::Integrity, _) => 4,
         (Category::Authentication | Category::Privilege, Outcome::Failure) => 3,

@@ -6,6 +6,7 @@
 //! the agent grows; each is a module plus one variant in the config enum
 //! that names it, with no hidden registration.
 
+pub mod framing;
 pub mod parsers;
 
 pub use parsers::{Format, ParseStats, Parser, ParserError, ParserOptions};

@@ -121,7 +121,11 @@ prop_compose! {
 }
 
 fn f_bits(f: Flags) -> u8 {
-    Flags::NAMES.iter().position(|(g, _)| *g == f).map(|i| 1u8 << i).unwrap()
+    Flags::NAMES
+        .iter()
+        .position(|(g, _)| *g == f)
+        .map(|i| 1u8 << i)
+        .unwrap()
 }
 
 proptest! {

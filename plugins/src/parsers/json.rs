@@ -53,10 +53,34 @@ enum SchemaField {
 }
 
 const NAMES: &[&str] = &[
-    "ts", "host", "program", "pid", "category", "action", "outcome", "reason", "actor.user",
-    "actor.uid", "target.user", "target.uid", "target.group", "target.gid", "target.resource",
-    "target.url", "src_ip", "src_port", "user_agent", "request_id", "session_id", "tty", "cwd",
-    "command", "auth_method", "http.method", "http.status", "http.bytes",
+    "ts",
+    "host",
+    "program",
+    "pid",
+    "category",
+    "action",
+    "outcome",
+    "reason",
+    "actor.user",
+    "actor.uid",
+    "target.user",
+    "target.uid",
+    "target.group",
+    "target.gid",
+    "target.resource",
+    "target.url",
+    "src_ip",
+    "src_port",
+    "user_agent",
+    "request_id",
+    "session_id",
+    "tty",
+    "cwd",
+    "command",
+    "auth_method",
+    "http.method",
+    "http.status",
+    "http.bytes",
 ];
 
 impl JsonMapping {
@@ -141,7 +165,11 @@ fn flatten_into(out: &mut BTreeMap<String, String>, prefix: String, v: Value) {
     match v {
         Value::Object(m) => {
             for (k, v) in m {
-                let key = if prefix.is_empty() { k } else { format!("{prefix}.{k}") };
+                let key = if prefix.is_empty() {
+                    k
+                } else {
+                    format!("{prefix}.{k}")
+                };
                 flatten_into(out, key, v);
             }
         }
@@ -180,10 +208,16 @@ fn timestamp(v: &Value) -> Option<Timestamp> {
             let f = n.as_f64()?;
             let (secs, nanos) = if f.abs() > 1e11 {
                 let ms = n.as_i64().unwrap_or(f as i64);
-                (ms.div_euclid(1000), (ms.rem_euclid(1000) * 1_000_000) as u32)
+                (
+                    ms.div_euclid(1000),
+                    (ms.rem_euclid(1000) * 1_000_000) as u32,
+                )
             } else {
                 let secs = f.floor();
-                (secs as i64, ((f - secs) * 1e9).round().min(999_999_999.0) as u32)
+                (
+                    secs as i64,
+                    ((f - secs) * 1e9).round().min(999_999_999.0) as u32,
+                )
             };
             Timestamp::new(secs, nanos, 0)
         }

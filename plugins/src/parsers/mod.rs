@@ -219,8 +219,8 @@ impl Parser {
         let Some(h) = syslog::parse(t, &mut self.clock, reference) else {
             return AuditEvent::unparsed(String::new());
         };
-        let mut ev = auth::parse(h.program, h.msg)
-            .unwrap_or_else(|| AuditEvent::unparsed(String::new()));
+        let mut ev =
+            auth::parse(h.program, h.msg).unwrap_or_else(|| AuditEvent::unparsed(String::new()));
         ev.ts = h.ts;
         ev.raw_ts = Some(h.raw_ts.to_string()).filter(|s| !s.is_empty() && s != "-");
         ev.host = h.host.map(str::to_string);

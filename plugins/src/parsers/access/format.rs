@@ -204,9 +204,8 @@ impl CompiledFormat {
                 return Err(err(start, "'%' at end of format"));
             };
             i += 1;
-            let kind = apache_field(d, arg).ok_or_else(|| {
-                err(start, &format!("unknown directive '%{}'", d as char))
-            })?;
+            let kind = apache_field(d, arg)
+                .ok_or_else(|| err(start, &format!("unknown directive '%{}'", d as char)))?;
             if d == b't' && arg.is_none() {
                 // %t is "[07/Dec/2016:11:05:07 +0100]", brackets included.
                 lit.push('[');

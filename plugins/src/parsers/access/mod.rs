@@ -169,8 +169,18 @@ fn dash(s: &str) -> Option<&str> {
     (!s.is_empty() && s != "-").then_some(s)
 }
 
-fn build(tokens: &[Token], line: &str, spans: &[(usize, usize)], rest: usize) -> Option<AuditEvent> {
-    let mut ev = AuditEvent::new(Category::Web, "http_request", Outcome::Unknown, String::new());
+fn build(
+    tokens: &[Token],
+    line: &str,
+    spans: &[(usize, usize)],
+    rest: usize,
+) -> Option<AuditEvent> {
+    let mut ev = AuditEvent::new(
+        Category::Web,
+        "http_request",
+        Outcome::Unknown,
+        String::new(),
+    );
     let mut remote = AddrList::default();
     let mut xff = AddrList::default();
     let mut body_bytes = None;
@@ -201,8 +211,8 @@ fn build(tokens: &[Token], line: &str, spans: &[(usize, usize)], rest: usize) ->
             FieldKind::Msec => {
                 let (secs, ms) = v.split_once('.').unwrap_or((v, "0"));
                 let ms = ms.get(..3).unwrap_or(ms);
-                let nanos = auditship_core::time::digits(ms.as_bytes())?
-                    * 10u32.pow(9 - ms.len() as u32);
+                let nanos =
+                    auditship_core::time::digits(ms.as_bytes())? * 10u32.pow(9 - ms.len() as u32);
                 ev.ts = auditship_core::Timestamp::new(secs.parse().ok()?, nanos, 0);
                 ev.raw_ts = Some(v.to_string());
             }
@@ -298,7 +308,9 @@ fn build(tokens: &[Token], line: &str, spans: &[(usize, usize)], rest: usize) ->
 }
 
 fn tokens_have(tokens: &[Token], kind: &FieldKind) -> bool {
-    tokens.iter().any(|t| matches!(t, Token::Field(k) if k == kind))
+    tokens
+        .iter()
+        .any(|t| matches!(t, Token::Field(k) if k == kind))
 }
 
 fn bytes(v: &str) -> Option<Option<u64>> {

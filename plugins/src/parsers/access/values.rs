@@ -19,12 +19,14 @@ impl Addr<'_> {
     /// Documentation ranges count as public, as in Elastic's nginx module.
     pub fn is_public_ip(&self) -> bool {
         match self.ip {
-            Some(IpAddr::V4(v4)) => !(v4.is_private()
-                || v4.is_loopback()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64),
+            Some(IpAddr::V4(v4)) => {
+                !(v4.is_private()
+                    || v4.is_loopback()
+                    || v4.is_link_local()
+                    || v4.is_unspecified()
+                    || v4.is_broadcast()
+                    || v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64)
+            }
             Some(IpAddr::V6(v6)) => {
                 let seg0 = v6.segments()[0];
                 !(v6.is_loopback()
@@ -81,7 +83,10 @@ impl<'a> AddrList<'a> {
 /// line does not fit this format, and `None` is returned.
 pub(super) fn parse_addr_list(v: &str) -> Option<AddrList<'_>> {
     let mut list = AddrList::default();
-    for tok in v.split([',', ' ', '"']).filter(|t| !t.is_empty() && *t != "-") {
+    for tok in v
+        .split([',', ' ', '"'])
+        .filter(|t| !t.is_empty() && *t != "-")
+    {
         let inner = tok
             .strip_prefix('[')
             .and_then(|t| t.strip_suffix(']'))

@@ -41,7 +41,12 @@ pub fn parse(msg: &str) -> Option<AuditEvent> {
 /// `user USER logged out.`
 pub fn parse_legacy(msg: &str) -> Option<AuditEvent> {
     let user = msg.strip_prefix("user ")?.strip_suffix(" logged out.")?;
-    let mut ev = AuditEvent::new(Category::Session, "session_closed", Outcome::Success, String::new());
+    let mut ev = AuditEvent::new(
+        Category::Session,
+        "session_closed",
+        Outcome::Success,
+        String::new(),
+    );
     ev.target.user = some(user);
     Some(ev)
 }
@@ -62,7 +67,11 @@ fn parse_message(m: &str) -> Option<AuditEvent> {
         return Some(failure("", None));
     }
     if let Some(reason) = m.strip_prefix("check pass; ") {
-        let mut ev = new(Category::Authentication, "authentication_failure", Outcome::Failure);
+        let mut ev = new(
+            Category::Authentication,
+            "authentication_failure",
+            Outcome::Failure,
+        );
         ev.reason = some(reason);
         return Some(ev);
     }
@@ -112,7 +121,11 @@ fn name_uid(s: &str) -> (&str, Option<u32>) {
 }
 
 fn failure(kv: &str, count: Option<u32>) -> AuditEvent {
-    let mut ev = new(Category::Authentication, "authentication_failure", Outcome::Failure);
+    let mut ev = new(
+        Category::Authentication,
+        "authentication_failure",
+        Outcome::Failure,
+    );
     ev.reason = Some(match count {
         Some(n) => format!("{n} more authentication failures"),
         None => "authentication failure".into(),

@@ -54,7 +54,11 @@ pub fn parse(msg: &str) -> Option<AuditEvent> {
         }
         return ev.target.user.is_some().then_some(ev);
     }
-    for prefix in ["new group: ", "group added to /etc/group: ", "group added to /etc/gshadow: "] {
+    for prefix in [
+        "new group: ",
+        "group added to /etc/group: ",
+        "group added to /etc/gshadow: ",
+    ] {
         if let Some(kv) = msg.strip_prefix(prefix) {
             let mut ev = new("group_created");
             for (k, v) in kv_commas(kv) {
@@ -182,7 +186,10 @@ pub fn parse(msg: &str) -> Option<AuditEvent> {
         attribute(&mut ev, attr, old, new_v);
         return Some(ev);
     }
-    for (prefix, action) in [("lock user ", "user_locked"), ("unlock user ", "user_unlocked")] {
+    for (prefix, action) in [
+        ("lock user ", "user_locked"),
+        ("unlock user ", "user_unlocked"),
+    ] {
         if let Some(r) = msg.strip_prefix(prefix) {
             let (user, _) = quoted(r)?;
             let mut ev = new(action);
@@ -193,7 +200,8 @@ pub fn parse(msg: &str) -> Option<AuditEvent> {
     if let Some(user) = msg.strip_prefix("changed password expiry for ") {
         let mut ev = new("user_modified");
         ev.target.user = some(user.trim());
-        ev.fields.insert("attribute".into(), "password_expiry".into());
+        ev.fields
+            .insert("attribute".into(), "password_expiry".into());
         return Some(ev);
     }
     if let Some(r) = msg.strip_prefix("group changed in ") {
@@ -207,7 +215,10 @@ pub fn parse(msg: &str) -> Option<AuditEvent> {
             ev.target.group = some(name);
             ev.target.gid = gid.parse().ok();
             if let Some((attr, value)) = change.split_once(": ") {
-                ev.fields.insert("attribute".into(), attr.trim_start_matches("new ").to_string());
+                ev.fields.insert(
+                    "attribute".into(),
+                    attr.trim_start_matches("new ").to_string(),
+                );
                 ev.fields.insert("new".into(), value.to_string());
             }
         }

@@ -124,7 +124,8 @@ fn parse_inner(msg: &str) -> Option<AuditEvent> {
         // ":11: disconnected by user" -> code 11, reason text.
         if let Some((code, text)) = reason.split_once(':') {
             if code.trim().parse::<u32>().is_ok() {
-                ev.fields.insert("disconnect_code".into(), code.trim().to_string());
+                ev.fields
+                    .insert("disconnect_code".into(), code.trim().to_string());
                 ev.reason = super::words::some(text.trim());
                 return Some(ev);
             }

@@ -24,7 +24,10 @@ impl<'a> Peer<'a> {
         if s.is_empty() || s.contains(' ') {
             return None;
         }
-        let inner = s.strip_prefix('[').and_then(|t| t.strip_suffix(']')).unwrap_or(s);
+        let inner = s
+            .strip_prefix('[')
+            .and_then(|t| t.strip_suffix(']'))
+            .unwrap_or(s);
         Some(match inner.parse::<IpAddr>() {
             Ok(ip) => Peer::Ip(ip),
             Err(_) => Peer::Host(s),
@@ -138,7 +141,10 @@ mod tests {
         assert_eq!(peer, Peer::Ip("2001:db8::1".parse().unwrap()));
         assert_eq!(port, Some(22));
         let (_, peer, port, tail) = split_from("x from host.example.com").unwrap();
-        assert_eq!((peer, port, tail), (Peer::Host("host.example.com"), None, ""));
+        assert_eq!(
+            (peer, port, tail),
+            (Peer::Host("host.example.com"), None, "")
+        );
         let (head, peer, port, tail) =
             split_addr_port("authenticating user root 10.1.2.3 port 51234").unwrap();
         assert_eq!(head, "authenticating user root");
@@ -150,12 +156,23 @@ mod tests {
 
     #[test]
     fn key_values() {
-        let kv: Vec<_> = kv_spaces("logname= uid=0 euid=0 tty=ssh ruser= rhost=1.2.3.4  user=root").collect();
+        let kv: Vec<_> =
+            kv_spaces("logname= uid=0 euid=0 tty=ssh ruser= rhost=1.2.3.4  user=root").collect();
         assert_eq!(kv[0], ("logname", ""));
         assert_eq!(kv[5], ("rhost", "1.2.3.4"));
         assert_eq!(kv[6], ("user", "root"));
         let kv: Vec<_> = kv_commas("name=apache, UID=48, home=/usr/share/httpd").collect();
-        assert_eq!(kv, [("name", "apache"), ("UID", "48"), ("home", "/usr/share/httpd")]);
-        assert_eq!(quoted("'alice' to group 'sudo'"), Some(("alice", " to group 'sudo'")));
+        assert_eq!(
+            kv,
+            [
+                ("name", "apache"),
+                ("UID", "48"),
+                ("home", "/usr/share/httpd")
+            ]
+        );
+        assert_eq!(
+            quoted("'alice' to group 'sudo'"),
+            Some(("alice", " to group 'sudo'"))
+        );
     }
 }

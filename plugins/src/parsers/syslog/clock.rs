@@ -186,7 +186,9 @@ mod tests {
     #[test]
     fn december_line_read_in_january_is_last_year() {
         let mut c = Clock::utc();
-        let ts = c.yearless(12, 31, 23, 59, 59, 0, at(2027, 1, 1, 0)).unwrap();
+        let ts = c
+            .yearless(12, 31, 23, 59, 59, 0, at(2027, 1, 1, 0))
+            .unwrap();
         assert_eq!(ts.to_string(), "2026-12-31T23:59:59Z");
     }
 

@@ -111,7 +111,11 @@ fn split_pri(line: &str) -> Option<(Option<(u8, u8)>, &str)> {
 
 /// `Mar  7 10:01:02`, optionally with `.ffffff` or a year before the time.
 /// Returns the time and the length of the timestamp.
-fn parse_3164_ts(s: &str, clock: &mut Clock, reference: Timestamp) -> Option<(Option<Timestamp>, usize)> {
+fn parse_3164_ts(
+    s: &str,
+    clock: &mut Clock,
+    reference: Timestamp,
+) -> Option<(Option<Timestamp>, usize)> {
     let b = s.as_bytes();
     if b.len() < 15 || b[3] != b' ' {
         return None;

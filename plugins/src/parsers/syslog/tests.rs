@@ -46,7 +46,10 @@ fn rfc3164_line_without_tag_keeps_message() {
 #[test]
 fn rsyslog_high_precision_form() {
     let h = hdr("2026-03-07T10:01:02.123456+01:00 web1 sudo: pam_unix(sudo:session): session closed for user root");
-    assert_eq!(h.ts.unwrap().to_string(), "2026-03-07T10:01:02.123456+01:00");
+    assert_eq!(
+        h.ts.unwrap().to_string(),
+        "2026-03-07T10:01:02.123456+01:00"
+    );
     assert_eq!(h.host, Some("web1"));
     assert_eq!(h.program, Some("sudo"));
     assert!(h.msg.starts_with("pam_unix("));
@@ -55,8 +58,16 @@ fn rsyslog_high_precision_form() {
 #[test]
 fn zoneless_iso_timestamp_uses_the_clock_zone() {
     let mut c = Clock::new(Zone::Fixed(5400), YearMode::Reference);
-    let h = parse("2019-06-14T10:40:20.912134 localhost sudo: x", &mut c, reference()).unwrap();
-    assert_eq!(h.ts.unwrap().to_string(), "2019-06-14T10:40:20.912134+01:30");
+    let h = parse(
+        "2019-06-14T10:40:20.912134 localhost sudo: x",
+        &mut c,
+        reference(),
+    )
+    .unwrap();
+    assert_eq!(
+        h.ts.unwrap().to_string(),
+        "2019-06-14T10:40:20.912134+01:30"
+    );
 }
 
 #[test]
@@ -69,21 +80,39 @@ fn rfc5424_with_structured_data_and_bom() {
     assert_eq!(h.program, Some("sshd"));
     assert_eq!(h.pid, Some(812));
     assert_eq!(h.msgid, Some("AUTH"));
-    assert_eq!(h.structured_data, Some("[meta seq=\"1\" note=\"a]b\"][x y=\"\\\"\"]"));
-    assert_eq!(h.msg, "Accepted publickey for alice from 192.0.2.9 port 5022 ssh2");
+    assert_eq!(
+        h.structured_data,
+        Some("[meta seq=\"1\" note=\"a]b\"][x y=\"\\\"\"]")
+    );
+    assert_eq!(
+        h.msg,
+        "Accepted publickey for alice from 192.0.2.9 port 5022 ssh2"
+    );
 }
 
 #[test]
 fn rfc5424_nil_values() {
     let h = hdr("<13>1 - - - - - - hello");
-    assert_eq!((h.ts, h.host, h.program, h.pid, h.msgid), (None, None, None, None, None));
+    assert_eq!(
+        (h.ts, h.host, h.program, h.pid, h.msgid),
+        (None, None, None, None, None)
+    );
     assert_eq!(h.msg, "hello");
 }
 
 #[test]
 fn not_syslog_is_rejected() {
-    for line in ["", "hello world", "<999>Mar  7 10:01:02 h p: m", "Mar 7", "10.0.0.1 - - [07/Dec/2016:11:05:07 +0100] \"GET / HTTP/1.1\" 200 1"] {
-        assert!(parse(line, &mut Clock::utc(), reference()).is_none(), "{line:?}");
+    for line in [
+        "",
+        "hello world",
+        "<999>Mar  7 10:01:02 h p: m",
+        "Mar 7",
+        "10.0.0.1 - - [07/Dec/2016:11:05:07 +0100] \"GET / HTTP/1.1\" 200 1",
+    ] {
+        assert!(
+            parse(line, &mut Clock::utc(), reference()).is_none(),
+            "{line:?}"
+        );
     }
     assert!(looks_like_syslog("Mar  7 10:01:02 h p: m"));
     assert!(looks_like_syslog("<13>1 - - - - - - hello"));

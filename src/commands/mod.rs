@@ -1,0 +1,3 @@
+//! The implementations of `auditship`'s subcommands.
+
+pub mod parse;
