@@ -139,9 +139,7 @@ fn match_tokens(tokens: &[Token], line: &str, spans: &mut Vec<(usize, usize)>) -
                     Some(Token::Lit(next)) if quoted && next.starts_with('"') => {
                         find_closing_quote(&b[pos..], next.as_bytes())? + pos
                     }
-                    Some(Token::Lit(next)) => {
-                        memchr::memmem::find(&b[pos..], next.as_bytes())? + pos
-                    }
+                    Some(Token::Lit(next)) => find_literal(&b[pos..], next.as_bytes())? + pos,
                     Some(Token::Field(_)) => return None,
                 };
                 spans.push((pos, end));
@@ -150,6 +148,23 @@ fn match_tokens(tokens: &[Token], line: &str, spans: &mut Vec<(usize, usize)>) -
         }
     }
     Some(pos)
+}
+
+/// Offset of the first occurrence of `lit` in `hay`.
+///
+/// Format literals are a few bytes long, so a `memchr` for the first byte
+/// plus a comparison beats building a substring searcher per call.
+fn find_literal(hay: &[u8], lit: &[u8]) -> Option<usize> {
+    let (&first, rest) = lit.split_first()?;
+    let mut from = 0;
+    while let Some(i) = memchr::memchr(first, &hay[from..]) {
+        let at = from + i;
+        if hay[at + 1..].starts_with(rest) {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
 }
 
 /// Offset of the first unescaped `"` in `b` at which `next` matches.

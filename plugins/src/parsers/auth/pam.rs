@@ -16,8 +16,10 @@
 //!
 //! `target.resource` is the PAM service (`sshd`, `sudo`, `su-l`) and
 //! `fields.pam_module` the module. For failures, `actor.user` is `user=` (or
-//! `ruser=` when `user=` is empty), `actor.uid` is `uid=`, and `rhost=`
-//! becomes `src_ip` or `src_addr`. For sessions, `target.user` is the user
+//! `ruser=` when `user=` is empty) and `rhost=` becomes `src_ip` or
+//! `src_addr`. `uid=`, `euid=` and `logname=` describe the *calling
+//! process* (sshd runs as uid 0 whoever tries to log in), so they are kept
+//! in `fields.uid`, `fields.euid` and `fields.logname`, never as `actor.uid`. For sessions, `target.user` is the user
 //! the session is for and `actor` the user who opened it (`by alice(uid=1000)`).
 //!
 //! The legacy line `user USER logged out.` (program `pam`) is read as
@@ -138,8 +140,7 @@ fn failure(kv: &str, count: Option<u32>) -> AuditEvent {
         match k {
             "user" => ev.actor.user = some(v),
             "ruser" => ruser = some(v),
-            "uid" => ev.actor.uid = v.parse().ok(),
-            "euid" | "logname" if !v.is_empty() => {
+            "uid" | "euid" | "logname" if !v.is_empty() => {
                 ev.fields.insert(k.to_string(), v.to_string());
             }
             "tty" => ev.tty = some(v),

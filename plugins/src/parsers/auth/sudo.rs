@@ -72,9 +72,10 @@ pub fn parse(msg: &str) -> Option<AuditEvent> {
 }
 
 fn classify_error(e: &str) -> (&'static str, &str) {
-    if e.ends_with("incorrect password attempts") || e.ends_with("incorrect password attempt") {
-        ("sudo_auth_failure", e)
-    } else if e == "a password is required" {
+    if e.ends_with("incorrect password attempts")
+        || e.ends_with("incorrect password attempt")
+        || e == "a password is required"
+    {
         ("sudo_auth_failure", e)
     } else if e.starts_with("user NOT in sudoers") || e.starts_with("user NOT authorized") {
         ("sudo_not_in_sudoers", e)

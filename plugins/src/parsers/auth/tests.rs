@@ -522,7 +522,9 @@ fn sudo_pam_authentication_failure() {
         None,
         None,
     );
-    assert_eq!(ev.actor.uid, Some(1002));
+    // uid= is the calling process's uid (here sudo's real uid), kept as a field.
+    assert_eq!(ev.fields["uid"], "1002");
+    assert_eq!(ev.actor.uid, None);
     assert_eq!(ev.tty.as_deref(), Some("/dev/pts/2"));
     assert_eq!(ev.target.resource.as_deref(), Some("sudo"));
     assert_eq!(ev.fields["pam_module"], "pam_unix");
@@ -567,7 +569,10 @@ fn pam_unix_authentication_failure_with_rhost_user_and_uid() {
         Some("203.0.113.9"),
         None,
     );
-    assert_eq!(ev.actor.uid, Some(0));
+    // Regression: uid=0 is sshd's own uid; mapping it to actor.uid claimed the
+    // user trying to log in was uid 0.
+    assert_eq!(ev.actor.uid, None);
+    assert_eq!(ev.fields["uid"], "0");
     assert_eq!(ev.tty.as_deref(), Some("ssh"));
     let ev = parse("Nov 20 13:00:01 h sshd[10]: pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=scanner.example.net");
     assert_eq!(ev.src_addr.as_deref(), Some("scanner.example.net"));
@@ -608,7 +613,7 @@ fn pam_faillock_lockout_and_failure() {
         None,
         None,
     );
-    assert_eq!(ev.actor.uid, Some(1003));
+    assert_eq!(ev.fields["uid"], "1003");
 }
 
 #[test]

@@ -105,7 +105,7 @@ fn split_pri(line: &str) -> Option<(Option<(u8, u8)>, &str)> {
         return Some((None, line));
     };
     let end = rest.find('>')?;
-    let n = digits(rest[..end].as_bytes()).filter(|n| end > 0 && end <= 3 && *n <= 191)?;
+    let n = digits(&rest.as_bytes()[..end]).filter(|n| end > 0 && end <= 3 && *n <= 191)?;
     Some((Some(((n / 8) as u8, (n % 8) as u8)), &rest[end + 1..]))
 }
 
