@@ -60,15 +60,7 @@ pub fn encode_into(ev: &AuditEvent, out: &mut Vec<u8>) {
         f.finish();
     }
     if !ev.flags.is_empty() {
-        w.key("flags");
-        w.out.push(b'[');
-        for (i, name) in ev.flags.names().enumerate() {
-            if i > 0 {
-                w.out.push(b',');
-            }
-            string(w.out, name);
-        }
-        w.out.push(b']');
+        w.str_array("flags", ev.flags.names());
     }
     w.opt_str("host", ev.host.as_deref());
     if let Some(h) = &ev.http {
@@ -178,6 +170,18 @@ impl<'a> ObjectWriter<'a> {
         }
     }
 
+    fn str_array<'s>(&mut self, k: &str, items: impl Iterator<Item = &'s str>) {
+        self.key(k);
+        self.out.push(b'[');
+        for (i, item) in items.enumerate() {
+            if i > 0 {
+                self.out.push(b',');
+            }
+            string(self.out, item);
+        }
+        self.out.push(b']');
+    }
+
     fn opt_uint(&mut self, k: &str, v: Option<u64>) {
         if let Some(v) = v {
             self.key(k);
@@ -213,15 +217,7 @@ fn http(out: &mut Vec<u8>, h: &Http) {
     w.opt_uint("bytes", h.bytes);
     w.opt_uint("duration_us", h.duration_us);
     if !h.forwarded_for.is_empty() {
-        w.key("forwarded_for");
-        w.out.push(b'[');
-        for (i, a) in h.forwarded_for.iter().enumerate() {
-            if i > 0 {
-                w.out.push(b',');
-            }
-            string(w.out, a);
-        }
-        w.out.push(b']');
+        w.str_array("forwarded_for", h.forwarded_for.iter().map(String::as_str));
     }
     w.opt_str("host", h.host.as_deref());
     w.opt_str("method", h.method.as_deref());

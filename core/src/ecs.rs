@@ -121,12 +121,8 @@ pub fn to_ecs(ev: &AuditEvent) -> Value {
         d.set("group.id", gid.to_string());
     }
     d.opt("auditship.target.resource", &ev.target.resource);
-    if let Some(url) = &ev.target.url {
-        d.set("url.original", url.as_str());
-        let (path, query) = match url.split_once('?') {
-            Some((p, q)) => (p, Some(q)),
-            None => (url.as_str(), None),
-        };
+    if let Some((path, query)) = ev.target.url_path_query() {
+        d.opt("url.original", &ev.target.url);
         d.set("url.path", path);
         if let Some(q) = query {
             d.set("url.query", q);

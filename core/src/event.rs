@@ -414,6 +414,15 @@ impl Target {
     pub fn is_empty(&self) -> bool {
         *self == Target::default()
     }
+
+    /// `url` split at the first `?` into path and query.
+    pub fn url_path_query(&self) -> Option<(&str, Option<&str>)> {
+        let url = self.url.as_deref()?;
+        Some(match url.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (url, None),
+        })
+    }
 }
 
 #[cfg(test)]

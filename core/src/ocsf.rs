@@ -133,12 +133,8 @@ pub fn to_ocsf(ev: &AuditEvent) -> Value {
     d.opt("unmapped.cwd", &ev.cwd);
     d.opt("unmapped.key_type", &ev.key_type);
     d.opt("unmapped.key_fingerprint", &ev.key_fingerprint);
-    if let Some(url) = &ev.target.url {
-        d.set("http_request.url.url_string", url.as_str());
-        let (path, query) = match url.split_once('?') {
-            Some((p, q)) => (p, Some(q)),
-            None => (url.as_str(), None),
-        };
+    if let Some((path, query)) = ev.target.url_path_query() {
+        d.opt("http_request.url.url_string", &ev.target.url);
         d.set("http_request.url.path", path);
         if let Some(q) = query {
             d.set("http_request.url.query_string", q);

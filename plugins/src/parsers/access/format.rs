@@ -113,132 +113,141 @@ pub const APACHE_VHOST_COMBINED: &str =
 impl CompiledFormat {
     /// Compiles an nginx `log_format` string.
     pub fn nginx(name: &str, format: &str) -> Result<Self, FormatError> {
-        let err = |at: usize, what: &str| FormatError {
-            dialect: "nginx",
-            at,
-            what: what.to_string(),
-            format: format.to_string(),
-        };
-        let b = format.as_bytes();
-        let mut tokens = Vec::new();
-        let mut lit = String::new();
-        let mut i = 0;
-        while i < b.len() {
-            if b[i] != b'$' {
-                let ch = format[i..].chars().next().unwrap_or_default();
-                lit.push(ch);
-                i += ch.len_utf8();
-                continue;
-            }
-            let start = i;
-            i += 1;
-            let braced = b.get(i) == Some(&b'{');
+        compile("nginx", name, format, b'$', |b, i| {
+            let (start, s) = (*i, b.format.as_bytes());
+            *i += 1;
+            let braced = s.get(*i) == Some(&b'{');
             if braced {
-                i += 1;
+                *i += 1;
             }
-            let name_start = i;
-            while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
-                i += 1;
+            let name_start = *i;
+            while *i < s.len() && (s[*i].is_ascii_alphanumeric() || s[*i] == b'_') {
+                *i += 1;
             }
-            let var = &format[name_start..i];
+            let var = &b.format[name_start..*i];
             if var.is_empty() {
-                return Err(err(start, "'$' not followed by a variable name"));
+                return Err(b.err(start, "'$' not followed by a variable name"));
             }
             if braced {
-                if b.get(i) != Some(&b'}') {
-                    return Err(err(start, "unclosed '${'"));
+                if s.get(*i) != Some(&b'}') {
+                    return Err(b.err(start, "unclosed '${'"));
                 }
-                i += 1;
+                *i += 1;
             }
-            push_field(&mut tokens, &mut lit, nginx_field(var))
-                .map_err(|what| err(start, &what))?;
-        }
-        if !lit.is_empty() {
-            tokens.push(Token::Lit(lit));
-        }
-        Ok(CompiledFormat {
-            name: format!("nginx:{name}"),
-            tokens,
+            b.field(start, nginx_field(var))
         })
     }
 
     /// Compiles an Apache `LogFormat` string.
     pub fn apache(name: &str, format: &str) -> Result<Self, FormatError> {
-        let err = |at: usize, what: &str| FormatError {
-            dialect: "apache",
-            at,
-            what: what.to_string(),
-            format: format.to_string(),
-        };
-        let b = format.as_bytes();
-        let mut tokens = Vec::new();
-        let mut lit = String::new();
-        let mut i = 0;
-        while i < b.len() {
-            if b[i] != b'%' {
-                let ch = format[i..].chars().next().unwrap_or_default();
-                lit.push(ch);
-                i += ch.len_utf8();
-                continue;
-            }
-            let start = i;
-            i += 1;
-            if b.get(i) == Some(&b'%') {
-                lit.push('%');
-                i += 1;
-                continue;
+        compile("apache", name, format, b'%', |b, i| {
+            let (start, s) = (*i, b.format.as_bytes());
+            *i += 1;
+            if s.get(*i) == Some(&b'%') {
+                b.lit.push('%');
+                *i += 1;
+                return Ok(());
             }
             // Modifiers: status conditions ("400,501" or "!200"), "<" and ">".
-            while i < b.len() && matches!(b[i], b'<' | b'>' | b'!' | b',' | b'0'..=b'9') {
-                i += 1;
+            while *i < s.len() && matches!(s[*i], b'<' | b'>' | b'!' | b',' | b'0'..=b'9') {
+                *i += 1;
             }
             let mut arg = None;
-            if b.get(i) == Some(&b'{') {
-                let close = format[i..]
+            if s.get(*i) == Some(&b'{') {
+                let close = b.format[*i..]
                     .find('}')
-                    .ok_or_else(|| err(start, "unclosed '%{'"))?;
-                arg = Some(&format[i + 1..i + close]);
-                i += close + 1;
+                    .ok_or_else(|| b.err(start, "unclosed '%{'"))?;
+                arg = Some(&b.format[*i + 1..*i + close]);
+                *i += close + 1;
             }
-            let Some(&d) = b.get(i) else {
-                return Err(err(start, "'%' at end of format"));
+            let Some(&d) = s.get(*i) else {
+                return Err(b.err(start, "'%' at end of format"));
             };
-            i += 1;
+            *i += 1;
             let kind = apache_field(d, arg)
-                .ok_or_else(|| err(start, &format!("unknown directive '%{}'", d as char)))?;
+                .ok_or_else(|| b.err(start, &format!("unknown directive '%{}'", d as char)))?;
             if d == b't' && arg.is_none() {
                 // %t is "[07/Dec/2016:11:05:07 +0100]", brackets included.
-                lit.push('[');
-                push_field(&mut tokens, &mut lit, FieldKind::TimeLocal)
-                    .map_err(|what| err(start, &what))?;
-                lit.push(']');
+                b.lit.push('[');
+                b.field(start, FieldKind::TimeLocal)?;
+                b.lit.push(']');
+                Ok(())
             } else {
-                push_field(&mut tokens, &mut lit, kind).map_err(|what| err(start, &what))?;
+                b.field(start, kind)
             }
-        }
-        if !lit.is_empty() {
-            tokens.push(Token::Lit(lit));
-        }
-        Ok(CompiledFormat {
-            name: format!("apache:{name}"),
-            tokens,
         })
     }
 }
 
-fn push_field(tokens: &mut Vec<Token>, lit: &mut String, kind: FieldKind) -> Result<(), String> {
-    if lit.is_empty() {
-        if let Some(Token::Field(prev)) = tokens.last() {
-            return Err(format!(
-                "two fields with nothing between them ({prev:?} then {kind:?}); \
-                 the boundary between them cannot be found"
-            ));
+/// Literals and fields collected while a format string is read.
+struct Builder<'f> {
+    dialect: &'static str,
+    format: &'f str,
+    tokens: Vec<Token>,
+    lit: String,
+}
+
+impl Builder<'_> {
+    fn err(&self, at: usize, what: &str) -> FormatError {
+        FormatError {
+            dialect: self.dialect,
+            at,
+            what: what.to_string(),
+            format: self.format.to_string(),
         }
-    } else {
-        tokens.push(Token::Lit(std::mem::take(lit)));
     }
-    tokens.push(Token::Field(kind));
-    Ok(())
+
+    /// Ends the pending literal and adds a field; two adjacent fields are an
+    /// error because the boundary between them cannot be found.
+    fn field(&mut self, at: usize, kind: FieldKind) -> Result<(), FormatError> {
+        if self.lit.is_empty() {
+            if let Some(Token::Field(prev)) = self.tokens.last() {
+                let what = format!(
+                    "two fields with nothing between them ({prev:?} then {kind:?}); \
+                     the boundary between them cannot be found"
+                );
+                return Err(self.err(at, &what));
+            }
+        } else {
+            self.tokens.push(Token::Lit(std::mem::take(&mut self.lit)));
+        }
+        self.tokens.push(Token::Field(kind));
+        Ok(())
+    }
+}
+
+/// Reads `format`, copying literal text and handing each `sigil` to
+/// `directive`, which advances the index past the directive it reads.
+fn compile(
+    dialect: &'static str,
+    name: &str,
+    format: &str,
+    sigil: u8,
+    directive: impl Fn(&mut Builder<'_>, &mut usize) -> Result<(), FormatError>,
+) -> Result<CompiledFormat, FormatError> {
+    let mut b = Builder {
+        dialect,
+        format,
+        tokens: Vec::new(),
+        lit: String::new(),
+    };
+    let mut i = 0;
+    while i < format.len() {
+        if format.as_bytes()[i] == sigil {
+            directive(&mut b, &mut i)?;
+        } else {
+            let ch = format[i..].chars().next().unwrap_or_default();
+            b.lit.push(ch);
+            i += ch.len_utf8();
+        }
+    }
+    if !b.lit.is_empty() {
+        b.tokens.push(Token::Lit(b.lit));
+    }
+    Ok(CompiledFormat {
+        name: format!("{dialect}:{name}"),
+        tokens: b.tokens,
+    })
 }
 
 fn nginx_field(var: &str) -> FieldKind {
