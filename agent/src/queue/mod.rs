@@ -1,0 +1,1 @@
+//! Disk queue (in progress).
