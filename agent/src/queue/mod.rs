@@ -1,1 +1,509 @@
-//! Disk queue (in progress).
+//! The agent's crash-safe disk queue, and the source of truth for input
+//! positions.
+//!
+//! Every event the agent reads is appended here before anything else may
+//! happen to it, together with the position of the input it came from.
+//! Outputs read only what is durable, and acknowledge what they have durably
+//! delivered; a segment is deleted once every output has acknowledged every
+//! record in it.
+//!
+//! # On-disk format
+//!
+//! ```text
+//! <dir>/
+//!   00000000000000000007.seg    segments, numbered; the highest is the active one
+//!   00000000000000000008.seg
+//!   acks                        consumer acknowledgements (JSON, replaced atomically)
+//!   quarantine/                 bytes that failed their checksum, one file per range
+//!
+//! segment file:
+//!   header   24 bytes: "ASQ1" | version u16 LE (1) | reserved u16 | segment no u64 LE
+//!                      | created unix ms u64 LE
+//!   records  repeated until end of file:
+//!     len    u32 LE   length of body, 1 ..= max_record_bytes
+//!     crc    u32 LE   CRC32C (Castagnoli) of body
+//!     body   len bytes:
+//!       kind u8 = 1  event:    id u64 LE | stream_len u16 LE | stream
+//!                              | position_len u16 LE | position | payload (rest)
+//!       kind u8 = 2  snapshot: last_id u64 LE | count u32 LE
+//!                              | count x (stream_len u16 | stream | position_len u16 | position)
+//!       kind u8 = 3  forget:   last_id u64 LE | stream_len u16 LE | stream
+//! ```
+//!
+//! `stream` and `position` are opaque to the queue: the file input uses the
+//! file's identity as the stream and the byte offset after the line (plus a
+//! marker) as the position. The payload is the event in canonical encoding.
+//!
+//! # Invariants
+//!
+//! 1. Record ids increase by one with every event, across segments and
+//!    restarts.
+//! 2. Every segment starts with a snapshot of the latest position of every
+//!    stream, so the newest segment alone (snapshot, then its records) knows
+//!    every position even after older segments are deleted. The active
+//!    segment is never deleted.
+//! 3. Readers see a record only after the `fsync` that covers it
+//!    (`fsync = "always"`). A reader's acknowledgement is written to `acks`
+//!    (write to a temporary file, `fsync`, rename, `fsync` the directory)
+//!    before segments are deleted.
+//! 4. The queue holds at most `max_bytes`. When an append would pass it, the
+//!    append is refused (`Full`) and the caller waits: inputs pause, nothing
+//!    is dropped.
+//!
+//! # Crash recovery (every start is a recovery)
+//!
+//! * Segments are read oldest first. A segment whose header is unreadable is
+//!   moved to `quarantine/` whole.
+//! * A record whose checksum or body is bad is *corrupt*: the scanner looks
+//!   forward byte by byte for the next valid record, copies the bad range to
+//!   `quarantine/`, counts it and logs it, and carries on. The agent always
+//!   starts.
+//! * A record cut short at the end of the newest segment is a *torn tail*
+//!   from a write the crash interrupted; it was never committed, so the file
+//!   is truncated to the last whole record. A short tail in an older segment
+//!   is quarantined instead.
+//! * Positions are rebuilt by applying, in order, every snapshot (which
+//!   replaces the map), event (which sets its stream) and forget (which
+//!   removes it). A new active segment is started, beginning with a snapshot.
+//!
+//! # Why this loses nothing and duplicates nothing
+//!
+//! An input resumes exactly after the position carried by the last durable
+//! record of its stream. Consider a crash at any moment:
+//!
+//! * A line that was read but whose record was not durable is lost from
+//!   the queue *together with its position*, so the input's resume position
+//!   is before it and the line is read again: no loss.
+//! * A line whose record is durable carries a position after it, so the input
+//!   resumes after it and does not read it again: no duplicate from the input.
+//! * Records are appended in read order per stream, so "the last durable
+//!   record" is a prefix of what was read: there is no gap.
+//! * An output acknowledges only what it has durably delivered; records after
+//!   the acknowledgement are delivered again after a crash. Outputs that can
+//!   make delivery idempotent do so (the file output truncates itself back to
+//!   its own last durable acknowledgement), so the pipeline is exactly-once
+//!   end to end; the stdout output is at-least-once.
+//!
+//! With `fsync = "interval"` the queue writes each batch to the operating
+//! system but fsyncs at most once per interval, and readers see records
+//! before they are fsynced. A process crash (including SIGKILL) still loses
+//! nothing, because written data survives in the page cache. A power loss or
+//! kernel crash can lose up to one interval of records after an output
+//! already delivered them: the input then reads those lines again, which
+//! duplicates them downstream, or loses them if the file was rotated away
+//! meanwhile. Use it only where that risk is acceptable.
+
+mod reader;
+mod record;
+mod segment;
+mod writer;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+pub use reader::{Batch, QueueReader};
+pub use writer::QueueWriter;
+
+use record::{Body, Scan};
+use segment::SegmentMeta;
+
+/// When the queue calls `fsync`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fsync {
+    /// On every commit, before anything is acknowledged (the default).
+    Always,
+    /// At most once per interval; see the module docs for the risk.
+    Interval(Duration),
+}
+
+/// Queue settings.
+#[derive(Clone, Debug)]
+pub struct QueueConfig {
+    /// Directory of the queue.
+    pub dir: PathBuf,
+    /// Most bytes on disk, all segments together.
+    pub max_bytes: u64,
+    /// Size at which the active segment is closed and a new one started.
+    pub segment_bytes: u64,
+    /// Largest record body.
+    pub max_record_bytes: usize,
+    /// When to fsync.
+    pub fsync: Fsync,
+}
+
+impl QueueConfig {
+    /// Defaults for `dir`: 1 GiB, 32 MiB segments, 4 MiB records, fsync always.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        QueueConfig {
+            dir: dir.into(),
+            max_bytes: 1 << 30,
+            segment_bytes: 32 << 20,
+            max_record_bytes: 4 << 20,
+            fsync: Fsync::Always,
+        }
+    }
+}
+
+/// Queue failures.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    /// An I/O operation on the queue directory failed; the path says where.
+    #[error("queue I/O on {path}: {source}")]
+    Io {
+        /// File or directory.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The queue is at `max_bytes`; wait for outputs to acknowledge.
+    #[error("queue is full ({max_bytes} bytes)")]
+    Full {
+        /// The configured limit.
+        max_bytes: u64,
+    },
+    /// A record is larger than `max_record_bytes` and can never be stored.
+    #[error("record of {size} bytes exceeds the queue's max_record_bytes ({max})")]
+    TooLarge {
+        /// Body size.
+        size: usize,
+        /// Limit.
+        max: usize,
+    },
+    /// The settings cannot work together.
+    #[error("invalid queue settings: {0}")]
+    Config(String),
+    /// A consumer name that was not declared at open.
+    #[error("unknown queue consumer {0:?}")]
+    UnknownConsumer(String),
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> QueueError + '_ {
+    move |source| QueueError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// A range of bytes that failed verification at startup.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Quarantined {
+    /// Segment the bytes came from.
+    pub segment: u64,
+    /// Offset of the first bad byte.
+    pub offset: u64,
+    /// How many bytes.
+    pub bytes: u64,
+    /// Where they were copied.
+    pub file: PathBuf,
+    /// What was wrong.
+    pub reason: String,
+}
+
+/// What recovery found when the queue was opened.
+#[derive(Clone, Debug, Default)]
+pub struct Recovery {
+    /// Latest durable position of every stream.
+    pub positions: BTreeMap<Vec<u8>, Vec<u8>>,
+    /// Event records found intact.
+    pub records: u64,
+    /// Events not yet acknowledged by every consumer.
+    pub pending: u64,
+    /// Corrupt ranges moved aside.
+    pub quarantined: Vec<Quarantined>,
+    /// Bytes removed from a torn tail.
+    pub truncated_bytes: u64,
+}
+
+/// State shared by the writer and readers.
+pub(crate) struct Shared {
+    pub config: QueueConfig,
+    pub state: Mutex<State>,
+    pub changed: Condvar,
+}
+
+pub(crate) struct State {
+    /// Segments in order; the last is active.
+    pub segments: VecDeque<SegmentMeta>,
+    /// Highest durable (visible) record id.
+    pub committed_id: u64,
+    /// Acknowledged id per consumer.
+    pub acks: BTreeMap<String, u64>,
+    /// Bytes of all segments (committed).
+    pub total_bytes: u64,
+    /// Set when the writer is gone: readers stop waiting.
+    pub closed: bool,
+}
+
+impl State {
+    fn min_ack(&self) -> u64 {
+        self.acks
+            .values()
+            .copied()
+            .min()
+            .unwrap_or(self.committed_id)
+    }
+}
+
+/// Opens (and recovers) the queue, with one reader per consumer name.
+pub fn open(
+    config: QueueConfig,
+    consumers: &[&str],
+) -> Result<(QueueWriter, Vec<QueueReader>, Recovery), QueueError> {
+    if config.segment_bytes > config.max_bytes / 2 {
+        return Err(QueueError::Config(format!(
+            "segment_bytes ({}) must be at most half of max_bytes ({})",
+            config.segment_bytes, config.max_bytes
+        )));
+    }
+    if (config.max_record_bytes as u64) * 2 > config.segment_bytes {
+        return Err(QueueError::Config(format!(
+            "max_record_bytes ({}) must be at most half of segment_bytes ({})",
+            config.max_record_bytes, config.segment_bytes
+        )));
+    }
+    let dir = config.dir.clone();
+    fs::create_dir_all(dir.join("quarantine")).map_err(io_err(&dir))?;
+    let mut recovery = Recovery::default();
+    let mut segments = VecDeque::new();
+    let mut last_id = 0u64;
+    let numbers = list_segments(&dir)?;
+    for (i, &no) in numbers.iter().enumerate() {
+        let newest = i + 1 == numbers.len();
+        if let Some(meta) = recover_segment(&config, no, newest, &mut last_id, &mut recovery)? {
+            segments.push_back(meta);
+        }
+    }
+    let mut acks = read_acks(&dir);
+    for c in consumers {
+        acks.entry((*c).to_string()).or_insert(0);
+    }
+    acks.retain(|k, _| consumers.contains(&k.as_str()));
+    for v in acks.values_mut() {
+        *v = (*v).min(last_id);
+    }
+    let min_ack = acks.values().copied().min().unwrap_or(last_id);
+    recovery.pending = last_id - min_ack.min(last_id);
+    for q in &recovery.quarantined {
+        tracing::error!(
+            segment = q.segment,
+            offset = q.offset,
+            bytes = q.bytes,
+            file = %q.file.display(),
+            reason = %q.reason,
+            "queue: corrupt data quarantined; the rest of the queue is intact"
+        );
+    }
+    let total_bytes = segments.iter().map(|s| s.bytes).sum();
+    let shared = Arc::new(Shared {
+        config,
+        state: Mutex::new(State {
+            segments,
+            committed_id: last_id,
+            acks,
+            total_bytes,
+            closed: false,
+        }),
+        changed: Condvar::new(),
+    });
+    write_acks(&shared)?;
+    let next_no = numbers.last().map_or(1, |n| n + 1);
+    let writer = QueueWriter::start(
+        shared.clone(),
+        next_no,
+        last_id + 1,
+        recovery.positions.clone(),
+    )?;
+    let readers = consumers
+        .iter()
+        .map(|c| QueueReader::new(shared.clone(), c))
+        .collect::<Result<_, _>>()?;
+    Ok((writer, readers, recovery))
+}
+
+fn list_segments(dir: &Path) -> Result<Vec<u64>, QueueError> {
+    let mut numbers: Vec<u64> = fs::read_dir(dir)
+        .map_err(io_err(dir))?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| segment::parse_name(&e.file_name().to_string_lossy()))
+        .collect();
+    numbers.sort_unstable();
+    Ok(numbers)
+}
+
+/// Reads one segment, quarantining what is bad. Returns `None` if the whole
+/// segment was unusable.
+fn recover_segment(
+    config: &QueueConfig,
+    no: u64,
+    newest: bool,
+    last_id: &mut u64,
+    recovery: &mut Recovery,
+) -> Result<Option<SegmentMeta>, QueueError> {
+    let dir = &config.dir;
+    let path = segment::path(dir, no);
+    let mut data = Vec::new();
+    File::open(&path)
+        .and_then(|mut f| f.read_to_end(&mut data))
+        .map_err(io_err(&path))?;
+    if let Err(reason) = segment::check_header(&data, no) {
+        let target = dir.join("quarantine").join(segment::file_name(no));
+        fs::rename(&path, &target).map_err(io_err(&path))?;
+        recovery.quarantined.push(Quarantined {
+            segment: no,
+            offset: 0,
+            bytes: data.len() as u64,
+            file: target,
+            reason: format!("segment header: {reason}"),
+        });
+        return Ok(None);
+    }
+    let mut at = segment::HEADER_LEN;
+    let quarantine = |start: usize, end: usize, reason: &str, recovery: &mut Recovery| {
+        let file = dir.join("quarantine").join(format!("{no:020}-{start}.bad"));
+        let written = File::create(&file)
+            .and_then(|mut f| f.write_all(&data[start..end]).and_then(|_| f.sync_all()));
+        written.map_err(io_err(&file))?;
+        recovery.quarantined.push(Quarantined {
+            segment: no,
+            offset: start as u64,
+            bytes: (end - start) as u64,
+            file,
+            reason: reason.to_string(),
+        });
+        Ok::<(), QueueError>(())
+    };
+    loop {
+        match record::scan(&data, at, config.max_record_bytes) {
+            Scan::Record(body, next) => {
+                match body {
+                    Body::Event {
+                        id,
+                        stream,
+                        position,
+                        ..
+                    } => {
+                        if id <= *last_id {
+                            quarantine(at, next, "record id out of order", recovery)?;
+                            at = next;
+                            continue;
+                        }
+                        *last_id = id;
+                        recovery.records += 1;
+                        set_position(&mut recovery.positions, stream, position);
+                    }
+                    Body::Snapshot {
+                        last_id: l,
+                        positions,
+                    } => {
+                        *last_id = (*last_id).max(l);
+                        recovery.positions = positions;
+                    }
+                    Body::Forget { last_id: l, stream } => {
+                        *last_id = (*last_id).max(l);
+                        recovery.positions.remove(stream);
+                    }
+                }
+                at = next;
+            }
+            Scan::Corrupt { start, resume } => {
+                quarantine(start, resume, "checksum or record structure", recovery)?;
+                at = resume;
+            }
+            Scan::Torn if newest => {
+                recovery.truncated_bytes += (data.len() - at) as u64;
+                let f = OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .map_err(io_err(&path))?;
+                f.set_len(at as u64).map_err(io_err(&path))?;
+                f.sync_all().map_err(io_err(&path))?;
+                data.truncate(at);
+                break;
+            }
+            Scan::Torn => {
+                quarantine(at, data.len(), "short record in a closed segment", recovery)?;
+                break;
+            }
+            Scan::End => break,
+        }
+    }
+    Ok(Some(SegmentMeta {
+        no,
+        bytes: data.len() as u64,
+        last_id: *last_id,
+    }))
+}
+
+pub(crate) fn set_position(map: &mut BTreeMap<Vec<u8>, Vec<u8>>, stream: &[u8], position: &[u8]) {
+    match map.get_mut(stream) {
+        Some(p) => {
+            p.clear();
+            p.extend_from_slice(position);
+        }
+        None => {
+            map.insert(stream.to_vec(), position.to_vec());
+        }
+    }
+}
+
+fn read_acks(dir: &Path) -> BTreeMap<String, u64> {
+    let path = dir.join("acks");
+    match fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+            tracing::error!(path = %path.display(), error = %e,
+                "queue: acks file unreadable; every queued record will be delivered again");
+            BTreeMap::new()
+        }),
+        Err(_) => BTreeMap::new(),
+    }
+}
+
+/// Persists the acknowledgements atomically.
+pub(crate) fn write_acks(shared: &Shared) -> Result<(), QueueError> {
+    let dir = &shared.config.dir;
+    let acks = shared.state.lock().expect("queue lock").acks.clone();
+    let tmp = dir.join("acks.tmp");
+    let body = serde_json::to_vec(&acks).expect("acks serialize");
+    File::create(&tmp)
+        .and_then(|mut f| f.write_all(&body).and_then(|_| f.sync_data()))
+        .map_err(io_err(&tmp))?;
+    fs::rename(&tmp, dir.join("acks")).map_err(io_err(dir))?;
+    sync_dir(dir)
+}
+
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), QueueError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(dir))
+}
+
+/// Deletes closed segments every consumer has acknowledged; returns bytes freed.
+pub(crate) fn delete_acked(shared: &Shared) -> Result<u64, QueueError> {
+    let mut doomed = Vec::new();
+    {
+        let mut st = shared.state.lock().expect("queue lock");
+        let min_ack = st.min_ack();
+        while st.segments.len() > 1 && st.segments.front().is_some_and(|s| s.last_id <= min_ack) {
+            let s = st.segments.pop_front().expect("checked non-empty");
+            st.total_bytes -= s.bytes;
+            doomed.push(s);
+        }
+    }
+    let mut freed = 0;
+    for s in &doomed {
+        let p = segment::path(&shared.config.dir, s.no);
+        fs::remove_file(&p).map_err(io_err(&p))?;
+        freed += s.bytes;
+    }
+    if !doomed.is_empty() {
+        shared.changed.notify_all();
+    }
+    Ok(freed)
+}
+
+#[cfg(test)]
+mod tests;

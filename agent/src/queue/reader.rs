@@ -1,0 +1,260 @@
+//! Readers: one per consumer (output), each with its own acknowledgement.
+//!
+//! A reader delivers events in id order, never past the last commit, and
+//! starts after its last acknowledgement when the queue is opened. Corrupt
+//! ranges were reported when the queue was opened; readers step over them.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::record::{self, Body, Scan};
+use super::segment;
+use super::{delete_acked, io_err, write_acks, QueueError, Shared};
+
+/// A run of consecutive events, payloads stored contiguously.
+#[derive(Debug, Default)]
+pub struct Batch {
+    ids: Vec<u64>,
+    data: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl Batch {
+    /// Number of events.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Whether the batch holds no event.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// Id of the last event (acknowledge this to acknowledge the batch).
+    pub fn last_id(&self) -> Option<u64> {
+        self.ids.last().copied()
+    }
+
+    /// Id of the first event.
+    pub fn first_id(&self) -> Option<u64> {
+        self.ids.first().copied()
+    }
+
+    /// Total payload bytes.
+    pub fn bytes(&self) -> usize {
+        self.data.len()
+    }
+
+    /// `(id, payload)` of every event, in order.
+    pub fn iter(&self) -> impl Iterator<Item = (u64, &[u8])> {
+        let mut start = 0;
+        self.ids.iter().zip(&self.ends).map(move |(&id, &end)| {
+            let p = &self.data[start..end];
+            start = end;
+            (id, p)
+        })
+    }
+
+    fn push(&mut self, id: u64, payload: &[u8]) {
+        self.ids.push(id);
+        self.data.extend_from_slice(payload);
+        self.ends.push(self.data.len());
+    }
+}
+
+/// Reads events for one consumer.
+pub struct QueueReader {
+    shared: Arc<Shared>,
+    name: String,
+    /// Segment being read, and the offset of the next record in it.
+    seg_no: u64,
+    offset: u64,
+    file: Option<File>,
+    /// First id not yet delivered.
+    next_id: u64,
+    buf: Vec<u8>,
+}
+
+impl QueueReader {
+    pub(super) fn new(shared: Arc<Shared>, name: &str) -> Result<Self, QueueError> {
+        let (next_id, seg_no) = {
+            let st = shared.state.lock().expect("queue lock");
+            let acked = *st
+                .acks
+                .get(name)
+                .ok_or_else(|| QueueError::UnknownConsumer(name.to_string()))?;
+            let seg = st
+                .segments
+                .iter()
+                .find(|s| s.last_id > acked)
+                .or(st.segments.back())
+                .map_or(1, |s| s.no);
+            (acked + 1, seg)
+        };
+        Ok(QueueReader {
+            shared,
+            name: name.to_string(),
+            seg_no,
+            offset: segment::HEADER_LEN as u64,
+            file: None,
+            next_id,
+            buf: Vec::new(),
+        })
+    }
+
+    /// The consumer's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The highest id this consumer has acknowledged.
+    pub fn acked(&self) -> u64 {
+        let st = self.shared.state.lock().expect("queue lock");
+        st.acks.get(&self.name).copied().unwrap_or(0)
+    }
+
+    /// Up to `max_records` events (and roughly `max_bytes`), waiting up to
+    /// `wait` for the first one. An empty batch means nothing arrived in time,
+    /// or the writer is gone.
+    pub fn next_batch(
+        &mut self,
+        max_records: usize,
+        max_bytes: usize,
+        wait: Duration,
+    ) -> Result<Batch, QueueError> {
+        let mut batch = Batch::default();
+        let deadline = std::time::Instant::now() + wait;
+        loop {
+            let (limit, is_last, committed) = {
+                let mut st = self.shared.state.lock().expect("queue lock");
+                loop {
+                    if st.committed_id >= self.next_id || st.closed {
+                        break;
+                    }
+                    let now = std::time::Instant::now();
+                    if now >= deadline || !batch.is_empty() {
+                        return Ok(batch);
+                    }
+                    st = self
+                        .shared
+                        .changed
+                        .wait_timeout(st, deadline - now)
+                        .expect("queue lock")
+                        .0;
+                }
+                if st.committed_id < self.next_id {
+                    return Ok(batch);
+                }
+                // The segment being read may be gone only if everything in it
+                // was acknowledged; move to the first one that remains.
+                let seg = match st.segments.iter().find(|s| s.no >= self.seg_no) {
+                    Some(s) => s.clone(),
+                    None => return Ok(batch),
+                };
+                if seg.no != self.seg_no {
+                    self.seg_no = seg.no;
+                    self.offset = segment::HEADER_LEN as u64;
+                    self.file = None;
+                }
+                let is_last = st.segments.back().is_some_and(|s| s.no == seg.no);
+                (seg.bytes, is_last, st.committed_id)
+            };
+            if self.offset >= limit {
+                if is_last {
+                    // Everything committed has been read. Ids still missing
+                    // were in quarantined ranges: move past them, or the
+                    // reader would never wait again.
+                    self.next_id = self.next_id.max(committed + 1);
+                    return Ok(batch);
+                }
+                self.seg_no += 1;
+                self.offset = segment::HEADER_LEN as u64;
+                self.file = None;
+                continue;
+            }
+            self.read_segment(limit, committed, max_records, max_bytes, &mut batch)?;
+            if batch.len() >= max_records || batch.bytes() >= max_bytes {
+                return Ok(batch);
+            }
+        }
+    }
+
+    fn read_segment(
+        &mut self,
+        limit: u64,
+        committed: u64,
+        max_records: usize,
+        max_bytes: usize,
+        batch: &mut Batch,
+    ) -> Result<(), QueueError> {
+        let path = segment::path(&self.shared.config.dir, self.seg_no);
+        if self.file.is_none() {
+            self.file = Some(File::open(&path).map_err(io_err(&path))?);
+        }
+        let file = self.file.as_ref().expect("just opened");
+        let max_record = self.shared.config.max_record_bytes;
+        let want = (limit - self.offset)
+            .min((max_bytes.max(max_record + record::FRAME_HEADER) * 2) as u64);
+        self.buf.resize(want as usize, 0);
+        file.read_exact_at(&mut self.buf, self.offset)
+            .map_err(io_err(&path))?;
+        let mut at = 0;
+        while batch.len() < max_records && batch.bytes() < max_bytes {
+            match record::scan(&self.buf, at, max_record) {
+                Scan::Record(body, next) => {
+                    if let Body::Event { id, payload, .. } = body {
+                        if id > committed {
+                            break;
+                        }
+                        if id >= self.next_id {
+                            batch.push(id, payload);
+                            self.next_id = id + 1;
+                        }
+                    }
+                    at = next;
+                }
+                Scan::Corrupt { resume, .. } => at = resume,
+                // A record continuing past this read: read again from it.
+                Scan::Torn | Scan::End => break,
+            }
+        }
+        self.offset += at as u64;
+        Ok(())
+    }
+
+    /// Acknowledges every event up to and including `id`: it is durably
+    /// delivered. Persists the acknowledgement, then deletes segments every
+    /// consumer is done with.
+    pub fn ack(&mut self, id: u64) -> Result<(), QueueError> {
+        {
+            let mut st = self.shared.state.lock().expect("queue lock");
+            let committed = st.committed_id;
+            let a = st.acks.entry(self.name.clone()).or_insert(0);
+            if id <= *a {
+                return Ok(());
+            }
+            *a = id.min(committed);
+        }
+        write_acks(&self.shared)?;
+        delete_acked(&self.shared)?;
+        Ok(())
+    }
+
+    /// Skips (and acknowledges) everything up to `id`, for outputs that
+    /// recovered their own durable watermark at start.
+    pub fn skip_through(&mut self, id: u64) -> Result<(), QueueError> {
+        self.ack(id)?;
+        self.next_id = self.next_id.max(id + 1);
+        Ok(())
+    }
+
+    /// Starts reading again after the last acknowledgement (for an output
+    /// that failed mid-batch and must resend).
+    pub fn rewind_to_ack(&mut self) -> Result<(), QueueError> {
+        let fresh = QueueReader::new(self.shared.clone(), &self.name)?;
+        *self = fresh;
+        Ok(())
+    }
+}

@@ -1,0 +1,316 @@
+//! Record framing and bodies, and the scanner that reads them back.
+//!
+//! See the format description in the parent module. This file knows bytes;
+//! it knows nothing about files, commits or acknowledgements.
+
+use std::collections::BTreeMap;
+
+/// Bytes before a record body: `len u32 LE | crc32c u32 LE`.
+pub const FRAME_HEADER: usize = 8;
+
+/// Record kinds.
+pub const KIND_EVENT: u8 = 1;
+/// A positions snapshot at the start of a segment.
+pub const KIND_SNAPSHOT: u8 = 2;
+/// A stream whose position is no longer needed.
+pub const KIND_FORGET: u8 = 3;
+
+/// A decoded record body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Body<'a> {
+    /// An event with the input position it came from.
+    Event {
+        /// Record id.
+        id: u64,
+        /// Opaque input stream key.
+        stream: &'a [u8],
+        /// Opaque input position after this event.
+        position: &'a [u8],
+        /// The event, in canonical encoding.
+        payload: &'a [u8],
+    },
+    /// Latest positions of all streams when the segment was started.
+    Snapshot {
+        /// Id of the last record before this segment (0 if none).
+        last_id: u64,
+        /// stream -> position.
+        positions: BTreeMap<Vec<u8>, Vec<u8>>,
+    },
+    /// A stream to drop from the positions map.
+    Forget {
+        /// Id of the last record before this one.
+        last_id: u64,
+        /// The stream.
+        stream: &'a [u8],
+    },
+}
+
+/// Appends a framed event record to `out`.
+pub fn encode_event(out: &mut Vec<u8>, id: u64, stream: &[u8], position: &[u8], payload: &[u8]) {
+    frame(out, |b| {
+        b.push(KIND_EVENT);
+        b.extend_from_slice(&id.to_le_bytes());
+        short(b, stream);
+        short(b, position);
+        b.extend_from_slice(payload);
+    });
+}
+
+/// Appends a framed snapshot record to `out`.
+pub fn encode_snapshot(out: &mut Vec<u8>, last_id: u64, positions: &BTreeMap<Vec<u8>, Vec<u8>>) {
+    frame(out, |b| {
+        b.push(KIND_SNAPSHOT);
+        b.extend_from_slice(&last_id.to_le_bytes());
+        b.extend_from_slice(&(positions.len() as u32).to_le_bytes());
+        for (k, v) in positions {
+            short(b, k);
+            short(b, v);
+        }
+    });
+}
+
+/// Appends a framed forget record to `out`.
+pub fn encode_forget(out: &mut Vec<u8>, last_id: u64, stream: &[u8]) {
+    frame(out, |b| {
+        b.push(KIND_FORGET);
+        b.extend_from_slice(&last_id.to_le_bytes());
+        short(b, stream);
+    });
+}
+
+fn short(b: &mut Vec<u8>, s: &[u8]) {
+    debug_assert!(s.len() <= u16::MAX as usize);
+    b.extend_from_slice(&(s.len() as u16).to_le_bytes());
+    b.extend_from_slice(s);
+}
+
+fn frame(out: &mut Vec<u8>, body: impl FnOnce(&mut Vec<u8>)) {
+    let start = out.len();
+    out.extend_from_slice(&[0; FRAME_HEADER]);
+    body(out);
+    let len = (out.len() - start - FRAME_HEADER) as u32;
+    let crc = crc32c::crc32c(&out[start + FRAME_HEADER..]);
+    out[start..start + 4].copy_from_slice(&len.to_le_bytes());
+    out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// Decodes a body whose checksum already matched.
+pub fn decode(body: &[u8]) -> Option<Body<'_>> {
+    let (&kind, rest) = body.split_first()?;
+    let id = u64::from_le_bytes(rest.get(..8)?.try_into().ok()?);
+    let mut r = &rest[8..];
+    match kind {
+        KIND_EVENT => {
+            let stream = take_short(&mut r)?;
+            let position = take_short(&mut r)?;
+            Some(Body::Event {
+                id,
+                stream,
+                position,
+                payload: r,
+            })
+        }
+        KIND_SNAPSHOT => {
+            let n = u32::from_le_bytes(r.get(..4)?.try_into().ok()?);
+            r = &r[4..];
+            let mut positions = BTreeMap::new();
+            for _ in 0..n {
+                let k = take_short(&mut r)?;
+                let v = take_short(&mut r)?;
+                positions.insert(k.to_vec(), v.to_vec());
+            }
+            r.is_empty().then_some(Body::Snapshot {
+                last_id: id,
+                positions,
+            })
+        }
+        KIND_FORGET => {
+            let stream = take_short(&mut r)?;
+            r.is_empty().then_some(Body::Forget {
+                last_id: id,
+                stream,
+            })
+        }
+        _ => None,
+    }
+}
+
+fn take_short<'a>(r: &mut &'a [u8]) -> Option<&'a [u8]> {
+    let n = u16::from_le_bytes(r.get(..2)?.try_into().ok()?) as usize;
+    let s = r.get(2..2 + n)?;
+    *r = &r[2 + n..];
+    Some(s)
+}
+
+/// What the scanner found at a point in a segment.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Scan<'a> {
+    /// A valid record: its body, and the offset just after it.
+    Record(Body<'a>, usize),
+    /// Bytes that are not a valid record, from `start` to `resume` (where the
+    /// next valid record begins, or the end of the data).
+    Corrupt {
+        /// Offset of the first bad byte.
+        start: usize,
+        /// Offset of the next valid record, or the end.
+        resume: usize,
+    },
+    /// A record cut short by the end of the data (a torn write).
+    Torn,
+    /// Nothing left.
+    End,
+}
+
+/// Reads the record at `at` in `data`.
+///
+/// A frame whose length runs past the end is [`Scan::Torn`] unless a valid
+/// record can be found after it, in which case it is corrupt. A frame whose
+/// checksum or body is bad is [`Scan::Corrupt`], and the scanner searches
+/// forward byte by byte for the next frame whose length fits, whose checksum
+/// matches and whose body decodes; everything before it is reported as the
+/// corrupt range. `max_body` bounds plausible lengths.
+pub fn scan(data: &[u8], at: usize, max_body: usize) -> Scan<'_> {
+    if at >= data.len() {
+        return Scan::End;
+    }
+    match frame_at(data, at, max_body) {
+        Ok((body, next)) => Scan::Record(body, next),
+        Err(Torn) => match resync(data, at + 1, max_body) {
+            Some(resume) => Scan::Corrupt { start: at, resume },
+            None => Scan::Torn,
+        },
+        Err(Bad) => Scan::Corrupt {
+            start: at,
+            resume: resync(data, at + 1, max_body).unwrap_or(data.len()),
+        },
+    }
+}
+
+enum FrameError {
+    Torn,
+    Bad,
+}
+use FrameError::{Bad, Torn};
+
+fn frame_at(data: &[u8], at: usize, max_body: usize) -> Result<(Body<'_>, usize), FrameError> {
+    let header = data.get(at..at + FRAME_HEADER).ok_or(Torn)?;
+    let len = u32::from_le_bytes(header[..4].try_into().map_err(|_| Bad)?) as usize;
+    let crc = u32::from_le_bytes(header[4..].try_into().map_err(|_| Bad)?);
+    if len == 0 || len > max_body {
+        return Err(Bad);
+    }
+    let start = at + FRAME_HEADER;
+    let body = data.get(start..start + len).ok_or(Torn)?;
+    if crc32c::crc32c(body) != crc {
+        return Err(Bad);
+    }
+    let decoded = decode(body).ok_or(Bad)?;
+    Ok((decoded, start + len))
+}
+
+fn resync(data: &[u8], from: usize, max_body: usize) -> Option<usize> {
+    (from..data.len().saturating_sub(FRAME_HEADER)).find(|&i| frame_at(data, i, max_body).is_ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(id: u64, payload: &[u8]) -> Vec<u8> {
+        let mut v = Vec::new();
+        encode_event(&mut v, id, b"stream-a", b"pos", payload);
+        v
+    }
+
+    #[test]
+    fn round_trips_every_kind() {
+        let mut data = event(7, b"{\"a\":1}");
+        let mut positions = BTreeMap::new();
+        positions.insert(b"s".to_vec(), b"p".to_vec());
+        encode_snapshot(&mut data, 7, &positions);
+        encode_forget(&mut data, 7, b"s");
+        let Scan::Record(
+            Body::Event {
+                id,
+                stream,
+                position,
+                payload,
+            },
+            next,
+        ) = scan(&data, 0, 1 << 20)
+        else {
+            panic!("event expected");
+        };
+        assert_eq!(
+            (id, stream, position, payload),
+            (7, &b"stream-a"[..], &b"pos"[..], &b"{\"a\":1}"[..])
+        );
+        let Scan::Record(
+            Body::Snapshot {
+                last_id,
+                positions: p,
+            },
+            next,
+        ) = scan(&data, next, 1 << 20)
+        else {
+            panic!("snapshot expected");
+        };
+        assert_eq!((last_id, p), (7, positions));
+        assert!(matches!(
+            scan(&data, next, 1 << 20),
+            Scan::Record(Body::Forget { .. }, _)
+        ));
+    }
+
+    #[test]
+    fn a_flipped_byte_is_corrupt_and_the_next_record_is_found() {
+        let mut data = event(1, b"first");
+        let second = data.len();
+        data.extend(event(2, b"second"));
+        let third = data.len();
+        data.extend(event(3, b"third"));
+        data[second + 12] ^= 0x40;
+        let Scan::Record(_, next) = scan(&data, 0, 1 << 20) else {
+            panic!()
+        };
+        assert_eq!(
+            scan(&data, next, 1 << 20),
+            Scan::Corrupt {
+                start: second,
+                resume: third
+            }
+        );
+        assert!(matches!(
+            scan(&data, third, 1 << 20),
+            Scan::Record(Body::Event { id: 3, .. }, _)
+        ));
+    }
+
+    #[test]
+    fn a_cut_tail_is_torn() {
+        let mut data = event(1, b"first");
+        let full = event(2, b"second");
+        data.extend_from_slice(&full[..full.len() - 3]);
+        let Scan::Record(_, next) = scan(&data, 0, 1 << 20) else {
+            panic!()
+        };
+        assert_eq!(scan(&data, next, 1 << 20), Scan::Torn);
+        assert_eq!(scan(&data[..3], 0, 1 << 20), Scan::Torn);
+    }
+
+    #[test]
+    fn a_corrupted_length_is_not_mistaken_for_a_torn_tail() {
+        let mut data = event(1, b"first");
+        data.extend(event(2, b"second"));
+        // Length of the first record now points far past the end.
+        data[2] = 0x7f;
+        let Scan::Corrupt { start, resume } = scan(&data, 0, 1 << 30) else {
+            panic!()
+        };
+        assert_eq!(start, 0);
+        assert!(matches!(
+            scan(&data, resume, 1 << 30),
+            Scan::Record(Body::Event { id: 2, .. }, _)
+        ));
+    }
+}

@@ -1,0 +1,304 @@
+use std::collections::BTreeMap;
+use std::fs;
+use std::time::Duration;
+
+use super::*;
+
+fn cfg(dir: &Path) -> QueueConfig {
+    QueueConfig {
+        dir: dir.to_path_buf(),
+        max_bytes: 1 << 20,
+        segment_bytes: 64 << 10,
+        max_record_bytes: 8 << 10,
+        fsync: Fsync::Always,
+    }
+}
+
+fn drain(r: &mut QueueReader) -> Vec<(u64, Vec<u8>)> {
+    let mut out = Vec::new();
+    loop {
+        let b = r
+            .next_batch(1000, 1 << 20, Duration::from_millis(10))
+            .unwrap();
+        if b.is_empty() {
+            return out;
+        }
+        out.extend(b.iter().map(|(id, p)| (id, p.to_vec())));
+    }
+}
+
+fn payload(i: u64) -> Vec<u8> {
+    format!("{{\"line\":{i}}}").into_bytes()
+}
+
+#[test]
+fn append_commit_read_ack_and_recover_positions() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (mut w, mut readers, rec) = open(cfg(dir.path()), &["out"]).unwrap();
+        assert_eq!(rec.records, 0);
+        for i in 1..=10 {
+            let id = w
+                .append(b"file-a", &i.to_string().into_bytes(), &payload(i))
+                .unwrap();
+            assert_eq!(id, i);
+        }
+        // Nothing is visible before the commit.
+        assert!(readers[0]
+            .next_batch(100, 1 << 20, Duration::from_millis(5))
+            .unwrap()
+            .is_empty());
+        assert_eq!(w.commit().unwrap(), 10);
+        let got = drain(&mut readers[0]);
+        assert_eq!(got.len(), 10);
+        assert_eq!(got[9], (10, payload(10)));
+        readers[0].ack(4).unwrap();
+    }
+    let (_w, mut readers, rec) = open(cfg(dir.path()), &["out"]).unwrap();
+    assert_eq!(rec.positions[&b"file-a"[..]], b"10");
+    assert_eq!(rec.pending, 6);
+    let got = drain(&mut readers[0]);
+    assert_eq!(
+        got.first().unwrap().0,
+        5,
+        "resumes after the acknowledgement"
+    );
+    assert_eq!(got.len(), 6);
+}
+
+#[test]
+fn uncommitted_appends_are_lost_with_their_positions() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (mut w, _r, _) = open(cfg(dir.path()), &["out"]).unwrap();
+        w.append(b"s", b"1", b"one").unwrap();
+        w.commit().unwrap();
+        w.append(b"s", b"2", b"two").unwrap();
+        // A crash: the buffered record never reaches the file.
+        std::mem::forget(w);
+    }
+    let (mut w, mut r, rec) = open(cfg(dir.path()), &["out"]).unwrap();
+    assert_eq!(rec.positions[&b"s"[..]], b"1");
+    assert_eq!(drain(&mut r[0]).len(), 1);
+    // Ids continue after the last durable record.
+    assert_eq!(w.append(b"s", b"2", b"two").unwrap(), 2);
+}
+
+#[test]
+fn positions_survive_deletion_of_acknowledged_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = vec![b'x'; 4000];
+    {
+        let (mut w, mut r, _) = open(cfg(dir.path()), &["out"]).unwrap();
+        for i in 1..=100u64 {
+            w.append(b"a", &i.to_le_bytes(), &big).unwrap();
+            w.append(format!("b{}", i % 3).as_bytes(), &i.to_le_bytes(), &big)
+                .unwrap();
+            w.commit().unwrap();
+        }
+        w.forget(b"b0");
+        w.commit().unwrap();
+        let all = drain(&mut r[0]);
+        assert_eq!(all.len(), 200);
+        r[0].ack(all.last().unwrap().0).unwrap();
+        w.append(b"a", &101u64.to_le_bytes(), b"x").unwrap();
+        w.commit().unwrap();
+    }
+    let segs = list_segments(dir.path()).unwrap();
+    assert!(
+        segs.len() <= 3,
+        "acknowledged segments were deleted: {segs:?}"
+    );
+    let (_w, _r, rec) = open(cfg(dir.path()), &["out"]).unwrap();
+    assert_eq!(rec.positions[&b"a"[..]], 101u64.to_le_bytes());
+    assert_eq!(rec.positions[&b"b1"[..]], 100u64.to_le_bytes());
+    assert!(
+        !rec.positions.contains_key(&b"b0"[..]),
+        "forgotten stream stays forgotten"
+    );
+}
+
+#[test]
+fn full_queue_refuses_then_accepts_after_acknowledgement() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = QueueConfig {
+        max_bytes: 256 << 10,
+        ..cfg(dir.path())
+    };
+    let (mut w, mut r, _) = open(c, &["out"]).unwrap();
+    let rec = vec![b'y'; 2000];
+    let mut n = 0u64;
+    let err = loop {
+        match w.append(b"s", &n.to_le_bytes(), &rec) {
+            Ok(_) => n += 1,
+            Err(e) => break e,
+        }
+        if n % 10 == 0 {
+            w.commit().unwrap();
+        }
+    };
+    assert!(matches!(err, QueueError::Full { .. }), "{err}");
+    assert!(w.total_bytes() <= 256 << 10);
+    // Still full while nobody acknowledges.
+    assert!(!w.wait_for_space(2100, Duration::from_millis(20)).unwrap());
+    let got = drain(&mut r[0]);
+    assert_eq!(got.len() as u64, n);
+    r[0].ack(n).unwrap();
+    assert!(w.wait_for_space(2100, Duration::from_secs(1)).unwrap());
+    w.append(b"s", b"after", &rec).unwrap();
+    w.commit().unwrap();
+    assert_eq!(drain(&mut r[0]).len(), 1);
+}
+
+#[test]
+fn torn_tail_is_truncated_and_everything_before_it_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (mut w, _r, _) = open(cfg(dir.path()), &["out"]).unwrap();
+        for i in 1..=5 {
+            w.append(b"s", &[i], &payload(i.into())).unwrap();
+        }
+        w.commit().unwrap();
+    }
+    let newest = *list_segments(dir.path()).unwrap().last().unwrap();
+    let p = segment::path(dir.path(), newest);
+    let mut bytes = fs::read(&p).unwrap();
+    let mut extra = Vec::new();
+    record::encode_event(&mut extra, 6, b"s", &[6], b"half-written");
+    bytes.extend_from_slice(&extra[..extra.len() / 2]);
+    fs::write(&p, &bytes).unwrap();
+    let (_w, mut r, rec) = open(cfg(dir.path()), &["out"]).unwrap();
+    assert_eq!(rec.truncated_bytes, (extra.len() / 2) as u64);
+    assert!(rec.quarantined.is_empty());
+    assert_eq!(drain(&mut r[0]).len(), 5);
+}
+
+#[test]
+fn corrupt_record_is_quarantined_and_the_rest_delivered() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (mut w, _r, _) = open(cfg(dir.path()), &["out"]).unwrap();
+        for i in 1..=20u64 {
+            w.append(b"s", &i.to_le_bytes(), &payload(i)).unwrap();
+        }
+        w.commit().unwrap();
+        // A new active segment, so the corrupt one is closed.
+        drop(w);
+    }
+    let first = list_segments(dir.path()).unwrap()[0];
+    let p = segment::path(dir.path(), first);
+    let mut bytes = fs::read(&p).unwrap();
+    let needle = b"{\"line\":7}";
+    let at = bytes
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .unwrap();
+    bytes[at + 3] ^= 0xff;
+    fs::write(&p, &bytes).unwrap();
+    let (_w, mut r, rec) = open(cfg(dir.path()), &["out"]).unwrap();
+    assert_eq!(rec.quarantined.len(), 1);
+    assert!(rec.quarantined[0].file.exists());
+    let got: Vec<u64> = drain(&mut r[0]).iter().map(|(id, _)| *id).collect();
+    assert_eq!(got, (1..=20).filter(|&i| i != 7).collect::<Vec<_>>());
+}
+
+#[test]
+fn segment_with_a_bad_header_is_set_aside_and_the_queue_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (mut w, _r, _) = open(cfg(dir.path()), &["out"]).unwrap();
+        w.append(b"s", b"1", b"one").unwrap();
+        w.commit().unwrap();
+    }
+    let first = list_segments(dir.path()).unwrap()[0];
+    let p = segment::path(dir.path(), first);
+    let mut bytes = fs::read(&p).unwrap();
+    bytes[0] = b'X';
+    fs::write(&p, &bytes).unwrap();
+    let (mut w, _r, rec) = open(cfg(dir.path()), &["out"]).unwrap();
+    assert_eq!(rec.quarantined.len(), 1);
+    assert!(
+        rec.quarantined[0].reason.contains("magic"),
+        "{:?}",
+        rec.quarantined[0]
+    );
+    assert!(w.append(b"s", b"2", b"two").is_ok());
+}
+
+#[test]
+fn segments_wait_for_every_consumer() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut w, mut r, _) = open(cfg(dir.path()), &["a", "b"]).unwrap();
+    let big = vec![b'z'; 4000];
+    for i in 0..60u64 {
+        w.append(b"s", &i.to_le_bytes(), &big).unwrap();
+        w.commit().unwrap();
+    }
+    let before = list_segments(dir.path()).unwrap().len();
+    assert!(before > 2);
+    let last = drain(&mut r[0]).last().unwrap().0;
+    r[0].ack(last).unwrap();
+    assert_eq!(
+        list_segments(dir.path()).unwrap().len(),
+        before,
+        "b has not acknowledged"
+    );
+    drain(&mut r[1]);
+    r[1].ack(last).unwrap();
+    assert!(list_segments(dir.path()).unwrap().len() < before);
+}
+
+#[test]
+fn invalid_settings_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = QueueConfig {
+        segment_bytes: 1 << 20,
+        max_bytes: 1 << 20,
+        ..cfg(dir.path())
+    };
+    assert!(matches!(open(c, &["x"]), Err(QueueError::Config(_))));
+    let (mut w, _r, _) = open(cfg(dir.path()), &["x"]).unwrap();
+    assert!(matches!(
+        w.append(b"s", b"p", &vec![0; 9000]),
+        Err(QueueError::TooLarge { .. })
+    ));
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+
+    /// Cut the newest segment at any byte: the reopened queue holds exactly a
+    /// prefix of what was committed, ids are consecutive, and positions match
+    /// the last surviving record.
+    #[test]
+    fn any_cut_leaves_a_consistent_prefix(cut_frac in 0.0f64..1.0, n in 1u64..60) {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (mut w, _r, _) = open(cfg(dir.path()), &["out"]).unwrap();
+            for i in 1..=n {
+                w.append(b"s", &i.to_le_bytes(), &payload(i)).unwrap();
+                if i % 7 == 0 { w.commit().unwrap(); }
+            }
+            w.commit().unwrap();
+            std::mem::forget(w);
+        }
+        let newest = *list_segments(dir.path()).unwrap().last().unwrap();
+        let p = segment::path(dir.path(), newest);
+        let bytes = fs::read(&p).unwrap();
+        let cut = segment::HEADER_LEN + ((bytes.len() - segment::HEADER_LEN) as f64 * cut_frac) as usize;
+        fs::write(&p, &bytes[..cut]).unwrap();
+        let (_w, mut r, rec) = open(cfg(dir.path()), &["out"]).unwrap();
+        let got = drain(&mut r[0]);
+        let ids: Vec<u64> = got.iter().map(|(id, _)| *id).collect();
+        proptest::prop_assert_eq!(&ids, &(1..=ids.len() as u64).collect::<Vec<_>>());
+        for (id, p) in &got {
+            proptest::prop_assert_eq!(p, &payload(*id));
+        }
+        let expected: BTreeMap<Vec<u8>, Vec<u8>> = match ids.last() {
+            Some(last) => [(b"s".to_vec(), last.to_le_bytes().to_vec())].into(),
+            None => BTreeMap::new(),
+        };
+        proptest::prop_assert_eq!(rec.positions, expected);
+        proptest::prop_assert!(rec.quarantined.is_empty());
+    }
+}

@@ -1,0 +1,233 @@
+//! The single writer: buffered appends and group commit.
+//!
+//! Appends go to an in-memory buffer. [`QueueWriter::commit`] writes the
+//! buffer, fsyncs (per the `fsync` setting) and only then makes the records
+//! visible to readers, so one fsync covers a whole batch of lines. The
+//! caller (the input loop) commits once per read pass, which is the group
+//! commit.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::segment::{self, SegmentMeta};
+use super::{delete_acked, io_err, record, set_position, sync_dir, Fsync, QueueError, Shared};
+
+/// Appends records; there is exactly one per queue.
+pub struct QueueWriter {
+    shared: Arc<Shared>,
+    file: File,
+    seg_no: u64,
+    /// Bytes of the active segment already written to the file.
+    seg_written: u64,
+    buf: Vec<u8>,
+    next_id: u64,
+    /// Latest position per stream, including uncommitted appends.
+    positions: BTreeMap<Vec<u8>, Vec<u8>>,
+    last_sync: Instant,
+    /// Written to the OS but not yet fsynced (interval mode).
+    unsynced: bool,
+}
+
+impl QueueWriter {
+    pub(super) fn start(
+        shared: Arc<Shared>,
+        seg_no: u64,
+        next_id: u64,
+        positions: BTreeMap<Vec<u8>, Vec<u8>>,
+    ) -> Result<Self, QueueError> {
+        let (file, written) = create_segment(&shared, seg_no, next_id - 1, &positions)?;
+        Ok(QueueWriter {
+            shared,
+            file,
+            seg_no,
+            seg_written: written,
+            buf: Vec::with_capacity(1 << 20),
+            next_id,
+            positions,
+            last_sync: Instant::now(),
+            unsynced: false,
+        })
+    }
+
+    /// Appends an event; it becomes durable and visible at the next
+    /// [`commit`](Self::commit). Returns its id.
+    ///
+    /// Fails with [`QueueError::Full`] when the queue would pass `max_bytes`;
+    /// commit, then [`wait_for_space`](Self::wait_for_space), then retry.
+    pub fn append(
+        &mut self,
+        stream: &[u8],
+        position: &[u8],
+        payload: &[u8],
+    ) -> Result<u64, QueueError> {
+        let body = 1 + 8 + 2 + stream.len() + 2 + position.len() + payload.len();
+        let max = self.shared.config.max_record_bytes;
+        if body > max {
+            return Err(QueueError::TooLarge { size: body, max });
+        }
+        let size = (body + record::FRAME_HEADER) as u64;
+        let total = self.shared.state.lock().expect("queue lock").total_bytes;
+        if total + self.buf.len() as u64 + size > self.shared.config.max_bytes {
+            return Err(QueueError::Full {
+                max_bytes: self.shared.config.max_bytes,
+            });
+        }
+        let id = self.next_id;
+        record::encode_event(&mut self.buf, id, stream, position, payload);
+        set_position(&mut self.positions, stream, position);
+        self.next_id += 1;
+        Ok(id)
+    }
+
+    /// Records that `stream`'s position is no longer needed (its file is gone
+    /// and drained).
+    pub fn forget(&mut self, stream: &[u8]) {
+        if self.positions.remove(stream).is_some() {
+            record::encode_forget(&mut self.buf, self.next_id - 1, stream);
+        }
+    }
+
+    /// Bytes appended but not committed.
+    pub fn pending_bytes(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// The latest position of every stream, including uncommitted appends.
+    pub fn positions(&self) -> &BTreeMap<Vec<u8>, Vec<u8>> {
+        &self.positions
+    }
+
+    /// Writes and fsyncs everything appended, then makes it visible to
+    /// readers. Returns the highest committed id.
+    pub fn commit(&mut self) -> Result<u64, QueueError> {
+        let path = segment::path(&self.shared.config.dir, self.seg_no);
+        if !self.buf.is_empty() {
+            self.file.write_all(&self.buf).map_err(io_err(&path))?;
+            self.seg_written += self.buf.len() as u64;
+            self.buf.clear();
+            self.unsynced = true;
+        }
+        let sync_now = match self.shared.config.fsync {
+            Fsync::Always => self.unsynced,
+            Fsync::Interval(every) => self.unsynced && self.last_sync.elapsed() >= every,
+        };
+        if sync_now {
+            self.file.sync_data().map_err(io_err(&path))?;
+            self.last_sync = Instant::now();
+            self.unsynced = false;
+        }
+        let committed = self.next_id - 1;
+        {
+            let mut st = self.shared.state.lock().expect("queue lock");
+            let active = st.segments.back_mut().expect("active segment exists");
+            let grown = self.seg_written - active.bytes;
+            active.bytes = self.seg_written;
+            active.last_id = committed;
+            st.total_bytes += grown;
+            st.committed_id = committed;
+        }
+        self.shared.changed.notify_all();
+        if self.seg_written >= self.shared.config.segment_bytes {
+            self.rotate()?;
+        }
+        Ok(committed)
+    }
+
+    /// Closes the active segment and starts a new one with a snapshot; then
+    /// deletes segments every consumer has acknowledged.
+    fn rotate(&mut self) -> Result<(), QueueError> {
+        let committed = self.next_id - 1;
+        let (file, written) =
+            create_segment(&self.shared, self.seg_no + 1, committed, &self.positions)?;
+        self.file = file;
+        self.seg_no += 1;
+        self.seg_written = written;
+        delete_acked(&self.shared)?;
+        Ok(())
+    }
+
+    /// Blocks until `bytes` more fit, or `timeout` passes. Before waiting it
+    /// commits, and starts a fresh segment if the active one is fully
+    /// acknowledged, so waiting can always end once outputs catch up.
+    pub fn wait_for_space(&mut self, bytes: u64, timeout: Duration) -> Result<bool, QueueError> {
+        self.commit()?;
+        let max = self.shared.config.max_bytes;
+        let fits = move |total: u64| total + bytes <= max;
+        {
+            let st = self.shared.state.lock().expect("queue lock");
+            if fits(st.total_bytes) {
+                return Ok(true);
+            }
+            let active_acked = st.min_ack() >= self.next_id - 1 && self.seg_written > 0;
+            drop(st);
+            if active_acked {
+                self.rotate()?;
+            }
+        }
+        let deadline = Instant::now() + timeout;
+        let mut st = self.shared.state.lock().expect("queue lock");
+        loop {
+            if fits(st.total_bytes) {
+                return Ok(true);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(false);
+            }
+            st = self
+                .shared
+                .changed
+                .wait_timeout(st, deadline - now)
+                .expect("queue lock")
+                .0;
+        }
+    }
+
+    /// Bytes on disk, all segments.
+    pub fn total_bytes(&self) -> u64 {
+        self.shared.state.lock().expect("queue lock").total_bytes
+    }
+}
+
+impl Drop for QueueWriter {
+    fn drop(&mut self) {
+        // Best effort: make what was appended durable, then release readers.
+        let _ = self.commit();
+        self.shared.state.lock().expect("queue lock").closed = true;
+        self.shared.changed.notify_all();
+    }
+}
+
+/// Creates segment `no` with its header and a positions snapshot, fsynced,
+/// and registers it as the active segment.
+fn create_segment(
+    shared: &Shared,
+    no: u64,
+    last_id: u64,
+    positions: &BTreeMap<Vec<u8>, Vec<u8>>,
+) -> Result<(File, u64), QueueError> {
+    let dir = &shared.config.dir;
+    let path = segment::path(dir, no);
+    let mut first = segment::header(no).to_vec();
+    record::encode_snapshot(&mut first, last_id, positions);
+    let mut file = OpenOptions::new()
+        .create_new(true)
+        .append(true)
+        .open(&path)
+        .map_err(io_err(&path))?;
+    file.write_all(&first).map_err(io_err(&path))?;
+    file.sync_all().map_err(io_err(&path))?;
+    sync_dir(dir)?;
+    let written = first.len() as u64;
+    let mut st = shared.state.lock().expect("queue lock");
+    st.segments.push_back(SegmentMeta {
+        no,
+        bytes: written,
+        last_id,
+    });
+    st.total_bytes += written;
+    Ok((file, written))
+}
