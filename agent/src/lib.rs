@@ -15,4 +15,5 @@
 //! each part, in its module docs.
 
 pub mod filter;
+pub mod input;
 pub mod queue;

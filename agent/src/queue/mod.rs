@@ -33,6 +33,8 @@
 //! `stream` and `position` are opaque to the queue: the file input uses the
 //! file's identity as the stream and the byte offset after the line (plus a
 //! marker) as the position. The payload is the event in canonical encoding.
+//! An event record with an empty payload only moves its stream's position
+//! (for lines a filter dropped); readers skip it.
 //!
 //! # Invariants
 //!

@@ -209,7 +209,10 @@ impl QueueReader {
                             break;
                         }
                         if id >= self.next_id {
-                            batch.push(id, payload);
+                            // An empty payload only moves a position.
+                            if !payload.is_empty() {
+                                batch.push(id, payload);
+                            }
                             self.next_id = id + 1;
                         }
                     }

@@ -1,0 +1,625 @@
+//! The file input: tails files matched by globs, across rotation.
+//!
+//! # Identity
+//!
+//! A file is identified by its (device, inode) and a fingerprint of its
+//! first bytes (see [`identity`]). Positions live in the queue: each line is
+//! handed to the [`Sink`] with the file's stream key and the position after
+//! it, and after a restart the input resumes from the positions the queue
+//! recovered. A saved position is used only if the file still starts with
+//! the fingerprinted bytes and the marker bytes before the offset are still
+//! there; otherwise the file is read from the beginning (a duplicate is
+//! possible, a loss is not).
+//!
+//! # Rotation and other file events
+//!
+//! * **rename + create**: the renamed file keeps its inode, so it keeps its
+//!   stream; it is drained to its end. The new file at the old path is a new
+//!   inode and is read from the beginning.
+//! * **copytruncate**: the original is truncated in place (its size falls
+//!   below the offset): it is read again from 0. The copy is a new inode
+//!   whose full fingerprint equals the original's: it continues from how far
+//!   the original had been read, so lines between the last read and the copy
+//!   are delivered once and nothing is read twice. The copy must match the
+//!   include globs (e.g. `access.log*`) to be picked up; otherwise lines
+//!   written between the last read and the truncation are lost, which is
+//!   inherent to copytruncate.
+//! * **truncation in place**: the same as the original of a copytruncate.
+//! * **deletion while open, or renamed out of the globs**: the open handle is
+//!   drained to its end; after `rotate_wait` with no new data the handle is
+//!   released (so deleted files do not keep their disk space) and the stream
+//!   is forgotten in the queue.
+//! * **files shorter than the fingerprint**: fingerprinted over the bytes
+//!   they have, together with their inode, and upgraded to a full
+//!   fingerprint when they grow.
+//! * **a last line without a newline**: held back until the newline arrives,
+//!   or emitted flagged `no_newline` after `partial_line_timeout` without
+//!   new data.
+//! * **over-long lines**: split or truncated by the framer, flagged; never
+//!   stall the input.
+//! * **`read_from`**: applies to files found at startup that have no saved
+//!   position. Files that appear later (new rotations) are always read from
+//!   the beginning.
+//!
+//! Discovery uses inotify (through `notify`) on the glob base directories to
+//! wake up at once, and a periodic rescan as a fallback. One read buffer is
+//! shared by all files; each file keeps only its unfinished last line.
+
+pub mod identity;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use auditship_core::Flags;
+use auditship_plugins::framing::{Framer, Overlong};
+use globset::{GlobSet, GlobSetBuilder};
+
+use identity::{parse_stream_key, stream_key, FilePosition, Fingerprint};
+
+/// Where to start in a file seen for the first time.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReadFrom {
+    /// From its first byte.
+    #[default]
+    Beginning,
+    /// From its current end (only files present at startup).
+    End,
+}
+
+/// Settings of one file input.
+#[derive(Clone, Debug)]
+pub struct FileInputConfig {
+    /// Input name; part of every stream key.
+    pub name: String,
+    /// Glob patterns of files to tail.
+    pub include: Vec<String>,
+    /// Glob patterns to leave out.
+    pub exclude: Vec<String>,
+    /// Start of files seen for the first time.
+    pub read_from: ReadFrom,
+    /// Bytes fingerprinted at the start of each file.
+    pub fingerprint_bytes: usize,
+    /// Longest line.
+    pub max_line_bytes: usize,
+    /// Split or truncate longer lines.
+    pub overlong: Overlong,
+    /// Emit a last line without newline after this long without new data.
+    pub partial_line_timeout: Duration,
+    /// Keep a deleted or renamed-away file open this long after its last data.
+    pub rotate_wait: Duration,
+    /// Rescan the globs at least this often.
+    pub rescan_interval: Duration,
+}
+
+impl FileInputConfig {
+    /// Defaults for an input named `name` tailing `include`.
+    pub fn new(name: &str, include: Vec<String>) -> Self {
+        FileInputConfig {
+            name: name.to_string(),
+            include,
+            exclude: Vec::new(),
+            read_from: ReadFrom::Beginning,
+            fingerprint_bytes: 256,
+            max_line_bytes: 64 * 1024,
+            overlong: Overlong::Split,
+            partial_line_timeout: Duration::from_secs(5),
+            rotate_wait: Duration::from_secs(5),
+            rescan_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// File input failures.
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    /// A glob pattern does not compile.
+    #[error("input {input:?}: invalid glob {pattern:?}: {source}")]
+    Glob {
+        /// Input name.
+        input: String,
+        /// The pattern.
+        pattern: String,
+        /// Why.
+        source: globset::Error,
+    },
+    /// The sink refused a line (the agent is shutting down).
+    #[error("stopped")]
+    Stopped,
+}
+
+/// One line read from a file.
+pub struct Line<'a> {
+    /// Stream key of the file.
+    pub stream: &'a [u8],
+    /// Encoded position after the line.
+    pub position: &'a [u8],
+    /// The line, without newline.
+    pub bytes: &'a [u8],
+    /// Framing flags.
+    pub flags: Flags,
+    /// Path the file had when it was read.
+    pub path: &'a Path,
+}
+
+/// Where lines go: the agent's ingest (parse, filter, queue).
+pub trait Sink {
+    /// Takes one line. May block (a full queue); an error stops the input.
+    fn line(&mut self, line: Line<'_>) -> Result<(), InputError>;
+    /// The stream's file is gone and drained; its position is no longer needed.
+    fn forget(&mut self, stream: &[u8]);
+}
+
+struct Tracked {
+    path: PathBuf,
+    file: File,
+    dev: u64,
+    ino: u64,
+    stream: Vec<u8>,
+    fp: Fingerprint,
+    /// Byte after the last delivered line.
+    offset: u64,
+    /// Bytes after `offset` read but not yet a complete line.
+    partial: Vec<u8>,
+    framer: Framer,
+    last_data: Instant,
+    /// When the file stopped being at a matched path (deleted or renamed away).
+    gone_since: Option<Instant>,
+}
+
+/// A file truncated in place: how far it had been read, for its copy.
+struct Ghost {
+    fp: Fingerprint,
+    offset: u64,
+    at: Instant,
+}
+
+/// Counts for metrics and tests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FileInputStats {
+    /// Files currently open.
+    pub tracked: usize,
+    /// Lines handed to the sink.
+    pub lines: u64,
+    /// Bytes read.
+    pub bytes: u64,
+    /// Truncations seen.
+    pub truncations: u64,
+    /// Copies recognised as continuations (copytruncate).
+    pub copies: u64,
+    /// Files released after deletion or rotation.
+    pub released: u64,
+}
+
+/// Tails the files of one input. See the module docs.
+pub struct FileInput {
+    cfg: FileInputConfig,
+    include: GlobSet,
+    exclude: GlobSet,
+    bases: Vec<(PathBuf, bool)>,
+    files: HashMap<(u64, u64), Tracked>,
+    /// Saved positions not yet matched to a file (only until the first scan ends).
+    saved: BTreeMap<(u64, u64), (Vec<u8>, FilePosition)>,
+    ghosts: Vec<Ghost>,
+    first_scan: bool,
+    last_scan: Option<Instant>,
+    wake: mpsc::Receiver<()>,
+    _watcher: Option<notify::RecommendedWatcher>,
+    buf: Vec<u8>,
+    pos_buf: Vec<u8>,
+    stats: FileInputStats,
+}
+
+const READ_CHUNK: usize = 256 * 1024;
+
+impl FileInput {
+    /// Builds the input. `positions` are the queue's recovered positions (all
+    /// inputs; this input picks its own by stream-key prefix).
+    pub fn new(
+        cfg: FileInputConfig,
+        positions: &BTreeMap<Vec<u8>, Vec<u8>>,
+    ) -> Result<Self, InputError> {
+        let build = |patterns: &[String]| {
+            let mut b = GlobSetBuilder::new();
+            for p in patterns {
+                let g = globset::GlobBuilder::new(p)
+                    .literal_separator(true)
+                    .build()
+                    .map_err(|source| InputError::Glob {
+                        input: cfg.name.clone(),
+                        pattern: p.clone(),
+                        source,
+                    })?;
+                b.add(g);
+            }
+            b.build().map_err(|source| InputError::Glob {
+                input: cfg.name.clone(),
+                pattern: patterns.join(", "),
+                source,
+            })
+        };
+        let include = build(&cfg.include)?;
+        let exclude = build(&cfg.exclude)?;
+        let bases = cfg.include.iter().map(|p| glob_base(p)).collect::<Vec<_>>();
+        let saved = positions
+            .iter()
+            .filter_map(|(k, v)| {
+                let id = parse_stream_key(&cfg.name, k)?;
+                Some((id, (k.clone(), FilePosition::decode(v)?)))
+            })
+            .collect();
+        let (tx, wake) = mpsc::sync_channel(1);
+        let watcher = start_watcher(&bases, tx);
+        Ok(FileInput {
+            cfg,
+            include,
+            exclude,
+            bases,
+            files: HashMap::new(),
+            saved,
+            ghosts: Vec::new(),
+            first_scan: true,
+            last_scan: None,
+            wake,
+            _watcher: watcher,
+            buf: Vec::with_capacity(READ_CHUNK + 64 * 1024),
+            pos_buf: Vec::with_capacity(64),
+            stats: FileInputStats::default(),
+        })
+    }
+
+    /// The input's name.
+    pub fn name(&self) -> &str {
+        &self.cfg.name
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> FileInputStats {
+        FileInputStats {
+            tracked: self.files.len(),
+            ..self.stats
+        }
+    }
+
+    /// Waits up to `timeout` for a file-system event in the watched directories.
+    pub fn wait(&self, timeout: Duration) {
+        if let Err(mpsc::RecvTimeoutError::Disconnected) = self.wake.recv_timeout(timeout) {
+            // No watcher: plain polling.
+            std::thread::sleep(timeout);
+        }
+    }
+
+    /// One pass: rescan if due, then read every file, up to `budget` bytes
+    /// per file. Returns the bytes read.
+    pub fn poll(&mut self, sink: &mut dyn Sink, budget: usize) -> Result<u64, InputError> {
+        let woke = self.wake.try_recv().is_ok();
+        let due = self
+            .last_scan
+            .is_none_or(|t| t.elapsed() >= self.cfg.rescan_interval);
+        if woke || due {
+            self.scan(sink);
+        }
+        let mut total = 0;
+        let keys: Vec<(u64, u64)> = self.files.keys().copied().collect();
+        for key in keys {
+            total += self.read_file(key, sink, budget)?;
+        }
+        Ok(total)
+    }
+
+    /// Finds files matching the globs and starts tracking new ones.
+    fn scan(&mut self, sink: &mut dyn Sink) {
+        self.last_scan = Some(Instant::now());
+        let mut seen: HashMap<(u64, u64), PathBuf> = HashMap::new();
+        for (base, recursive) in self.bases.clone() {
+            walk(&base, recursive, &mut |path| {
+                if self.include.is_match(path) && !self.exclude.is_match(path) {
+                    if let Ok(m) = std::fs::metadata(path) {
+                        if m.is_file() {
+                            seen.entry((m.dev(), m.ino()))
+                                .or_insert_with(|| path.to_path_buf());
+                        }
+                    }
+                }
+            });
+        }
+        // Known files: follow renames, notice disappearance.
+        for (key, t) in self.files.iter_mut() {
+            match seen.remove(key) {
+                Some(path) => {
+                    t.path = path;
+                    t.gone_since = None;
+                }
+                None => {
+                    t.gone_since.get_or_insert_with(Instant::now);
+                }
+            }
+        }
+        // New files, in a stable order.
+        let mut new: Vec<_> = seen.into_iter().collect();
+        new.sort_by(|a, b| a.1.cmp(&b.1));
+        for ((dev, ino), path) in new {
+            self.track(dev, ino, path);
+        }
+        if self.first_scan {
+            self.first_scan = false;
+            for (_, (stream, _)) in std::mem::take(&mut self.saved) {
+                sink.forget(&stream);
+            }
+        }
+        self.ghosts
+            .retain(|g| g.at.elapsed() < Duration::from_secs(300));
+    }
+
+    fn track(&mut self, dev: u64, ino: u64, path: PathBuf) {
+        let Ok(file) = File::open(&path) else { return };
+        let Ok(meta) = file.metadata() else { return };
+        if (meta.dev(), meta.ino()) != (dev, ino) {
+            return; // Replaced between scan and open; the next scan sees it.
+        }
+        let size = meta.len();
+        let Ok(fp) = Fingerprint::read(&file, size, self.cfg.fingerprint_bytes) else {
+            return;
+        };
+        let stream = stream_key(&self.cfg.name, dev, ino);
+        let full = usize::from(fp.len) == self.cfg.fingerprint_bytes;
+        let mut offset = None;
+        if let Some((_, saved)) = self.saved.remove(&(dev, ino)) {
+            if saved.offset <= size && saved.fp.matches(&file, size) && saved.marker_matches(&file)
+            {
+                offset = Some(saved.offset);
+            } else {
+                tracing::warn!(path = %path.display(), "file changed since its saved position; reading it from the beginning");
+                // It was truncated or replaced while the agent was down; a copy
+                // of its old content may still turn up (copytruncate).
+                self.ghosts.push(Ghost {
+                    fp: saved.fp,
+                    offset: saved.offset,
+                    at: Instant::now(),
+                });
+            }
+        }
+        if offset.is_none() && full {
+            if let Some(from) = self.copy_source(fp, (dev, ino)) {
+                let from = from.min(size);
+                tracing::info!(path = %path.display(), offset = from, "file is a copy of one already read (copytruncate); continuing where the original was read up to");
+                self.stats.copies += 1;
+                offset = Some(from);
+            }
+        }
+        let offset = offset.unwrap_or(match self.cfg.read_from {
+            ReadFrom::End if self.first_scan => size,
+            _ => 0,
+        });
+        tracing::debug!(path = %path.display(), offset, "tracking file");
+        self.files.insert(
+            (dev, ino),
+            Tracked {
+                path,
+                file,
+                dev,
+                ino,
+                stream,
+                fp,
+                offset,
+                partial: Vec::new(),
+                framer: Framer::new(self.cfg.max_line_bytes, self.cfg.overlong),
+                last_data: Instant::now(),
+                gone_since: None,
+            },
+        );
+    }
+
+    /// How far the original of a copy with fingerprint `fp` was read.
+    fn copy_source(&self, fp: Fingerprint, own: (u64, u64)) -> Option<u64> {
+        let tracked = self
+            .files
+            .values()
+            .filter(|t| t.fp == fp && (t.dev, t.ino) != own)
+            .map(|t| t.offset);
+        let ghosts = self.ghosts.iter().filter(|g| g.fp == fp).map(|g| g.offset);
+        let saved = self
+            .saved
+            .iter()
+            .filter(|(k, (_, p))| p.fp == fp && **k != own)
+            .map(|(_, (_, p))| p.offset);
+        tracked.chain(ghosts).chain(saved).max()
+    }
+
+    /// Reads new data of one file and hands complete lines to the sink.
+    fn read_file(
+        &mut self,
+        key: (u64, u64),
+        sink: &mut dyn Sink,
+        budget: usize,
+    ) -> Result<u64, InputError> {
+        let Some(t) = self.files.get_mut(&key) else {
+            return Ok(0);
+        };
+        let size = match t.file.metadata() {
+            Ok(m) => m.len(),
+            Err(_) => return Ok(0),
+        };
+        let read_to = t.offset + t.partial.len() as u64;
+        if size < read_to {
+            // Truncated in place (or copytruncate): remember how far the old
+            // content was read, for its copy, and start over.
+            self.stats.truncations += 1;
+            self.ghosts.push(Ghost {
+                fp: t.fp,
+                offset: t.offset,
+                at: Instant::now(),
+            });
+            tracing::info!(path = %t.path.display(), from = t.offset, "file truncated; reading it from the beginning");
+            t.offset = 0;
+            t.partial.clear();
+            t.framer = Framer::new(self.cfg.max_line_bytes, self.cfg.overlong);
+            t.fp = Fingerprint::read(&t.file, size, self.cfg.fingerprint_bytes).unwrap_or(t.fp);
+        } else if usize::from(t.fp.len) < self.cfg.fingerprint_bytes && size > u64::from(t.fp.len) {
+            if let Ok(fp) = Fingerprint::read(&t.file, size, self.cfg.fingerprint_bytes) {
+                t.fp = fp;
+            }
+        }
+        let mut total = 0u64;
+        loop {
+            let read_to = t.offset + t.partial.len() as u64;
+            let avail = size.saturating_sub(read_to);
+            if avail == 0 || total >= budget as u64 {
+                break;
+            }
+            self.buf.clear();
+            self.buf.extend_from_slice(&t.partial);
+            let start = self.buf.len();
+            let want = (avail as usize).min(READ_CHUNK);
+            self.buf.resize(start + want, 0);
+            let n = match t.file.read_at(&mut self.buf[start..], read_to) {
+                Ok(0) | Err(_) => {
+                    self.buf.truncate(start);
+                    break;
+                }
+                Ok(n) => n,
+            };
+            self.buf.truncate(start + n);
+            total += n as u64;
+            t.last_data = Instant::now();
+            let used = emit_frames(
+                t,
+                &self.buf,
+                false,
+                &mut self.pos_buf,
+                sink,
+                &mut self.stats,
+            )?;
+            t.partial.clear();
+            t.partial.extend_from_slice(&self.buf[used..]);
+        }
+        self.stats.bytes += total;
+        let idle = t.last_data.elapsed();
+        if total == 0 && !t.partial.is_empty() && idle >= self.cfg.partial_line_timeout {
+            // The writer left a last line without newline: emit it as it is.
+            self.buf.clear();
+            self.buf.extend_from_slice(&t.partial);
+            let used = emit_frames(t, &self.buf, true, &mut self.pos_buf, sink, &mut self.stats)?;
+            t.partial.drain(..used);
+        }
+        if total == 0
+            && t.gone_since
+                .is_some_and(|g| g.elapsed() >= self.cfg.rotate_wait)
+            && idle >= self.cfg.rotate_wait
+        {
+            if !t.partial.is_empty() {
+                self.buf.clear();
+                self.buf.extend_from_slice(&t.partial);
+                emit_frames(t, &self.buf, true, &mut self.pos_buf, sink, &mut self.stats)?;
+            }
+            tracing::debug!(path = %t.path.display(), "file gone and drained; releasing it");
+            let t = self.files.remove(&key).expect("present");
+            sink.forget(&t.stream);
+            self.stats.released += 1;
+        }
+        Ok(total)
+    }
+}
+
+/// Hands every frame in `buf` (which starts at `t.offset`) to the sink;
+/// returns the bytes used.
+fn emit_frames(
+    t: &mut Tracked,
+    buf: &[u8],
+    eof: bool,
+    pos_buf: &mut Vec<u8>,
+    sink: &mut dyn Sink,
+    stats: &mut FileInputStats,
+) -> Result<usize, InputError> {
+    let mut at = 0;
+    while let Some(f) = t.framer.next(&buf[at..], eof) {
+        let end = at + f.consumed;
+        let new_offset = t.offset + f.consumed as u64;
+        if !f.bytes.is_empty() {
+            FilePosition::encode_into(
+                new_offset,
+                t.fp,
+                &buf[end.saturating_sub(identity::MARKER_LEN)..end],
+                pos_buf,
+            );
+            sink.line(Line {
+                stream: &t.stream,
+                position: pos_buf,
+                bytes: f.bytes,
+                flags: f.flags,
+                path: &t.path,
+            })?;
+            stats.lines += 1;
+        }
+        t.offset = new_offset;
+        at = end;
+    }
+    Ok(at)
+}
+
+/// The directory to walk for a glob, and whether to walk it recursively.
+fn glob_base(pattern: &str) -> (PathBuf, bool) {
+    let mut base = PathBuf::new();
+    let mut recursive = false;
+    let comps: Vec<&str> = pattern.split('/').collect();
+    for (i, c) in comps.iter().enumerate() {
+        let is_last = i + 1 == comps.len();
+        if c.contains(['*', '?', '[', '{']) || is_last {
+            recursive = comps[i..].iter().any(|c| *c == "**") || comps.len() - i > 1;
+            break;
+        }
+        if c.is_empty() && i == 0 {
+            base.push("/");
+        } else {
+            base.push(c);
+        }
+    }
+    if base.as_os_str().is_empty() {
+        base.push(".");
+    }
+    (base, recursive)
+}
+
+fn walk(dir: &Path, recursive: bool, f: &mut dyn FnMut(&Path)) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        match e.file_type() {
+            Ok(ft) if ft.is_dir() && recursive => walk(&path, true, f),
+            Ok(ft) if ft.is_dir() => {}
+            _ => f(&path),
+        }
+    }
+}
+
+fn start_watcher(
+    bases: &[(PathBuf, bool)],
+    tx: mpsc::SyncSender<()>,
+) -> Option<notify::RecommendedWatcher> {
+    use notify::Watcher;
+    let mut w = notify::recommended_watcher(move |_res: notify::Result<notify::Event>| {
+        let _ = tx.try_send(());
+    })
+    .map_err(|e| tracing::warn!(error = %e, "inotify unavailable; relying on periodic rescans"))
+    .ok()?;
+    for (base, recursive) in bases {
+        let mode = if *recursive {
+            notify::RecursiveMode::Recursive
+        } else {
+            notify::RecursiveMode::NonRecursive
+        };
+        if let Err(e) = w.watch(base, mode) {
+            tracing::warn!(dir = %base.display(), error = %e, "cannot watch directory; relying on periodic rescans");
+        }
+    }
+    Some(w)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,276 @@
+//! Tailer tests with a sink that records lines and simulates the queue's
+//! recovered positions, so restarts can be replayed.
+
+use std::collections::BTreeMap;
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+
+use super::*;
+
+#[derive(Default)]
+struct Rec {
+    lines: Vec<(String, Vec<&'static str>)>,
+    positions: BTreeMap<Vec<u8>, Vec<u8>>,
+}
+
+impl Sink for Rec {
+    fn line(&mut self, l: Line<'_>) -> Result<(), InputError> {
+        self.lines.push((
+            String::from_utf8_lossy(l.bytes).into_owned(),
+            l.flags.names().collect(),
+        ));
+        self.positions
+            .insert(l.stream.to_vec(), l.position.to_vec());
+        Ok(())
+    }
+    fn forget(&mut self, stream: &[u8]) {
+        self.positions.remove(stream);
+    }
+}
+
+impl Rec {
+    fn texts(&self) -> Vec<&str> {
+        self.lines.iter().map(|(l, _)| l.as_str()).collect()
+    }
+}
+
+fn cfg(dir: &Path, pattern: &str) -> FileInputConfig {
+    let mut c = FileInputConfig::new("t", vec![format!("{}/{pattern}", dir.display())]);
+    c.rescan_interval = Duration::ZERO;
+    c.partial_line_timeout = Duration::from_millis(50);
+    c.rotate_wait = Duration::from_millis(50);
+    c.fingerprint_bytes = 32;
+    c
+}
+
+fn append(path: &Path, s: &str) {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap()
+        .write_all(s.as_bytes())
+        .unwrap();
+}
+
+fn lines(prefix: &str, from: usize, to: usize) -> String {
+    (from..to)
+        .map(|i| format!("{prefix} line {i:04} padding padding\n"))
+        .collect()
+}
+
+fn expected(prefix: &str, from: usize, to: usize) -> Vec<String> {
+    (from..to)
+        .map(|i| format!("{prefix} line {i:04} padding padding"))
+        .collect()
+}
+
+fn poll(input: &mut FileInput, sink: &mut Rec) {
+    for _ in 0..3 {
+        input.poll(sink, usize::MAX).unwrap();
+    }
+}
+
+#[test]
+fn reads_lines_and_resumes_after_restart_without_duplicates() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("a.log");
+    append(&f, &lines("a", 0, 10));
+    let mut sink = Rec::default();
+    let mut input = FileInput::new(cfg(dir.path(), "*.log"), &BTreeMap::new()).unwrap();
+    poll(&mut input, &mut sink);
+    assert_eq!(sink.texts(), expected("a", 0, 10));
+    drop(input);
+    append(&f, &lines("a", 10, 15));
+    let saved = sink.positions.clone();
+    let mut sink2 = Rec::default();
+    let mut input = FileInput::new(cfg(dir.path(), "*.log"), &saved).unwrap();
+    poll(&mut input, &mut sink2);
+    assert_eq!(sink2.texts(), expected("a", 10, 15));
+}
+
+#[test]
+fn rename_and_create_drains_the_old_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("a.log");
+    append(&f, &lines("a", 0, 5));
+    let mut sink = Rec::default();
+    let mut input = FileInput::new(cfg(dir.path(), "a.log"), &BTreeMap::new()).unwrap();
+    poll(&mut input, &mut sink);
+    // The writer still appends to the old file after the rename, then to the new one.
+    fs::rename(&f, dir.path().join("a.log.1")).unwrap();
+    append(&dir.path().join("a.log.1"), &lines("a", 5, 8));
+    append(&f, &lines("b", 0, 3));
+    poll(&mut input, &mut sink);
+    let mut got = sink.texts();
+    got.sort();
+    let mut want = [expected("a", 0, 8), expected("b", 0, 3)].concat();
+    want.sort();
+    assert_eq!(got, want);
+    // After rotate_wait the renamed-away file is released and forgotten.
+    std::thread::sleep(Duration::from_millis(80));
+    poll(&mut input, &mut sink);
+    assert_eq!(input.stats().tracked, 1);
+    assert_eq!(input.stats().released, 1);
+    assert_eq!(sink.positions.len(), 1);
+}
+
+#[test]
+fn copytruncate_continues_in_the_copy_and_restarts_the_original() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("a.log");
+    append(&f, &lines("a", 0, 5));
+    let mut sink = Rec::default();
+    let mut input = FileInput::new(cfg(dir.path(), "a.log*"), &BTreeMap::new()).unwrap();
+    poll(&mut input, &mut sink);
+    // More lines arrive, then logrotate copies and truncates before we read them.
+    append(&f, &lines("a", 5, 9));
+    fs::copy(&f, dir.path().join("a.log.1")).unwrap();
+    OpenOptions::new()
+        .write(true)
+        .open(&f)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    append(&f, &lines("c", 0, 2));
+    poll(&mut input, &mut sink);
+    let mut got = sink.texts();
+    got.sort();
+    let mut want = [expected("a", 0, 9), expected("c", 0, 2)].concat();
+    want.sort();
+    assert_eq!(got, want, "every line once");
+    assert_eq!(input.stats().copies, 1);
+}
+
+#[test]
+fn truncation_in_place_reads_again_from_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("a.log");
+    append(&f, &lines("a", 0, 5));
+    let mut sink = Rec::default();
+    let mut input = FileInput::new(cfg(dir.path(), "a.log"), &BTreeMap::new()).unwrap();
+    poll(&mut input, &mut sink);
+    OpenOptions::new()
+        .write(true)
+        .open(&f)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    append(&f, &lines("z", 0, 2));
+    poll(&mut input, &mut sink);
+    assert_eq!(
+        sink.texts(),
+        [expected("a", 0, 5), expected("z", 0, 2)].concat()
+    );
+    assert_eq!(input.stats().truncations, 1);
+}
+
+#[test]
+fn deleted_file_is_drained_then_released() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("a.log");
+    append(&f, &lines("a", 0, 3));
+    let mut sink = Rec::default();
+    let mut input = FileInput::new(cfg(dir.path(), "a.log"), &BTreeMap::new()).unwrap();
+    poll(&mut input, &mut sink);
+    let mut w = OpenOptions::new().append(true).open(&f).unwrap();
+    fs::remove_file(&f).unwrap();
+    w.write_all(lines("a", 3, 5).as_bytes()).unwrap();
+    poll(&mut input, &mut sink);
+    assert_eq!(sink.texts(), expected("a", 0, 5));
+    std::thread::sleep(Duration::from_millis(80));
+    poll(&mut input, &mut sink);
+    assert_eq!(input.stats().tracked, 0, "handle released");
+    assert!(sink.positions.is_empty(), "stream forgotten");
+}
+
+#[test]
+fn short_files_and_last_line_without_newline() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("tiny.log");
+    append(&f, "hi\nno newline");
+    let mut sink = Rec::default();
+    let mut input = FileInput::new(cfg(dir.path(), "*.log"), &BTreeMap::new()).unwrap();
+    poll(&mut input, &mut sink);
+    assert_eq!(sink.texts(), ["hi"], "partial line waits");
+    std::thread::sleep(Duration::from_millis(80));
+    poll(&mut input, &mut sink);
+    assert_eq!(sink.texts(), ["hi", "no newline"]);
+    assert_eq!(sink.lines[1].1, ["no_newline"]);
+    // The short file grows past the fingerprint; a restart resumes correctly.
+    append(&f, &format!("\n{}", lines("g", 0, 3)));
+    poll(&mut input, &mut sink);
+    drop(input);
+    append(&f, &lines("g", 3, 4));
+    let mut sink2 = Rec::default();
+    let mut input = FileInput::new(cfg(dir.path(), "*.log"), &sink.positions).unwrap();
+    poll(&mut input, &mut sink2);
+    assert_eq!(sink2.texts(), expected("g", 3, 4));
+}
+
+#[test]
+fn read_from_end_skips_existing_content_of_files_present_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("a.log");
+    append(&f, &lines("old", 0, 3));
+    let mut c = cfg(dir.path(), "*.log");
+    c.read_from = ReadFrom::End;
+    let mut sink = Rec::default();
+    let mut input = FileInput::new(c, &BTreeMap::new()).unwrap();
+    poll(&mut input, &mut sink);
+    append(&f, &lines("new", 0, 2));
+    append(&dir.path().join("b.log"), &lines("b", 0, 1));
+    poll(&mut input, &mut sink);
+    let mut got = sink.texts();
+    got.sort();
+    assert_eq!(got, [expected("b", 0, 1), expected("new", 0, 2)].concat());
+}
+
+#[test]
+fn many_files_and_exclusions() {
+    let dir = tempfile::tempdir().unwrap();
+    for i in 0..50 {
+        append(
+            &dir.path().join(format!("f{i:02}.log")),
+            &lines(&format!("f{i:02}"), 0, 20),
+        );
+    }
+    append(&dir.path().join("skip.log"), "nope\n");
+    fs::create_dir(dir.path().join("sub")).unwrap();
+    append(&dir.path().join("sub/deep.log"), "not matched by *.log\n");
+    let mut c = cfg(dir.path(), "*.log");
+    c.exclude = vec![format!("{}/skip.log", dir.path().display())];
+    let mut sink = Rec::default();
+    let mut input = FileInput::new(c, &BTreeMap::new()).unwrap();
+    poll(&mut input, &mut sink);
+    assert_eq!(sink.lines.len(), 50 * 20);
+    assert_eq!(input.stats().tracked, 50);
+}
+
+#[test]
+fn copy_made_while_the_agent_was_down_is_not_read_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("a.log");
+    append(&f, &lines("a", 0, 5));
+    let mut sink = Rec::default();
+    let mut input = FileInput::new(cfg(dir.path(), "a.log*"), &BTreeMap::new()).unwrap();
+    poll(&mut input, &mut sink);
+    drop(input);
+    append(&f, &lines("a", 5, 7));
+    fs::copy(&f, dir.path().join("a.log.1")).unwrap();
+    OpenOptions::new()
+        .write(true)
+        .open(&f)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    append(&f, &lines("n", 0, 40));
+    let mut sink2 = Rec::default();
+    let mut input = FileInput::new(cfg(dir.path(), "a.log*"), &sink.positions).unwrap();
+    poll(&mut input, &mut sink2);
+    let mut got = sink2.texts();
+    got.sort();
+    let mut want = [expected("a", 5, 7), expected("n", 0, 40)].concat();
+    want.sort();
+    assert_eq!(got, want);
+}
