@@ -14,6 +14,7 @@
 //! The agent's invariants are written down in `../shared/design.md` and, for
 //! each part, in its module docs.
 
+pub mod config;
 pub mod filter;
 pub mod input;
 pub mod queue;

@@ -569,7 +569,7 @@ fn glob_base(pattern: &str) -> (PathBuf, bool) {
     for (i, c) in comps.iter().enumerate() {
         let is_last = i + 1 == comps.len();
         if c.contains(['*', '?', '[', '{']) || is_last {
-            recursive = comps[i..].iter().any(|c| *c == "**") || comps.len() - i > 1;
+            recursive = comps[i..].contains(&"**") || comps.len() - i > 1;
             break;
         }
         if c.is_empty() && i == 0 {

@@ -1,0 +1,99 @@
+//! Finding the line of a key path (`inputs[1].include[0]`) in a TOML file,
+//! so semantic errors point at the file, line and key like syntax errors do.
+//!
+//! It understands what the agent's configs use: top-level keys, `[table]`
+//! headers, `[[array]]` headers counted by occurrence, and `key = value`
+//! lines inside them. When the exact key is not found (an inline table, a
+//! dotted key), it returns the line of the enclosing table header.
+
+/// 1-based line of `path` in `source`, if it can be found.
+pub fn line_of(source: &str, path: &str) -> Option<usize> {
+    let segments: Vec<(&str, Option<usize>)> = path
+        .split('.')
+        .map(|seg| match seg.split_once('[') {
+            Some((name, rest)) => (name, rest.trim_end_matches(']').parse().ok()),
+            None => (seg, None),
+        })
+        .collect();
+    let lines: Vec<&str> = source.lines().collect();
+    let (first, index) = *segments.first()?;
+    // Where the section for the first segment starts, and the key to look for in it.
+    let (start, key) = if segments.len() == 1 {
+        (0, first)
+    } else {
+        let header = match index {
+            Some(_) => format!("[[{first}]]"),
+            None => format!("[{first}]"),
+        };
+        let nth = index.unwrap_or(0);
+        let at = lines
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.trim() == header)
+            .nth(nth)
+            .map(|(i, _)| i)?;
+        let key = segments.get(1).map_or(first, |s| s.0);
+        (at, key)
+    };
+    let in_section = segments.len() > 1;
+    for (i, l) in lines
+        .iter()
+        .enumerate()
+        .skip(start + usize::from(in_section))
+    {
+        let t = l.trim_start();
+        if t.starts_with('[') {
+            break;
+        }
+        if let Some(rest) = t.strip_prefix(key) {
+            if rest.trim_start().starts_with('=') {
+                return Some(i + 1);
+            }
+        }
+    }
+    in_section.then_some(start + 1)
+}
+
+/// The first line at or after `from` (1-based) that assigns `key`, before the
+/// next table header.
+pub fn key_line_from(source: &str, from: usize, key: &str) -> Option<usize> {
+    for (i, l) in source.lines().enumerate().skip(from.saturating_sub(1)) {
+        let t = l.trim_start();
+        if i + 1 > from && t.starts_with('[') {
+            return None;
+        }
+        if let Some(rest) = t.strip_prefix(key) {
+            if rest.trim_start().starts_with('=') {
+                return Some(i + 1);
+            }
+        }
+    }
+    None
+}
+
+/// 1-based (line, column) of a byte offset.
+pub fn line_col(source: &str, offset: usize) -> (usize, usize) {
+    let before = &source[..offset.min(source.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    (line, col)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SRC: &str = "state_dir = \"/x\"\n\n[queue]\nmax_bytes = \"1GiB\"\n\n[[inputs]]\nname = \"a\"\n\n[[inputs]]\nname = \"b\"\ninclude = [\"[\"]\n";
+
+    #[test]
+    fn finds_keys_in_tables_and_arrays_of_tables() {
+        assert_eq!(line_of(SRC, "state_dir"), Some(1));
+        assert_eq!(line_of(SRC, "queue.max_bytes"), Some(4));
+        assert_eq!(line_of(SRC, "inputs[1].include[0]"), Some(11));
+        assert_eq!(line_of(SRC, "inputs[0].name"), Some(7));
+        // Missing key: the table header.
+        assert_eq!(line_of(SRC, "inputs[0].include"), Some(6));
+        assert_eq!(line_of(SRC, "outputs[0].path"), None);
+        assert_eq!(line_col(SRC, SRC.find("max_bytes").unwrap()), (4, 1));
+    }
+}

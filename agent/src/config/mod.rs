@@ -1,0 +1,593 @@
+//! The agent's TOML configuration, in two stages.
+//!
+//! Stage one ([`RawConfig`]) is what the file says: serde structs that
+//! reject unknown keys, with a doc comment on every field. Stage two
+//! ([`RawConfig::validate`]) is a pure function into the runtime types
+//! ([`AgentConfig`]); it checks everything that can be checked without
+//! starting (globs, format strings, time zones, JSON mappings, filters,
+//! sizes) and reports *every* problem, each with the file, line and key.
+//!
+//! `auditship validate --config FILE` runs both stages and nothing else.
+//! A commented example of every key is in `config/agent.toml`.
+
+mod locate;
+mod units;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use auditship_plugins::framing::Overlong;
+use auditship_plugins::{Format, Parser, ParserError, ParserOptions};
+use serde::Deserialize;
+
+use crate::filter::{build_chain, FilterConfig};
+use crate::input::file::{FileInputConfig, ReadFrom};
+use crate::queue::{Fsync, QueueConfig};
+
+pub use units::{parse_bytes, parse_duration, ByteSize, HumanDuration};
+
+/// The agent configuration file, as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// Directory for the queue and all other agent state. Must be writable.
+    pub state_dir: PathBuf,
+    /// This agent's identity in events; defaults to the host name.
+    #[serde(default)]
+    pub agent_id: Option<String>,
+    /// How long SIGTERM waits for outputs to deliver what is queued (default "30s").
+    #[serde(default)]
+    pub shutdown_grace: Option<HumanDuration>,
+    /// The disk queue.
+    #[serde(default)]
+    pub queue: RawQueue,
+    /// Where lines come from.
+    #[serde(default)]
+    pub inputs: Vec<RawInput>,
+    /// Applied in order to every event, before it is queued.
+    #[serde(default)]
+    pub filters: Vec<FilterConfig>,
+    /// Where queued events go.
+    #[serde(default)]
+    pub outputs: Vec<RawOutput>,
+    /// The agent's own logs.
+    #[serde(default)]
+    pub log: RawLog,
+}
+
+/// `[queue]`: the disk queue.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawQueue {
+    /// Most bytes on disk (default "1GiB").
+    #[serde(default)]
+    pub max_bytes: Option<ByteSize>,
+    /// Segment size (default "32MiB", at most half of max_bytes).
+    #[serde(default)]
+    pub segment_bytes: Option<ByteSize>,
+    /// "always" (default): nothing is acknowledged before the fsync that covers
+    /// it. "interval": fsync at most every `fsync_interval`; see the queue docs
+    /// for the risk on power loss.
+    #[serde(default)]
+    pub fsync: Option<FsyncMode>,
+    /// With fsync = "interval", the longest time between fsyncs (default "500ms").
+    #[serde(default)]
+    pub fsync_interval: Option<HumanDuration>,
+    /// What to do when the queue is full. Only "block" exists: inputs pause and
+    /// nothing is dropped.
+    #[serde(default)]
+    pub when_full: Option<WhenFull>,
+}
+
+/// `fsync` values.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum FsyncMode {
+    /// Every commit.
+    Always,
+    /// At most once per interval.
+    Interval,
+}
+
+/// `when_full` values.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum WhenFull {
+    /// Pause inputs until outputs catch up.
+    Block,
+}
+
+/// `[[inputs]]`: one input.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum RawInput {
+    /// Tail files.
+    File(RawFileInput),
+}
+
+/// `[[inputs]]` with `type = "file"`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFileInput {
+    /// Unique name; part of every position the queue keeps for it.
+    pub name: String,
+    /// Glob patterns of files to tail (e.g. "/var/log/nginx/access.log*").
+    pub include: Vec<String>,
+    /// Glob patterns to leave out (e.g. "*.gz").
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// For files present at startup without a saved position: "beginning" (default) or "end".
+    #[serde(default)]
+    pub read_from: ReadFrom,
+    /// Parser: "auto" (default), "nginx", "apache", "auth" or "json".
+    #[serde(default)]
+    pub format: Format,
+    /// A custom nginx `log_format` string.
+    #[serde(default)]
+    pub nginx_log_format: Option<String>,
+    /// A custom Apache `LogFormat` string.
+    #[serde(default)]
+    pub apache_log_format: Option<String>,
+    /// Zone of timestamps written without one: "local" (default), "UTC", "+HH:MM" or an IANA name.
+    #[serde(default)]
+    pub timezone: Option<String>,
+    /// JSON field path -> schema field, for format = "json".
+    #[serde(default)]
+    pub json_mapping: BTreeMap<String, String>,
+    /// Longest line (default "64KiB"); longer lines are split or truncated.
+    #[serde(default)]
+    pub max_line_bytes: Option<ByteSize>,
+    /// "split" (default) or "truncate" lines longer than max_line_bytes.
+    #[serde(default)]
+    pub overlong: Overlong,
+    /// Bytes at the start of a file used to recognise it (default 256).
+    #[serde(default)]
+    pub fingerprint_bytes: Option<usize>,
+    /// Emit a last line that has no newline after this long without new data (default "5s").
+    #[serde(default)]
+    pub partial_line_timeout: Option<HumanDuration>,
+    /// Keep a deleted or rotated-away file open this long after its last data (default "5s").
+    #[serde(default)]
+    pub rotate_wait: Option<HumanDuration>,
+    /// Rescan the globs at least this often, besides inotify (default "1s").
+    #[serde(default)]
+    pub rescan_interval: Option<HumanDuration>,
+}
+
+/// `[[outputs]]`: one output.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum RawOutput {
+    /// Append NDJSON to a file, exactly once.
+    File(RawFileOutput),
+    /// Write NDJSON to standard output, at least once.
+    Stdout(RawStdoutOutput),
+}
+
+/// `[[outputs]]` with `type = "file"`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFileOutput {
+    /// Unique name (default "file"); it names the output's acknowledgements in the queue.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// File to append events to, one JSON object per line.
+    pub path: PathBuf,
+}
+
+/// `[[outputs]]` with `type = "stdout"`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStdoutOutput {
+    /// Unique name (default "stdout").
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// `[log]`: the agent's own logs (on stderr).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLog {
+    /// "error", "warn", "info" (default), "debug" or "trace"; RUST_LOG overrides it.
+    #[serde(default)]
+    pub level: Option<String>,
+    /// "text" (default) or "json".
+    #[serde(default)]
+    pub format: Option<LogFormat>,
+}
+
+/// Log line format.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The validated, runtime configuration.
+#[derive(Debug)]
+pub struct AgentConfig {
+    /// State directory.
+    pub state_dir: PathBuf,
+    /// Agent identity.
+    pub agent_id: String,
+    /// SIGTERM drain time.
+    pub shutdown_grace: Duration,
+    /// Queue settings.
+    pub queue: QueueConfig,
+    /// File inputs and their parsers.
+    pub inputs: Vec<InputConfig>,
+    /// Filters (validated; built into a chain at start).
+    pub filters: Vec<FilterConfig>,
+    /// Outputs.
+    pub outputs: Vec<OutputConfig>,
+    /// Log level filter.
+    pub log_level: String,
+    /// Log format.
+    pub log_format: LogFormat,
+}
+
+/// One validated input.
+#[derive(Debug, Clone)]
+pub struct InputConfig {
+    /// Tailing settings.
+    pub file: FileInputConfig,
+    /// Parser settings.
+    pub parser: ParserOptions,
+}
+
+/// One validated output.
+#[derive(Debug, Clone)]
+pub enum OutputConfig {
+    /// NDJSON file.
+    File {
+        /// Name.
+        name: String,
+        /// Path.
+        path: PathBuf,
+    },
+    /// Standard output.
+    Stdout {
+        /// Name.
+        name: String,
+    },
+}
+
+impl OutputConfig {
+    /// The output's name.
+    pub fn name(&self) -> &str {
+        match self {
+            OutputConfig::File { name, .. } | OutputConfig::Stdout { name } => name,
+        }
+    }
+}
+
+/// One configuration problem, located.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The config file.
+    pub file: PathBuf,
+    /// 1-based line, when known.
+    pub line: Option<usize>,
+    /// Key path, e.g. `inputs[0].include[1]`.
+    pub key: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(l) => write!(
+                f,
+                "{}:{}: {}: {}",
+                self.file.display(),
+                l,
+                self.key,
+                self.message
+            ),
+            None => write!(f, "{}: {}: {}", self.file.display(), self.key, self.message),
+        }
+    }
+}
+
+/// Every problem found in a config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// Reads, parses and validates the config file at `path`.
+pub fn load(path: &Path) -> Result<AgentConfig, ConfigErrors> {
+    let source = std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors(vec![ConfigError {
+            file: path.to_path_buf(),
+            line: None,
+            key: String::new(),
+            message: format!("cannot read: {e}"),
+        }])
+    })?;
+    parse(&source, path)
+}
+
+/// Parses and validates config text; `path` is used in error messages and
+/// to resolve a relative `state_dir` against the config's directory.
+pub fn parse(source: &str, path: &Path) -> Result<AgentConfig, ConfigErrors> {
+    let raw: RawConfig = toml::from_str(source).map_err(|e| {
+        // "unknown field `x`" names the key even when the span covers a whole
+        // table (it does for tagged tables such as [[inputs]]).
+        let named = e
+            .message()
+            .split('`')
+            .nth(1)
+            .filter(|_| e.message().starts_with("unknown field"))
+            .map(str::to_string);
+        let (line, key) = match e.span() {
+            Some(span) => {
+                let (mut line, _) = locate::line_col(source, span.start);
+                let text = source.get(span).unwrap_or("").trim();
+                let key = match &named {
+                    Some(k) => {
+                        line = locate::key_line_from(source, line, k).unwrap_or(line);
+                        k.clone()
+                    }
+                    None => text
+                        .chars()
+                        .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.'))
+                        .then(|| text.to_string())
+                        .unwrap_or_default(),
+                };
+                (Some(line), key)
+            }
+            None => (None, named.unwrap_or_default()),
+        };
+        ConfigErrors(vec![ConfigError {
+            file: path.to_path_buf(),
+            line,
+            key,
+            message: e.message().trim().to_string(),
+        }])
+    })?;
+    raw.validate().map_err(|errs| {
+        ConfigErrors(
+            errs.into_iter()
+                .map(|(key, message)| ConfigError {
+                    file: path.to_path_buf(),
+                    line: locate::line_of(source, &key),
+                    key,
+                    message,
+                })
+                .collect(),
+        )
+    })
+}
+
+impl RawConfig {
+    /// Stage two: checks everything and builds the runtime config. Errors are
+    /// `(key path, message)` pairs, all of them.
+    pub fn validate(self) -> Result<AgentConfig, Vec<(String, String)>> {
+        let mut errs: Vec<(String, String)> = Vec::new();
+        let mut err = |key: String, msg: String| errs.push((key, msg));
+        if self.state_dir.as_os_str().is_empty() {
+            err("state_dir".into(), "must not be empty".into());
+        }
+        let q = &self.queue;
+        let max_bytes = q.max_bytes.map_or(1 << 30, |b| b.0);
+        let segment_bytes = q
+            .segment_bytes
+            .map_or((32 << 20).min(max_bytes / 2), |b| b.0);
+        if max_bytes < 1 << 20 {
+            err(
+                "queue.max_bytes".into(),
+                format!("{max_bytes} bytes is too small; use at least 1MiB"),
+            );
+        }
+        if segment_bytes > max_bytes / 2 {
+            err(
+                "queue.segment_bytes".into(),
+                format!("{segment_bytes} must be at most half of queue.max_bytes ({max_bytes})"),
+            );
+        }
+        let fsync = match (q.fsync.unwrap_or(FsyncMode::Always), q.fsync_interval) {
+            (FsyncMode::Always, Some(_)) => {
+                err(
+                    "queue.fsync_interval".into(),
+                    "only applies with fsync = \"interval\"".into(),
+                );
+                Fsync::Always
+            }
+            (FsyncMode::Always, None) => Fsync::Always,
+            (FsyncMode::Interval, i) => {
+                let d = i.map_or(Duration::from_millis(500), |d| d.0);
+                if d.is_zero() {
+                    err(
+                        "queue.fsync_interval".into(),
+                        "must be greater than zero".into(),
+                    );
+                }
+                Fsync::Interval(d)
+            }
+        };
+        if self.inputs.is_empty() {
+            err(
+                "inputs".into(),
+                "at least one [[inputs]] is required".into(),
+            );
+        }
+        if self.outputs.is_empty() {
+            err(
+                "outputs".into(),
+                "at least one [[outputs]] is required".into(),
+            );
+        }
+        let mut names = BTreeSet::new();
+        let mut largest_line = 0usize;
+        let mut inputs = Vec::new();
+        for (i, RawInput::File(f)) in self.inputs.into_iter().enumerate() {
+            let k = |key: &str| format!("inputs[{i}].{key}");
+            if f.name.is_empty() || f.name.contains('\0') {
+                err(k("name"), "must be a non-empty name".into());
+            } else if !names.insert(f.name.clone()) {
+                err(k("name"), format!("{:?} is used by another input", f.name));
+            }
+            if f.include.is_empty() {
+                err(k("include"), "needs at least one glob pattern".into());
+            }
+            for (list, key) in [(&f.include, "include"), (&f.exclude, "exclude")] {
+                for (j, p) in list.iter().enumerate() {
+                    if let Err(e) = globset::GlobBuilder::new(p).literal_separator(true).build() {
+                        err(
+                            format!("inputs[{i}].{key}[{j}]"),
+                            format!("invalid glob {p:?}: {e}"),
+                        );
+                    }
+                }
+            }
+            let max_line = f.max_line_bytes.map_or(64 * 1024, |b| b.0 as usize);
+            if !(256..=16 << 20).contains(&max_line) {
+                err(
+                    k("max_line_bytes"),
+                    format!("{max_line} must be between 256 bytes and 16MiB"),
+                );
+            }
+            largest_line = largest_line.max(max_line);
+            let fingerprint = f.fingerprint_bytes.unwrap_or(256);
+            if !(16..=4096).contains(&fingerprint) {
+                err(
+                    k("fingerprint_bytes"),
+                    format!("{fingerprint} must be between 16 and 4096"),
+                );
+            }
+            let parser = ParserOptions {
+                format: f.format,
+                nginx_log_format: f.nginx_log_format,
+                apache_log_format: f.apache_log_format,
+                year: None,
+                timezone: f.timezone,
+                json_mapping: f.json_mapping,
+            };
+            if let Err(e) = Parser::new(&parser) {
+                let key = match &e {
+                    ParserError::LogFormat(fe) if fe.dialect == "apache" => "apache_log_format",
+                    ParserError::LogFormat(_) => "nginx_log_format",
+                    ParserError::TimeZone(_) => "timezone",
+                    ParserError::JsonMapping(_) => "json_mapping",
+                };
+                err(k(key), e.to_string());
+            }
+            let dur = |d: Option<HumanDuration>, default: u64| {
+                d.map_or(Duration::from_secs(default), |d| d.0)
+            };
+            let mut file = FileInputConfig::new(&f.name, f.include);
+            file.exclude = f.exclude;
+            file.read_from = f.read_from;
+            file.fingerprint_bytes = fingerprint;
+            file.max_line_bytes = max_line;
+            file.overlong = f.overlong;
+            file.partial_line_timeout = dur(f.partial_line_timeout, 5);
+            file.rotate_wait = dur(f.rotate_wait, 5);
+            file.rescan_interval = dur(f.rescan_interval, 1);
+            inputs.push(InputConfig { file, parser });
+        }
+        // A record holds the event's canonical JSON: the raw line, escaped, plus
+        // the parsed fields. Four times the line plus room for fields is ample.
+        let max_record_bytes = (largest_line * 4 + (64 << 10)).max(1 << 20);
+        if (max_record_bytes as u64) * 2 > segment_bytes {
+            err(
+                "queue.segment_bytes".into(),
+                format!(
+                    "{segment_bytes} is too small for lines of {largest_line} bytes; \
+                     use at least {} or lower max_line_bytes",
+                    max_record_bytes * 2
+                ),
+            );
+        }
+        if let Err(e) = build_chain(&self.filters) {
+            let key = if e.key().is_empty() {
+                format!("filters[{}]", e.index())
+            } else {
+                format!("filters[{}].{}", e.index(), e.key())
+            };
+            err(key, e.to_string());
+        }
+        let mut out_names = BTreeSet::new();
+        let mut outputs = Vec::new();
+        for (i, o) in self.outputs.into_iter().enumerate() {
+            let out = match o {
+                RawOutput::File(f) => OutputConfig::File {
+                    name: f.name.unwrap_or_else(|| "file".into()),
+                    path: f.path,
+                },
+                RawOutput::Stdout(s) => OutputConfig::Stdout {
+                    name: s.name.unwrap_or_else(|| "stdout".into()),
+                },
+            };
+            if !out_names.insert(out.name().to_string()) {
+                err(
+                    format!("outputs[{i}].name"),
+                    format!(
+                        "{:?} is used by another output; give each output a unique name",
+                        out.name()
+                    ),
+                );
+            }
+            if let OutputConfig::File { path, .. } = &out {
+                if path.as_os_str().is_empty() {
+                    err(format!("outputs[{i}].path"), "must not be empty".into());
+                }
+            }
+            outputs.push(out);
+        }
+        let log_level = self.log.level.unwrap_or_else(|| "info".into());
+        if !["error", "warn", "info", "debug", "trace"].contains(&log_level.as_str()) {
+            err(
+                "log.level".into(),
+                format!("{log_level:?}: expected error, warn, info, debug or trace"),
+            );
+        }
+        if !errs.is_empty() {
+            return Err(errs);
+        }
+        let agent_id = self
+            .agent_id
+            .or_else(crate::filter::system_hostname)
+            .unwrap_or_else(|| "unknown-host".into());
+        Ok(AgentConfig {
+            queue: QueueConfig {
+                dir: self.state_dir.join("queue"),
+                max_bytes,
+                segment_bytes,
+                max_record_bytes,
+                fsync,
+            },
+            state_dir: self.state_dir,
+            agent_id,
+            shutdown_grace: self.shutdown_grace.map_or(Duration::from_secs(30), |d| d.0),
+            inputs,
+            filters: self.filters,
+            outputs,
+            log_level,
+            log_format: self.log.format.unwrap_or_default(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,132 @@
+use std::path::Path;
+
+use super::*;
+
+fn parse_str(s: &str) -> Result<AgentConfig, ConfigErrors> {
+    parse(s, Path::new("agent.toml"))
+}
+
+const MINIMAL: &str = r#"
+state_dir = "/tmp/x"
+
+[[inputs]]
+type = "file"
+name = "auth"
+include = ["/var/log/auth.log"]
+
+[[outputs]]
+type = "file"
+path = "/tmp/x/out.ndjson"
+"#;
+
+#[test]
+fn every_example_in_config_dir_is_valid() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if name.starts_with("agent") && name.ends_with(".toml") {
+            let cfg = load(&path).unwrap_or_else(|e| panic!("{e}"));
+            assert!(!cfg.inputs.is_empty());
+            n += 1;
+        }
+    }
+    assert!(n >= 1, "no agent examples found in {}", dir.display());
+}
+
+#[test]
+fn minimal_config_gets_defaults() {
+    let c = parse_str(MINIMAL).unwrap();
+    assert_eq!(c.queue.dir, Path::new("/tmp/x/queue"));
+    assert_eq!(c.queue.fsync, Fsync::Always);
+    assert_eq!(c.queue.max_bytes, 1 << 30);
+    assert_eq!(c.inputs[0].file.max_line_bytes, 64 * 1024);
+    assert_eq!(c.outputs[0].name(), "file");
+    assert_eq!(c.shutdown_grace, Duration::from_secs(30));
+}
+
+#[test]
+fn unknown_key_names_file_line_and_key() {
+    let src = MINIMAL.replace("include =", "includes =");
+    let e = parse_str(&src).unwrap_err();
+    assert_eq!(e.0.len(), 1);
+    let e = &e.0[0];
+    assert_eq!(e.line, Some(7));
+    assert_eq!(e.key, "includes");
+    assert!(e.message.contains("unknown field"), "{e}");
+    assert!(e.to_string().starts_with("agent.toml:7: includes: "), "{e}");
+}
+
+#[test]
+fn type_error_is_located() {
+    let src = MINIMAL.replace("state_dir = \"/tmp/x\"", "state_dir = 5");
+    let e = parse_str(&src).unwrap_err();
+    assert_eq!(e.0[0].line, Some(2));
+}
+
+#[test]
+fn every_semantic_error_is_reported_with_its_line() {
+    let src = r#"
+state_dir = "/tmp/x"
+
+[queue]
+max_bytes = "4MiB"
+segment_bytes = "3MiB"
+
+[[inputs]]
+type = "file"
+name = "a"
+include = ["/var/log/[.log"]
+format = "nginx"
+nginx_log_format = "$remote_addr$remote_user"
+
+[[inputs]]
+type = "file"
+name = "a"
+include = ["/var/log/b.log"]
+timezone = "Mars/Olympus"
+
+[[filters]]
+type = "drop"
+rules = [{ url_regex = "(" }]
+
+[[outputs]]
+type = "stdout"
+
+[[outputs]]
+type = "stdout"
+"#;
+    let e = parse_str(src).unwrap_err();
+    let keys: Vec<(&str, Option<usize>)> = e.0.iter().map(|e| (e.key.as_str(), e.line)).collect();
+    for (key, line) in [
+        ("queue.segment_bytes", Some(6)),
+        ("inputs[0].include[0]", Some(11)),
+        ("inputs[0].nginx_log_format", Some(13)),
+        ("inputs[1].name", Some(17)),
+        ("inputs[1].timezone", Some(19)),
+        ("filters[0].rules[0].url_regex", Some(23)),
+        ("outputs[1].name", Some(28)),
+    ] {
+        assert!(
+            keys.contains(&(key, line)),
+            "{key} at {line:?} missing from {keys:?}"
+        );
+    }
+}
+
+#[test]
+fn sizes_and_durations_in_units() {
+    let src = MINIMAL.replace(
+        "include = [\"/var/log/auth.log\"]",
+        "include = [\"/var/log/auth.log\"]\nmax_line_bytes = \"16KiB\"\npartial_line_timeout = \"250ms\"",
+    ) + "\n[queue]\nmax_bytes = \"64MiB\"\nsegment_bytes = \"8MiB\"\nfsync = \"interval\"\nfsync_interval = \"1s\"\n";
+    let c = parse_str(&src).unwrap();
+    assert_eq!(c.inputs[0].file.max_line_bytes, 16 << 10);
+    assert_eq!(
+        c.inputs[0].file.partial_line_timeout,
+        Duration::from_millis(250)
+    );
+    assert_eq!(c.queue.max_bytes, 64 << 20);
+    assert_eq!(c.queue.fsync, Fsync::Interval(Duration::from_secs(1)));
+}
