@@ -348,11 +348,13 @@ pub fn parse(source: &str, path: &Path) -> Result<AgentConfig, ConfigErrors> {
                         line = locate::key_line_from(source, line, k).unwrap_or(line);
                         k.clone()
                     }
-                    None => text
+                    None if text
                         .chars()
-                        .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.'))
-                        .then(|| text.to_string())
-                        .unwrap_or_default(),
+                        .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.')) =>
+                    {
+                        text.to_string()
+                    }
+                    None => String::new(),
                 };
                 (Some(line), key)
             }
