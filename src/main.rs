@@ -17,6 +17,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the agent: tail logs, parse, queue durably, deliver to outputs.
+    Agent(commands::agent::AgentArgs),
+    /// Check an agent configuration without starting.
+    Validate(commands::validate::ValidateArgs),
     /// Parse log lines from files or stdin into audit events, one JSON object per line.
     Parse(commands::parse::ParseArgs),
 }
@@ -24,6 +28,8 @@ enum Command {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Agent(args) => commands::agent::run(args),
+        Command::Validate(args) => commands::validate::run(args),
         Command::Parse(args) => commands::parse::run(args),
     };
     match result {

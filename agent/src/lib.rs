@@ -7,14 +7,23 @@
 //! file input -> framing -> parser -> filters -> disk queue (fsync) -> output -> ack
 //! ```
 //!
+//! * [`config`]: the TOML configuration, parsed then validated.
+//! * [`input`]: the file input, which tails files across rotation.
+//! * [`ingest`]: a line becomes a queued event (parse, stamp, filter, encode).
 //! * [`filter`]: enrich, redact and drop, each counting what it drops.
 //! * [`queue`]: append-only, checksummed segments; the source of truth for
 //!   input positions.
+//! * [`output`]: file (exactly once) and stdout (at least once).
+//! * [`runtime`]: the wiring and the lifecycle (start = recovery, drain on
+//!   SIGTERM).
 //!
 //! The agent's invariants are written down in `../shared/design.md` and, for
 //! each part, in its module docs.
 
 pub mod config;
 pub mod filter;
+pub mod ingest;
 pub mod input;
+pub mod output;
 pub mod queue;
+pub mod runtime;

@@ -161,6 +161,15 @@ pub enum QueueError {
         /// The error.
         source: std::io::Error,
     },
+    /// fsync failed. The kernel may have dropped the written pages, so the
+    /// only safe course is to stop; the next start recovers what is durable.
+    #[error("fsync of {path} failed: {source}; stopping so recovery can run from durable state")]
+    Fsync {
+        /// The segment.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
     /// The queue is at `max_bytes`; wait for outputs to acknowledge.
     #[error("queue is full ({max_bytes} bytes)")]
     Full {

@@ -109,6 +109,13 @@ impl QueueReader {
         &self.name
     }
 
+    /// Whether the writer is gone and everything it committed was delivered
+    /// to this reader (a drain is complete).
+    pub fn finished(&self) -> bool {
+        let st = self.shared.state.lock().expect("queue lock");
+        st.closed && self.next_id > st.committed_id
+    }
+
     /// The highest id this consumer has acknowledged.
     pub fn acked(&self) -> u64 {
         let st = self.shared.state.lock().expect("queue lock");

@@ -102,10 +102,21 @@ impl QueueWriter {
 
     /// Writes and fsyncs everything appended, then makes it visible to
     /// readers. Returns the highest committed id.
+    ///
+    /// A failed write (a full disk) leaves the appended records buffered and
+    /// can be retried. A failed fsync cannot: the kernel may have dropped the
+    /// dirty pages, so the caller must stop and let the next start recover
+    /// from what is durable.
     pub fn commit(&mut self) -> Result<u64, QueueError> {
         let path = segment::path(&self.shared.config.dir, self.seg_no);
         if !self.buf.is_empty() {
-            self.file.write_all(&self.buf).map_err(io_err(&path))?;
+            if let Err(e) = self.file.write_all(&self.buf) {
+                // A full disk, say: cut back what was partly written so the
+                // retry cannot leave a torn record in the middle of the
+                // segment. The appended records stay buffered.
+                let _ = self.file.set_len(self.seg_written);
+                return Err(io_err(&path)(e));
+            }
             self.seg_written += self.buf.len() as u64;
             self.buf.clear();
             self.unsynced = true;
@@ -115,7 +126,10 @@ impl QueueWriter {
             Fsync::Interval(every) => self.unsynced && self.last_sync.elapsed() >= every,
         };
         if sync_now {
-            self.file.sync_data().map_err(io_err(&path))?;
+            self.file.sync_data().map_err(|source| QueueError::Fsync {
+                path: path.clone(),
+                source,
+            })?;
             self.last_sync = Instant::now();
             self.unsynced = false;
         }

@@ -130,6 +130,9 @@ pub enum InputError {
     /// The sink refused a line (the agent is shutting down).
     #[error("stopped")]
     Stopped,
+    /// The sink failed (the queue could not take the line).
+    #[error("{0}")]
+    Sink(String),
 }
 
 /// One line read from a file.

@@ -1,0 +1,138 @@
+//! The ingest side of the pipeline: a line from an input becomes a queued
+//! event.
+//!
+//! For each line: parse, stamp (`observed_ts`, `source`, `agent_id`),
+//! filter, encode canonically, append to the queue with the line's
+//! position. A full queue blocks here, which pauses the input: the file
+//! simply waits on disk. A line a filter drops still moves its stream's
+//! position (one position-only record per stream per pass), so a restart
+//! does not read noise again.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use auditship_core::{canonical, Timestamp};
+use auditship_plugins::Parser;
+use tokio_util::sync::CancellationToken;
+
+use crate::filter::{FilterChain, Verdict};
+use crate::input::file::{InputError, Line, Sink};
+use crate::queue::{QueueError, QueueWriter};
+
+/// Counters of the ingest side.
+#[derive(Debug, Default)]
+pub struct IngestStats {
+    /// Events queued.
+    pub queued: AtomicU64,
+    /// Events dropped by filters.
+    pub dropped: AtomicU64,
+    /// Lines no parser understood (queued as `unparsed`).
+    pub unparsed: AtomicU64,
+    /// Times an input waited for queue space.
+    pub full_waits: AtomicU64,
+}
+
+/// The [`Sink`] the inputs write into, for one input's pass.
+pub struct IngestSink<'a> {
+    /// The queue.
+    pub writer: &'a mut QueueWriter,
+    /// This input's parser.
+    pub parser: &'a mut Parser,
+    /// Shared filter chain.
+    pub filters: &'a FilterChain,
+    /// Stops a wait for queue space.
+    pub stop: &'a CancellationToken,
+    /// Agent identity stamped on events.
+    pub agent_id: &'a str,
+    /// Input name, for `source`.
+    pub input: &'a str,
+    /// Positions of streams whose latest line was dropped.
+    pub dropped_positions: &'a mut HashMap<Vec<u8>, Vec<u8>>,
+    /// Encoding scratch space.
+    pub payload: &'a mut Vec<u8>,
+    /// Last path seen and its `source` text.
+    pub source_cache: &'a mut (PathBuf, String),
+    /// Counters.
+    pub stats: &'a IngestStats,
+}
+
+impl IngestSink<'_> {
+    fn append(
+        &mut self,
+        stream: &[u8],
+        position: &[u8],
+        payload_is_event: bool,
+    ) -> Result<(), InputError> {
+        let payload: &[u8] = if payload_is_event { self.payload } else { b"" };
+        loop {
+            match self.writer.append(stream, position, payload) {
+                Ok(_) => return Ok(()),
+                Err(QueueError::Full { .. }) => {
+                    self.stats.full_waits.fetch_add(1, Ordering::Relaxed);
+                    let need = (payload.len() + stream.len() + position.len() + 64) as u64;
+                    loop {
+                        let room = self
+                            .writer
+                            .wait_for_space(need, Duration::from_millis(200))
+                            .map_err(|e| InputError::Sink(e.to_string()))?;
+                        if room {
+                            break;
+                        }
+                        if self.stop.is_cancelled() {
+                            return Err(InputError::Stopped);
+                        }
+                    }
+                }
+                Err(e) => return Err(InputError::Sink(e.to_string())),
+            }
+        }
+    }
+
+    /// Writes the position-only records for streams whose last line was dropped.
+    pub fn flush_dropped(&mut self) -> Result<(), InputError> {
+        let pending: Vec<(Vec<u8>, Vec<u8>)> = self.dropped_positions.drain().collect();
+        for (stream, position) in pending {
+            self.append(&stream, &position, false)?;
+        }
+        Ok(())
+    }
+}
+
+impl Sink for IngestSink<'_> {
+    fn line(&mut self, line: Line<'_>) -> Result<(), InputError> {
+        let now = Timestamp::now_utc();
+        let mut ev = self.parser.parse_at(line.bytes, now);
+        ev.flags.insert(line.flags);
+        ev.observed_ts = Some(now);
+        if self.source_cache.0 != line.path {
+            *self.source_cache = (
+                line.path.to_path_buf(),
+                format!("{}:{}", self.input, line.path.display()),
+            );
+        }
+        ev.source = Some(self.source_cache.1.clone());
+        ev.agent_id = Some(self.agent_id.to_string());
+        if ev.is_unparsed() {
+            self.stats.unparsed.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Verdict::Drop { .. } = self.filters.apply(&mut ev) {
+            self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+            self.dropped_positions
+                .insert(line.stream.to_vec(), line.position.to_vec());
+            return Ok(());
+        }
+        self.dropped_positions.remove(line.stream);
+        self.payload.clear();
+        canonical::encode_into(&ev, self.payload);
+        self.append(line.stream, line.position, true)?;
+        self.stats.queued.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn forget(&mut self, stream: &[u8]) {
+        self.dropped_positions.remove(stream);
+        self.writer.forget(stream);
+    }
+}

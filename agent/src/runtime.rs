@@ -1,0 +1,328 @@
+//! Running the agent: wiring inputs, queue and outputs, and its lifecycle.
+//!
+//! ```text
+//! ingest thread:   inputs --lines--> IngestSink (parse, filter, encode) --> QueueWriter
+//!                  one commit (fsync) per pass over all inputs: group commit
+//! output threads:  QueueReader --batch--> Output::deliver --> ack
+//! ```
+//!
+//! Lifecycle:
+//! * **Start** is always a recovery: the queue is scanned and repaired, the
+//!   inputs resume from the positions it holds, and each output reports what
+//!   it already has so the queue resumes after it.
+//! * **SIGTERM** (the `shutdown` token): inputs stop at the next line
+//!   boundary and what was read is committed; outputs deliver everything
+//!   queued, then exit. After `shutdown_grace`, outputs stop even if events
+//!   remain; those stay queued and are delivered after the next start.
+//! * **SIGKILL** at any moment loses nothing: the next start is the same
+//!   recovery as any other.
+//! * A failed fsync stops the agent with an error (see the queue docs).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use auditship_plugins::Parser;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{AgentConfig, OutputConfig};
+use crate::filter::{build_chain, FilterChain, FilterError};
+use crate::ingest::{IngestSink, IngestStats};
+use crate::input::file::{FileInput, InputError};
+use crate::output::{FileOutput, Output, StdoutOutput};
+use crate::queue::{self, QueueError, QueueReader, QueueWriter};
+
+/// Why the agent stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// The state directory cannot be created.
+    #[error("cannot create state directory {path}: {source}")]
+    StateDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The queue failed in a way that needs a restart.
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    /// A filter could not be built.
+    #[error(transparent)]
+    Filter(#[from] FilterError),
+    /// An input could not be built or failed.
+    #[error(transparent)]
+    Input(#[from] InputError),
+    /// A parser could not be built.
+    #[error(transparent)]
+    Parser(#[from] auditship_plugins::ParserError),
+}
+
+/// What a run did, for logs and tests.
+#[derive(Debug, Default, Clone)]
+pub struct RunSummary {
+    /// Events queued.
+    pub queued: u64,
+    /// Events dropped by filters.
+    pub dropped: u64,
+    /// Lines queued as `unparsed`.
+    pub unparsed: u64,
+    /// Corrupt queue ranges quarantined at start.
+    pub quarantined: usize,
+    /// Whether every output delivered everything before exiting.
+    pub drained: bool,
+}
+
+/// Bytes read from one file per pass before moving to the next.
+const READ_BUDGET: usize = 4 << 20;
+
+/// Runs the agent until `shutdown` is cancelled, then drains.
+pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<RunSummary, AgentError> {
+    std::fs::create_dir_all(&cfg.state_dir).map_err(|source| AgentError::StateDir {
+        path: cfg.state_dir.clone(),
+        source,
+    })?;
+    let names: Vec<&str> = cfg.outputs.iter().map(OutputConfig::name).collect();
+    let (writer, readers, recovery) = queue::open(cfg.queue.clone(), &names)?;
+    tracing::info!(
+        pending = recovery.pending,
+        streams = recovery.positions.len(),
+        quarantined = recovery.quarantined.len(),
+        truncated_bytes = recovery.truncated_bytes,
+        "queue recovered"
+    );
+    if !recovery.quarantined.is_empty() {
+        tracing::error!(
+            count = recovery.quarantined.len(),
+            dir = %cfg.queue.dir.join("quarantine").display(),
+            "queue records failed their checksum and were quarantined; everything else will be delivered"
+        );
+    }
+    let filters = Arc::new(build_chain(&cfg.filters)?);
+    let mut inputs = Vec::new();
+    for i in &cfg.inputs {
+        let input = FileInput::new(i.file.clone(), &recovery.positions)?;
+        inputs.push((input, Parser::new(&i.parser)?));
+    }
+    let stats = Arc::new(IngestStats::default());
+    let tracker = TaskTracker::new();
+    let hard_stop = CancellationToken::new();
+    for (reader, out) in readers.into_iter().zip(&cfg.outputs) {
+        let output: Box<dyn Output> = match out {
+            OutputConfig::File { name, path } => Box::new(FileOutput::new(name, path)),
+            OutputConfig::Stdout { name } => Box::new(StdoutOutput::new(name)),
+        };
+        let hard = hard_stop.clone();
+        tracker.spawn_blocking(move || output_loop(output, reader, hard));
+    }
+    let ingest = {
+        let (stop, stats, filters) = (shutdown.clone(), stats.clone(), filters.clone());
+        let agent_id = cfg.agent_id.clone();
+        tracker.spawn_blocking(move || {
+            let r = ingest_loop(writer, inputs, &filters, &agent_id, &stop, &stats);
+            if r.is_err() {
+                // A fatal ingest error stops the whole agent.
+                stop.cancel();
+            }
+            r
+        })
+    };
+    tracker.close();
+    shutdown.cancelled().await;
+    tracing::info!(grace = ?cfg.shutdown_grace, "stopping: inputs stop, outputs deliver what is queued");
+    let drained = tokio::time::timeout(cfg.shutdown_grace, tracker.wait())
+        .await
+        .is_ok();
+    if !drained {
+        tracing::warn!(
+            "shutdown grace period over; undelivered events stay queued for the next start"
+        );
+        hard_stop.cancel();
+        tracker.wait().await;
+    }
+    let ingest_result = ingest.await.unwrap_or(Ok(()));
+    let summary = RunSummary {
+        queued: stats.queued.load(Ordering::Relaxed),
+        dropped: stats.dropped.load(Ordering::Relaxed),
+        unparsed: stats.unparsed.load(Ordering::Relaxed),
+        quarantined: recovery.quarantined.len(),
+        drained,
+    };
+    tracing::info!(
+        queued = summary.queued,
+        dropped = summary.dropped,
+        unparsed = summary.unparsed,
+        "agent stopped"
+    );
+    ingest_result.map(|_| summary)
+}
+
+fn ingest_loop(
+    mut writer: QueueWriter,
+    mut inputs: Vec<(FileInput, Parser)>,
+    filters: &FilterChain,
+    agent_id: &str,
+    stop: &CancellationToken,
+    stats: &IngestStats,
+) -> Result<(), AgentError> {
+    let mut dropped_positions = HashMap::new();
+    let mut payload = Vec::with_capacity(64 << 10);
+    let mut source_cache = (PathBuf::new(), String::new());
+    'run: while !stop.is_cancelled() {
+        let mut read = 0;
+        for (input, parser) in inputs.iter_mut() {
+            let name = input.name().to_string();
+            let mut sink = IngestSink {
+                writer: &mut writer,
+                parser,
+                filters,
+                stop,
+                agent_id,
+                input: &name,
+                dropped_positions: &mut dropped_positions,
+                payload: &mut payload,
+                source_cache: &mut source_cache,
+                stats,
+            };
+            let polled = input.poll(&mut sink, READ_BUDGET).and_then(|n| {
+                sink.flush_dropped()?;
+                Ok(n)
+            });
+            match polled {
+                Ok(n) => read += n,
+                Err(InputError::Stopped) => break 'run,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        commit(&mut writer, stop)?;
+        if read == 0 {
+            if let Some((input, _)) = inputs.first() {
+                input.wait(Duration::from_millis(50));
+            }
+        }
+    }
+    commit(&mut writer, stop)
+}
+
+/// Commits, retrying write failures (a full disk) until they clear or the
+/// agent stops. Uncommitted lines are read again after a restart, so giving
+/// up at shutdown loses nothing.
+fn commit(writer: &mut QueueWriter, stop: &CancellationToken) -> Result<(), AgentError> {
+    let mut logged = false;
+    loop {
+        match writer.commit() {
+            Ok(_) => return Ok(()),
+            Err(e @ QueueError::Fsync { .. }) => return Err(e.into()),
+            Err(e) => {
+                if !logged {
+                    tracing::error!(error = %e, "queue write failed; inputs paused until it succeeds");
+                    logged = true;
+                }
+                if stop.is_cancelled() {
+                    return Ok(());
+                }
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        }
+    }
+}
+
+/// Delivers queued events to one output until the queue is drained after
+/// shutdown, or `hard_stop`. Failures are retried with exponential backoff
+/// (100 ms doubling to 5 s); the batch stays queued meanwhile.
+fn output_loop(mut output: Box<dyn Output>, mut reader: QueueReader, hard_stop: CancellationToken) {
+    let mut backoff = Backoff::default();
+    let recovered = loop {
+        match output.recover() {
+            Ok(r) => break r,
+            Err(e) => {
+                backoff.failed(&e.to_string());
+                if !backoff.sleep(&hard_stop) {
+                    return;
+                }
+            }
+        }
+    };
+    backoff.reset();
+    if let Some(id) = recovered {
+        if let Err(e) = reader.skip_through(id) {
+            tracing::error!(output = output.name(), error = %e, "cannot record the output's position");
+        }
+    }
+    loop {
+        if hard_stop.is_cancelled() {
+            return;
+        }
+        let batch = match reader.next_batch(10_000, 4 << 20, Duration::from_millis(200)) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(output = output.name(), error = %e, "cannot read the queue");
+                std::thread::sleep(Duration::from_secs(1));
+                continue;
+            }
+        };
+        if batch.is_empty() {
+            if reader.finished() {
+                return;
+            }
+            continue;
+        }
+        loop {
+            match output.deliver(&batch) {
+                Ok(()) => break,
+                Err(e) => {
+                    backoff.failed(&e.to_string());
+                    if !backoff.sleep(&hard_stop) {
+                        return;
+                    }
+                }
+            }
+        }
+        if backoff.failures > 0 {
+            tracing::info!(output = output.name(), "output recovered; delivering again");
+            backoff.reset();
+        }
+        let last = batch.last_id().expect("non-empty batch");
+        if let Err(e) = reader.ack(last) {
+            tracing::error!(output = output.name(), error = %e, "cannot persist acknowledgement; the batch may be delivered again");
+        }
+    }
+}
+
+#[derive(Default)]
+struct Backoff {
+    failures: u32,
+}
+
+impl Backoff {
+    fn failed(&mut self, what: &str) {
+        self.failures += 1;
+        // Log the first failure and then every 20th, not every retry.
+        if self.failures == 1 || self.failures % 20 == 0 {
+            tracing::error!(
+                failures = self.failures,
+                error = what,
+                "output failing; retrying, events stay queued"
+            );
+        }
+    }
+
+    fn reset(&mut self) {
+        self.failures = 0;
+    }
+
+    /// Sleeps the current backoff; false if `stop` fired meanwhile.
+    fn sleep(&self, stop: &CancellationToken) -> bool {
+        let ms = (100u64 << self.failures.min(6)).min(5_000);
+        let deadline = std::time::Instant::now() + Duration::from_millis(ms);
+        while std::time::Instant::now() < deadline {
+            if stop.is_cancelled() {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        !stop.is_cancelled()
+    }
+}

@@ -1,0 +1,68 @@
+//! `auditship agent --config FILE`: run the agent until SIGTERM or SIGINT.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use auditship_agent::config::{self, LogFormat};
+use tokio_util::sync::CancellationToken;
+
+/// Arguments of `auditship agent`.
+#[derive(clap::Args, Debug)]
+pub struct AgentArgs {
+    /// The agent's TOML configuration.
+    #[arg(long, short)]
+    config: PathBuf,
+}
+
+/// Runs the agent.
+pub fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
+    let cfg = match config::load(&args.config) {
+        Ok(c) => c,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    init_logging(&cfg.log_level, cfg.log_format);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let shutdown = CancellationToken::new();
+        let signals = shutdown.clone();
+        tokio::spawn(async move {
+            use tokio::signal::unix::{signal, SignalKind};
+            let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+            let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+            tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM received"),
+                _ = int.recv() => tracing::info!("SIGINT received"),
+                _ = signals.cancelled() => {}
+            }
+            signals.cancel();
+        });
+        tracing::info!(config = %args.config.display(), "agent starting");
+        let summary = auditship_agent::runtime::run(cfg, shutdown).await?;
+        Ok::<_, anyhow::Error>(if summary.drained {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(3)
+        })
+    })
+}
+
+/// Structured logs on stderr, through tracing. `RUST_LOG` overrides the level.
+pub fn init_logging(level: &str, format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
