@@ -172,6 +172,12 @@ struct Tracked {
     last_data: Instant,
     /// When the file stopped being at a matched path (deleted or renamed away).
     gone_since: Option<Instant>,
+    /// New and shorter than the fingerprint: its identity is not settled yet
+    /// (it may be a copy still being written). Holds the size last seen.
+    unsettled: Option<u64>,
+    /// A copy of this file was found while it was still live: it is not read
+    /// until it is truncated (copytruncate) or `rotate_wait` passes (a plain copy).
+    frozen_since: Option<Instant>,
 }
 
 /// A file truncated in place: how far it had been read, for its copy.
@@ -387,13 +393,9 @@ impl FileInput {
             }
         }
         if offset.is_none() && full {
-            if let Some(from) = self.copy_source(fp, (dev, ino)) {
-                let from = from.min(size);
-                tracing::info!(path = %path.display(), offset = from, "file is a copy of one already read (copytruncate); continuing where the original was read up to");
-                self.stats.copies += 1;
-                offset = Some(from);
-            }
+            offset = self.adopt_copy(fp, (dev, ino), size, &path);
         }
+        let unsettled = (offset.is_none() && !full && !self.first_scan).then_some(size);
         let offset = offset.unwrap_or(match self.cfg.read_from {
             ReadFrom::End if self.first_scan => size,
             _ => 0,
@@ -413,8 +415,31 @@ impl FileInput {
                 framer: Framer::new(self.cfg.max_line_bytes, self.cfg.overlong),
                 last_data: Instant::now(),
                 gone_since: None,
+                unsettled,
+                frozen_since: None,
             },
         );
+    }
+
+    /// If a file with fingerprint `fp` is a copy of one already read, returns
+    /// where to start reading it, and freezes a still-live original so the
+    /// two are not both read past that point.
+    fn adopt_copy(
+        &mut self,
+        fp: Fingerprint,
+        own: (u64, u64),
+        size: u64,
+        path: &Path,
+    ) -> Option<u64> {
+        let from = self.copy_source(fp, own)?.min(size);
+        for t in self.files.values_mut() {
+            if t.fp == fp && (t.dev, t.ino) != own {
+                t.frozen_since = Some(Instant::now());
+            }
+        }
+        tracing::info!(path = %path.display(), offset = from, "file is a copy of one already read (copytruncate); continuing where the original was read up to");
+        self.stats.copies += 1;
+        Some(from)
     }
 
     /// How far the original of a copy with fingerprint `fp` was read.
@@ -447,6 +472,40 @@ impl FileInput {
             Ok(m) => m.len(),
             Err(_) => return Ok(0),
         };
+        if let Some(since) = t.frozen_since {
+            let truncated = size < t.offset + t.partial.len() as u64;
+            if !truncated && since.elapsed() < self.cfg.rotate_wait {
+                return Ok(0);
+            }
+            if !truncated {
+                tracing::warn!(path = %t.path.display(), "a copy of this file appeared but it was not truncated; reading on (lines in the copy after the split point may be delivered twice)");
+            }
+            t.frozen_since = None;
+        }
+        if let Some(seen) = t.unsettled {
+            if size >= self.cfg.fingerprint_bytes as u64 {
+                // Grown to a full fingerprint: it may be a copy still being written.
+                let fp = Fingerprint::read(&t.file, size, self.cfg.fingerprint_bytes);
+                let (own, path) = ((t.dev, t.ino), t.path.clone());
+                if let Ok(fp) = fp {
+                    let from = self.adopt_copy(fp, own, size, &path);
+                    let t = self.files.get_mut(&key).expect("present");
+                    t.fp = fp;
+                    t.unsettled = None;
+                    if let Some(from) = from {
+                        t.offset = from;
+                    }
+                }
+                return Ok(0);
+            }
+            if size != seen || size == 0 {
+                // Still growing, or empty (a copy may be about to be written).
+                t.unsettled = Some(size);
+                return Ok(0);
+            }
+            // Stable, short and not empty: a genuinely small file. Read it.
+            t.unsettled = None;
+        }
         let read_to = t.offset + t.partial.len() as u64;
         if size < read_to {
             // Truncated in place (or copytruncate): remember how far the old

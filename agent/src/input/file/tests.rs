@@ -274,3 +274,64 @@ fn copy_made_while_the_agent_was_down_is_not_read_twice() {
     want.sort();
     assert_eq!(got, want);
 }
+
+/// Regression: the copy was found while the original was still live, and the
+/// original was read further before logrotate truncated it, so lines after
+/// the split point came from both files.
+#[test]
+fn copy_seen_before_truncation_freezes_the_original() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("a.log");
+    append(&f, &lines("a", 0, 5));
+    let mut sink = Rec::default();
+    let mut input = FileInput::new(cfg(dir.path(), "a.log*"), &BTreeMap::new()).unwrap();
+    poll(&mut input, &mut sink);
+    append(&f, &lines("a", 5, 9));
+    fs::copy(&f, dir.path().join("a.log.1")).unwrap();
+    // The agent polls between the copy and the truncation.
+    poll(&mut input, &mut sink);
+    OpenOptions::new()
+        .write(true)
+        .open(&f)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    append(&f, &lines("c", 0, 2));
+    poll(&mut input, &mut sink);
+    let mut got = sink.texts();
+    got.sort();
+    let mut want = [expected("a", 0, 9), expected("c", 0, 2)].concat();
+    want.sort();
+    assert_eq!(got, want, "every line once");
+}
+
+/// Regression: the copy was found while `cp` had written nothing yet, was
+/// taken for a new short file and read from the beginning.
+#[test]
+fn copy_seen_while_still_empty_is_not_read_from_the_beginning() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("a.log");
+    append(&f, &lines("a", 0, 5));
+    let mut sink = Rec::default();
+    let mut input = FileInput::new(cfg(dir.path(), "a.log*"), &BTreeMap::new()).unwrap();
+    poll(&mut input, &mut sink);
+    let copy = dir.path().join("a.log.1");
+    fs::File::create(&copy).unwrap();
+    poll(&mut input, &mut sink);
+    // cp writes the content, logrotate truncates the original.
+    fs::write(&copy, fs::read(&f).unwrap()).unwrap();
+    OpenOptions::new()
+        .write(true)
+        .open(&f)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    append(&f, &lines("c", 0, 2));
+    poll(&mut input, &mut sink);
+    poll(&mut input, &mut sink);
+    let mut got = sink.texts();
+    got.sort();
+    let mut want = [expected("a", 0, 5), expected("c", 0, 2)].concat();
+    want.sort();
+    assert_eq!(got, want, "every line once");
+}
