@@ -131,6 +131,10 @@ impl Sink for IngestSink<'_> {
         Ok(())
     }
 
+    fn position(&mut self, stream: &[u8], position: &[u8]) -> Result<(), InputError> {
+        self.append(stream, position, false)
+    }
+
     fn forget(&mut self, stream: &[u8]) {
         self.dropped_positions.remove(stream);
         self.writer.forget(stream);

@@ -3,6 +3,9 @@
 //!
 //! ```text
 //! stream key:  input name | 0x00 | dev u64 LE | inode u64 LE
+//! ghost key:   input name | 0x00 | 'G' | fp_hash u64 LE | fp_len u16 LE
+//!              (how far a file was read before it was truncated, kept so
+//!              that its copytruncate copy resumes there even after a crash)
 //! position:    offset u64 LE | fp_len u16 LE | fp_hash u64 LE | marker_len u8 | marker
 //! ```
 //!
@@ -116,6 +119,25 @@ pub fn stream_key(input: &str, dev: u64, ino: u64) -> Vec<u8> {
     k.extend_from_slice(&dev.to_le_bytes());
     k.extend_from_slice(&ino.to_le_bytes());
     k
+}
+
+/// The stream key under which input `input` remembers how far a truncated
+/// file with fingerprint `fp` had been read (for its copy, across restarts).
+pub fn ghost_key(input: &str, fp: Fingerprint) -> Vec<u8> {
+    let mut k = Vec::with_capacity(input.len() + 12);
+    k.extend_from_slice(input.as_bytes());
+    k.push(0);
+    k.push(b'G');
+    k.extend_from_slice(&fp.hash.to_le_bytes());
+    k.extend_from_slice(&fp.len.to_le_bytes());
+    k
+}
+
+/// Whether `key` is a ghost key of input `input`.
+pub fn is_ghost_key(input: &str, key: &[u8]) -> bool {
+    key.strip_prefix(input.as_bytes())
+        .and_then(|r| r.strip_prefix(&[0, b'G']))
+        .is_some_and(|r| r.len() == 10)
 }
 
 /// `(dev, inode)` of a stream key of input `input`, if it is one.

@@ -58,7 +58,7 @@ use auditship_core::Flags;
 use auditship_plugins::framing::{Framer, Overlong};
 use globset::{GlobSet, GlobSetBuilder};
 
-use identity::{parse_stream_key, stream_key, FilePosition, Fingerprint};
+use identity::{ghost_key, is_ghost_key, parse_stream_key, stream_key, FilePosition, Fingerprint};
 
 /// Where to start in a file seen for the first time.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
@@ -153,6 +153,8 @@ pub struct Line<'a> {
 pub trait Sink {
     /// Takes one line. May block (a full queue); an error stops the input.
     fn line(&mut self, line: Line<'_>) -> Result<(), InputError>;
+    /// Records a position that comes with no line (a ghost of a truncated file).
+    fn position(&mut self, stream: &[u8], position: &[u8]) -> Result<(), InputError>;
     /// The stream's file is gone and drained; its position is no longer needed.
     fn forget(&mut self, stream: &[u8]);
 }
@@ -168,6 +170,8 @@ struct Tracked {
     offset: u64,
     /// Bytes after `offset` read but not yet a complete line.
     partial: Vec<u8>,
+    /// The last bytes before `offset` (what a saved position's marker holds).
+    marker: Vec<u8>,
     framer: Framer,
     last_data: Instant,
     /// When the file stopped being at a matched path (deleted or renamed away).
@@ -180,12 +184,17 @@ struct Tracked {
     frozen_since: Option<Instant>,
 }
 
-/// A file truncated in place: how far it had been read, for its copy.
+/// A file truncated in place: how far it had been read, for its copy. Kept
+/// in the queue under a ghost key so it survives a crash.
 struct Ghost {
+    key: Vec<u8>,
     fp: Fingerprint,
     offset: u64,
     at: Instant,
 }
+
+/// How long a ghost waits for its copy to appear.
+const GHOST_TTL: Duration = Duration::from_secs(300);
 
 /// Counts for metrics and tests.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -261,6 +270,19 @@ impl FileInput {
                 Some((id, (k.clone(), FilePosition::decode(v)?)))
             })
             .collect();
+        let ghosts = positions
+            .iter()
+            .filter(|(k, _)| is_ghost_key(&cfg.name, k))
+            .filter_map(|(k, v)| {
+                let p = FilePosition::decode(v)?;
+                Some(Ghost {
+                    key: k.clone(),
+                    fp: p.fp,
+                    offset: p.offset,
+                    at: Instant::now(),
+                })
+            })
+            .collect();
         let (tx, wake) = mpsc::sync_channel(1);
         let watcher = start_watcher(&bases, tx);
         Ok(FileInput {
@@ -270,7 +292,7 @@ impl FileInput {
             bases,
             files: HashMap::new(),
             saved,
-            ghosts: Vec::new(),
+            ghosts,
             first_scan: true,
             last_scan: None,
             wake,
@@ -352,7 +374,7 @@ impl FileInput {
         let mut new: Vec<_> = seen.into_iter().collect();
         new.sort_by(|a, b| a.1.cmp(&b.1));
         for ((dev, ino), path) in new {
-            self.track(dev, ino, path);
+            self.track(dev, ino, path, sink);
         }
         if self.first_scan {
             self.first_scan = false;
@@ -360,11 +382,16 @@ impl FileInput {
                 sink.forget(&stream);
             }
         }
-        self.ghosts
-            .retain(|g| g.at.elapsed() < Duration::from_secs(300));
+        let (live, expired): (Vec<Ghost>, Vec<Ghost>) = std::mem::take(&mut self.ghosts)
+            .into_iter()
+            .partition(|g| g.at.elapsed() < GHOST_TTL);
+        self.ghosts = live;
+        for g in expired {
+            sink.forget(&g.key);
+        }
     }
 
-    fn track(&mut self, dev: u64, ino: u64, path: PathBuf) {
+    fn track(&mut self, dev: u64, ino: u64, path: PathBuf, sink: &mut dyn Sink) {
         let Ok(file) = File::open(&path) else { return };
         let Ok(meta) = file.metadata() else { return };
         if (meta.dev(), meta.ino()) != (dev, ino) {
@@ -385,11 +412,7 @@ impl FileInput {
                 tracing::warn!(path = %path.display(), "file changed since its saved position; reading it from the beginning");
                 // It was truncated or replaced while the agent was down; a copy
                 // of its old content may still turn up (copytruncate).
-                self.ghosts.push(Ghost {
-                    fp: saved.fp,
-                    offset: saved.offset,
-                    at: Instant::now(),
-                });
+                self.add_ghost(saved.fp, saved.offset, &saved.marker, sink);
             }
         }
         if offset.is_none() && full {
@@ -401,6 +424,7 @@ impl FileInput {
             _ => 0,
         });
         tracing::debug!(path = %path.display(), offset, "tracking file");
+        let marker = read_marker(&file, offset);
         self.files.insert(
             (dev, ino),
             Tracked {
@@ -412,6 +436,7 @@ impl FileInput {
                 fp,
                 offset,
                 partial: Vec::new(),
+                marker,
                 framer: Framer::new(self.cfg.max_line_bytes, self.cfg.overlong),
                 last_data: Instant::now(),
                 gone_since: None,
@@ -419,6 +444,26 @@ impl FileInput {
                 frozen_since: None,
             },
         );
+    }
+
+    /// Remembers, durably, how far a file with fingerprint `fp` was read
+    /// before it was truncated or replaced.
+    fn add_ghost(&mut self, fp: Fingerprint, offset: u64, marker: &[u8], sink: &mut dyn Sink) {
+        if usize::from(fp.len) < self.cfg.fingerprint_bytes {
+            return; // A short fingerprint cannot identify a copy.
+        }
+        let key = ghost_key(&self.cfg.name, fp);
+        FilePosition::encode_into(offset, fp, marker, &mut self.pos_buf);
+        // Best effort: if the queue refuses (shutting down), the saved
+        // position of the original still tells the next start.
+        let _ = sink.position(&key, &self.pos_buf);
+        self.ghosts.retain(|g| g.key != key);
+        self.ghosts.push(Ghost {
+            key,
+            fp,
+            offset,
+            at: Instant::now(),
+        });
     }
 
     /// If a file with fingerprint `fp` is a copy of one already read, returns
@@ -507,18 +552,22 @@ impl FileInput {
             t.unsettled = None;
         }
         let read_to = t.offset + t.partial.len() as u64;
-        if size < read_to {
+        // Truncated, or truncated and rewritten past the old offset between
+        // two reads: the start of the file is no longer what it was.
+        let full_fp = usize::from(t.fp.len) == self.cfg.fingerprint_bytes;
+        let rewritten = size > read_to && full_fp && !t.fp.matches(&t.file, size);
+        if size < read_to || rewritten {
             // Truncated in place (or copytruncate): remember how far the old
             // content was read, for its copy, and start over.
             self.stats.truncations += 1;
-            self.ghosts.push(Ghost {
-                fp: t.fp,
-                offset: t.offset,
-                at: Instant::now(),
-            });
-            tracing::info!(path = %t.path.display(), from = t.offset, "file truncated; reading it from the beginning");
+            let (fp, offset) = (t.fp, t.offset);
+            let marker = t.marker.clone();
+            tracing::info!(path = %t.path.display(), from = offset, "file truncated; reading it from the beginning");
+            self.add_ghost(fp, offset, &marker, sink);
+            let t = self.files.get_mut(&key).expect("present");
             t.offset = 0;
             t.partial.clear();
+            t.marker.clear();
             t.framer = Framer::new(self.cfg.max_line_bytes, self.cfg.overlong);
             t.fp = Fingerprint::read(&t.file, size, self.cfg.fingerprint_bytes).unwrap_or(t.fp);
         } else if usize::from(t.fp.len) < self.cfg.fingerprint_bytes && size > u64::from(t.fp.len) {
@@ -526,6 +575,7 @@ impl FileInput {
                 t.fp = fp;
             }
         }
+        let t = self.files.get_mut(&key).expect("present");
         let mut total = 0u64;
         loop {
             let read_to = t.offset + t.partial.len() as u64;
@@ -584,6 +634,16 @@ impl FileInput {
             self.stats.released += 1;
         }
         Ok(total)
+    }
+}
+
+/// The marker bytes before `offset`, read while they may still be there.
+fn read_marker(file: &File, offset: u64) -> Vec<u8> {
+    let n = offset.min(identity::MARKER_LEN as u64);
+    let mut buf = vec![0u8; n as usize];
+    match file.read_exact_at(&mut buf, offset - n) {
+        Ok(()) => buf,
+        Err(_) => Vec::new(),
     }
 }
 

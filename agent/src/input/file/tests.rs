@@ -23,6 +23,10 @@ impl Sink for Rec {
             .insert(l.stream.to_vec(), l.position.to_vec());
         Ok(())
     }
+    fn position(&mut self, stream: &[u8], position: &[u8]) -> Result<(), InputError> {
+        self.positions.insert(stream.to_vec(), position.to_vec());
+        Ok(())
+    }
     fn forget(&mut self, stream: &[u8]) {
         self.positions.remove(stream);
     }
@@ -334,4 +338,34 @@ fn copy_seen_while_still_empty_is_not_read_from_the_beginning() {
     let mut want = [expected("a", 0, 5), expected("c", 0, 2)].concat();
     want.sort();
     assert_eq!(got, want, "every line once");
+}
+
+/// Regression: the agent saw the truncation, read the original's new content,
+/// and was killed before it found the copy; after the restart nothing said
+/// how far the old content had been read, and the copy was read from the
+/// beginning. The ghost position now lives in the queue.
+#[test]
+fn truncation_seen_before_a_crash_still_places_the_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("a.log");
+    append(&f, &lines("a", 0, 5));
+    let mut sink = Rec::default();
+    let mut input = FileInput::new(cfg(dir.path(), "a.log*"), &BTreeMap::new()).unwrap();
+    poll(&mut input, &mut sink);
+    append(&f, &lines("a", 5, 7));
+    let old = fs::read(&f).unwrap();
+    OpenOptions::new()
+        .write(true)
+        .open(&f)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    append(&f, &lines("n", 0, 40));
+    poll(&mut input, &mut sink);
+    drop(input); // the crash
+    fs::write(dir.path().join("a.log.1"), old).unwrap();
+    let mut sink2 = Rec::default();
+    let mut input = FileInput::new(cfg(dir.path(), "a.log*"), &sink.positions).unwrap();
+    poll(&mut input, &mut sink2);
+    assert_eq!(sink2.texts(), expected("a", 5, 7));
 }

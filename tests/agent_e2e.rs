@@ -1,0 +1,466 @@
+//! End-to-end tests of `auditship agent`: the real binary, run as a separate
+//! process, killed with SIGKILL, restarted, and checked by the content of
+//! its file output.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// A running agent; killed when dropped so a failing test leaves nothing behind.
+struct Agent {
+    child: Child,
+}
+
+impl Agent {
+    fn start(config: &Path, log: &Path) -> Agent {
+        let err = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_auditship"))
+            .args(["agent", "--config"])
+            .arg(config)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(err)
+            .spawn()
+            .expect("agent starts");
+        Agent { child }
+    }
+
+    fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn term(mut self) -> i32 {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s.code().unwrap_or(-1);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "agent did not stop after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn write_config(dir: &Path, include: &str, output: &Path, extra: &str) -> PathBuf {
+    let cfg = dir.join("agent.toml");
+    fs::write(
+        &cfg,
+        format!(
+            r#"
+state_dir = "{state}"
+shutdown_grace = "20s"
+{extra}
+
+[[inputs]]
+type = "file"
+name = "logs"
+include = ["{include}"]
+format = "auto"
+timezone = "UTC"
+partial_line_timeout = "300ms"
+rotate_wait = "1s"
+rescan_interval = "200ms"
+
+[[outputs]]
+type = "file"
+path = "{out}"
+"#,
+            state = dir.join("state").display(),
+            out = output.display(),
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
+/// The `raw` field of every line of the output file.
+fn output_raws(path: &Path) -> Vec<String> {
+    let Ok(text) = fs::read_to_string(path) else {
+        return Vec::new();
+    };
+    text.lines()
+        .map(|l| {
+            let v: Value =
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("bad output line {l:?}: {e}"));
+            v["raw"].as_str().expect("raw is a string").to_string()
+        })
+        .collect()
+}
+
+fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn dir_bytes(dir: &Path) -> u64 {
+    fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| e.path().extension().is_some_and(|x| x == "seg"))
+                .map(|e| e.metadata().map(|m| m.len()).unwrap_or(0))
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// A small deterministic random source for kill timing.
+struct Rng(u64);
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+const FILES: usize = 4;
+const PER_FILE: usize = 50_000;
+const ROTATE_EVERY: usize = 6_000;
+
+/// The line for file `f`, rotation generation `g`, sequence `n`.
+fn line(f: usize, g: usize, n: usize) -> String {
+    format!(
+        "app{f} gen {g:03} seq {n:06} user=svc{} action=update resource=/orders/{}",
+        n % 97,
+        n * 7
+    )
+}
+
+/// Writes 200,000 lines into 4 files at a steady rate, rotating files 0 and 1
+/// by rename and files 2 and 3 by copytruncate every few thousand lines.
+fn writer(dir: PathBuf) {
+    let mut gens = [0usize; FILES];
+    let mut files: Vec<File> = (0..FILES)
+        .map(|f| {
+            OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.join(format!("app{f}.log")))
+                .unwrap()
+        })
+        .collect();
+    let mut buf = String::new();
+    for chunk in 0..PER_FILE / 500 {
+        for f in 0..FILES {
+            buf.clear();
+            for n in chunk * 500..(chunk + 1) * 500 {
+                if n > 0 && n % ROTATE_EVERY == 0 {
+                    files[f].write_all(buf.as_bytes()).unwrap();
+                    buf.clear();
+                    let path = dir.join(format!("app{f}.log"));
+                    let rotated = dir.join(format!("app{f}.log.{:03}", gens[f]));
+                    if f < 2 {
+                        fs::rename(&path, &rotated).unwrap();
+                        files[f] = OpenOptions::new()
+                            .create(true)
+                            .append(true)
+                            .open(&path)
+                            .unwrap();
+                    } else {
+                        fs::copy(&path, &rotated).unwrap();
+                        OpenOptions::new()
+                            .write(true)
+                            .open(&path)
+                            .unwrap()
+                            .set_len(0)
+                            .unwrap();
+                    }
+                    gens[f] += 1;
+                }
+                buf.push_str(&line(f, gens[f], n));
+                buf.push('\n');
+            }
+            files[f].write_all(buf.as_bytes()).unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// The acceptance crash test: 200,000 lines in 4 files, rotated by rename and
+/// by copytruncate during the run, the agent SIGKILLed at random moments at
+/// least 10 times and restarted each time. The file output must hold every
+/// line exactly once, in order within each file.
+#[test]
+fn crash_test_every_line_exactly_once_across_kills_and_rotations() {
+    let tmp = tempfile::tempdir().unwrap();
+    let logs = tmp.path().join("logs");
+    fs::create_dir(&logs).unwrap();
+    let out = tmp.path().join("out.ndjson");
+    let cfg = write_config(
+        tmp.path(),
+        &format!("{}/app*.log*", logs.display()),
+        &out,
+        "",
+    );
+    let agent_log = tmp.path().join("agent.log");
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    eprintln!("crash test seed {seed}");
+    let mut rng = Rng(seed);
+    let writer = {
+        let logs = logs.clone();
+        std::thread::spawn(move || writer(logs))
+    };
+    let mut kills = 0;
+    let mut agent = Agent::start(&cfg, &agent_log);
+    while !writer.is_finished() || kills < 10 {
+        std::thread::sleep(Duration::from_millis(150 + rng.below(500)));
+        agent.kill9();
+        kills += 1;
+        agent = Agent::start(&cfg, &agent_log);
+    }
+    writer.join().unwrap();
+    let total = FILES * PER_FILE;
+    wait_for("all lines in the output", Duration::from_secs(120), || {
+        fs::metadata(&out).map(|m| m.len()).unwrap_or(0) > 0 && output_raws(&out).len() >= total
+    });
+    // Give a duplicate, if there were one, a moment to show up, then drain.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(agent.term(), 0, "clean exit after SIGTERM");
+
+    let raws = output_raws(&out);
+    let mut seen: HashMap<(usize, usize), usize> = HashMap::new();
+    let mut last_in_file: BTreeMap<(usize, usize), usize> = BTreeMap::new();
+    for raw in &raws {
+        let parts: Vec<&str> = raw.split(' ').collect();
+        let f: usize = parts[0].trim_start_matches("app").parse().unwrap();
+        let g: usize = parts[2].parse().unwrap();
+        let n: usize = parts[4].parse().unwrap();
+        assert_eq!(raw, &line(f, g, n), "line content intact");
+        *seen.entry((f, n)).or_default() += 1;
+        if let Some(prev) = last_in_file.insert((f, g), n) {
+            assert!(
+                n > prev,
+                "app{f} gen {g}: seq {n} after {prev} (seed {seed})"
+            );
+        }
+    }
+    let dups: Vec<_> = seen.iter().filter(|(_, c)| **c > 1).take(5).collect();
+    assert!(dups.is_empty(), "duplicates (seed {seed}): {dups:?}");
+    let missing: Vec<_> = (0..FILES)
+        .flat_map(|f| (0..PER_FILE).map(move |n| (f, n)))
+        .filter(|k| !seen.contains_key(k))
+        .take(5)
+        .collect();
+    assert!(missing.is_empty(), "missing (seed {seed}): {missing:?}");
+    assert_eq!(raws.len(), total);
+    assert!(kills >= 10);
+}
+
+/// Flipped bytes in a queue segment: the agent starts, reports the
+/// quarantined record, and delivers everything else.
+#[test]
+fn corrupt_queue_record_is_quarantined_and_the_rest_delivered() {
+    let tmp = tempfile::tempdir().unwrap();
+    let logs = tmp.path().join("logs");
+    fs::create_dir(&logs).unwrap();
+    let text: String = (0..1000)
+        .map(|n| format!("event number {n:05} happened\n"))
+        .collect();
+    fs::write(logs.join("a.log"), text).unwrap();
+    // The output's directory does not exist yet: the output stalls, the queue fills.
+    let out = tmp.path().join("later/out.ndjson");
+    let cfg = write_config(tmp.path(), &format!("{}/*.log", logs.display()), &out, "");
+    let log = tmp.path().join("agent.log");
+    let agent = Agent::start(&cfg, &log);
+    let queue = tmp.path().join("state/queue");
+    wait_for("1000 events queued", Duration::from_secs(30), || {
+        fs::read_dir(&queue)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| {
+                e.path().extension().is_some_and(|x| x == "seg")
+                    && fs::read(e.path())
+                        .is_ok_and(|b| b.windows(20).any(|w| w == b"event number 00999 h"))
+            })
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    agent.kill9();
+    // Flip a byte inside the record of event 500.
+    let mut hit = false;
+    for e in fs::read_dir(&queue).unwrap().flatten() {
+        if e.path().extension().is_none_or(|x| x != "seg") {
+            continue;
+        }
+        let mut b = fs::read(e.path()).unwrap();
+        if let Some(at) = b.windows(18).position(|w| w == b"event number 00500") {
+            b[at + 5] ^= 0x20;
+            fs::write(e.path(), b).unwrap();
+            hit = true;
+        }
+    }
+    assert!(hit, "record of event 500 found in a segment");
+    fs::create_dir(tmp.path().join("later")).unwrap();
+    let agent = Agent::start(&cfg, &log);
+    wait_for("999 events delivered", Duration::from_secs(30), || {
+        output_raws(&out).len() >= 999
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(agent.term(), 0);
+    let raws = output_raws(&out);
+    let want: Vec<String> = (0..1000)
+        .filter(|n| *n != 500)
+        .map(|n| format!("event number {n:05} happened"))
+        .collect();
+    assert_eq!(raws, want);
+    let quarantined: Vec<_> = fs::read_dir(queue.join("quarantine"))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert_eq!(quarantined.len(), 1, "one quarantined range");
+    let agent_log = fs::read_to_string(&log).unwrap();
+    assert!(
+        agent_log.contains("quarantined"),
+        "reported in the agent's log"
+    );
+}
+
+/// A full queue pauses the input; nothing is dropped, and everything arrives
+/// once the output resumes.
+#[test]
+fn full_queue_pauses_input_and_everything_arrives_after() {
+    let tmp = tempfile::tempdir().unwrap();
+    let logs = tmp.path().join("logs");
+    fs::create_dir(&logs).unwrap();
+    let n = 40_000;
+    let text: String = (0..n)
+        .map(|i| format!("192.0.2.{} - - [22/Nov/2026:08:00:00 +0000] \"GET /item/{i:06} HTTP/1.1\" 200 512 \"-\" \"probe\"\n", i % 250))
+        .collect();
+    fs::write(logs.join("access.log"), text).unwrap();
+    let out = tmp.path().join("later/out.ndjson");
+    let max = 4u64 << 20;
+    let cfg = write_config(
+        tmp.path(),
+        &format!("{}/*.log", logs.display()),
+        &out,
+        "[queue]\nmax_bytes = \"4MiB\"\nsegment_bytes = \"2MiB\"",
+    );
+    let log = tmp.path().join("agent.log");
+    let agent = Agent::start(&cfg, &log);
+    let queue = tmp.path().join("state/queue");
+    // The queue fills to its limit and stays there: the input is paused.
+    wait_for("queue to fill", Duration::from_secs(30), || {
+        dir_bytes(&queue) > max / 2
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    let full = dir_bytes(&queue);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        dir_bytes(&queue),
+        full,
+        "queue stopped growing: the input is paused"
+    );
+    assert!(full <= max, "queue within its limit: {full} > {max}");
+    assert!(output_raws(&out).is_empty());
+    // The output resumes.
+    fs::create_dir(tmp.path().join("later")).unwrap();
+    wait_for("all events delivered", Duration::from_secs(60), || {
+        output_raws(&out).len() >= n
+    });
+    assert_eq!(agent.term(), 0);
+    let raws = output_raws(&out);
+    assert_eq!(raws.len(), n);
+    for (i, raw) in raws.iter().enumerate() {
+        assert!(
+            raw.contains(&format!("/item/{i:06} ")),
+            "event {i} in order: {raw}"
+        );
+    }
+}
+
+/// A file shorter than the fingerprint and a last line without newline are
+/// both delivered.
+#[test]
+fn small_files_and_a_line_without_newline_are_delivered() {
+    let tmp = tempfile::tempdir().unwrap();
+    let logs = tmp.path().join("logs");
+    fs::create_dir(&logs).unwrap();
+    fs::write(logs.join("tiny.log"), "tiny\n").unwrap();
+    fs::write(logs.join("open.log"), "first\nno newline at the end").unwrap();
+    let out = tmp.path().join("out.ndjson");
+    let cfg = write_config(tmp.path(), &format!("{}/*.log", logs.display()), &out, "");
+    let log = tmp.path().join("agent.log");
+    let agent = Agent::start(&cfg, &log);
+    wait_for("three events", Duration::from_secs(20), || {
+        output_raws(&out).len() >= 3
+    });
+    assert_eq!(agent.term(), 0);
+    let text = fs::read_to_string(&out).unwrap();
+    let events: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let mut raws: Vec<&str> = events.iter().map(|e| e["raw"].as_str().unwrap()).collect();
+    raws.sort();
+    assert_eq!(raws, ["first", "no newline at the end", "tiny"]);
+    let partial = events
+        .iter()
+        .find(|e| e["raw"] == "no newline at the end")
+        .unwrap();
+    assert_eq!(partial["flags"], serde_json::json!(["no_newline"]));
+    assert!(partial["source"].as_str().unwrap().ends_with("open.log"));
+    assert!(partial["observed_ts"].is_string());
+}
+
+/// A bad config fails at startup with the file, line and key.
+#[test]
+fn bad_config_fails_at_startup_with_location() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("agent.toml");
+    fs::write(&cfg, "state_dir = \"/tmp/x\"\n\n[[inputs]]\ntype = \"file\"\nname = \"a\"\ninclude = [\"/x\"]\nformat = \"xml\"\n\n[[outputs]]\ntype = \"stdout\"\n").unwrap();
+    for cmd in ["agent", "validate"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_auditship"))
+            .args([cmd, "--config"])
+            .arg(&cfg)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{cmd}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("agent.toml:"), "{cmd}: {err}");
+        assert!(err.contains("xml"), "{cmd}: {err}");
+    }
+    let ok = Command::new(env!("CARGO_BIN_EXE_auditship"))
+        .args([
+            "validate",
+            "--config",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/config/agent.toml"),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+}
