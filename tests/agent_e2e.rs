@@ -253,9 +253,13 @@ fn crash_test_every_line_exactly_once_across_kills_and_rotations() {
     let mut last_in_file: BTreeMap<(usize, usize), usize> = BTreeMap::new();
     for raw in &raws {
         let parts: Vec<&str> = raw.split(' ').collect();
-        let f: usize = parts[0].trim_start_matches("app").parse().unwrap();
-        let g: usize = parts[2].parse().unwrap();
-        let n: usize = parts[4].parse().unwrap();
+        let field = |i: usize| -> usize {
+            parts
+                .get(i)
+                .and_then(|p| p.trim_start_matches("app").parse().ok())
+                .unwrap_or_else(|| panic!("garbled line {raw:?} (seed {seed})"))
+        };
+        let (f, g, n) = (field(0), field(2), field(4));
         assert_eq!(raw, &line(f, g, n), "line content intact");
         *seen.entry((f, n)).or_default() += 1;
         if let Some(prev) = last_in_file.insert((f, g), n) {

@@ -182,6 +182,9 @@ struct Tracked {
     /// A copy of this file was found while it was still live: it is not read
     /// until it is truncated (copytruncate) or `rotate_wait` passes (a plain copy).
     frozen_since: Option<Instant>,
+    /// This file is a copy that starts at `offset` but is still being
+    /// written and shorter than that: wait for it (since when, and its size).
+    copy_pending: Option<(Instant, u64)>,
 }
 
 /// A file truncated in place: how far it had been read, for its copy. Kept
@@ -416,7 +419,7 @@ impl FileInput {
             }
         }
         if offset.is_none() && full {
-            offset = self.adopt_copy(fp, (dev, ino), size, &path);
+            offset = self.adopt_copy(fp, (dev, ino), &path);
         }
         let unsettled = (offset.is_none() && !full && !self.first_scan).then_some(size);
         let offset = offset.unwrap_or(match self.cfg.read_from {
@@ -442,6 +445,7 @@ impl FileInput {
                 gone_since: None,
                 unsettled,
                 frozen_since: None,
+                copy_pending: (offset > size).then(|| (Instant::now(), size)),
             },
         );
     }
@@ -469,14 +473,11 @@ impl FileInput {
     /// If a file with fingerprint `fp` is a copy of one already read, returns
     /// where to start reading it, and freezes a still-live original so the
     /// two are not both read past that point.
-    fn adopt_copy(
-        &mut self,
-        fp: Fingerprint,
-        own: (u64, u64),
-        size: u64,
-        path: &Path,
-    ) -> Option<u64> {
-        let from = self.copy_source(fp, own)?.min(size);
+    fn adopt_copy(&mut self, fp: Fingerprint, own: (u64, u64), path: &Path) -> Option<u64> {
+        // Exactly where the original was read up to, even if the copy is still
+        // shorter than that (being written): starting at its current end could
+        // start in the middle of a line.
+        let from = self.copy_source(fp, own)?;
         for t in self.files.values_mut() {
             if t.fp == fp && (t.dev, t.ino) != own {
                 t.frozen_since = Some(Instant::now());
@@ -533,12 +534,16 @@ impl FileInput {
                 let fp = Fingerprint::read(&t.file, size, self.cfg.fingerprint_bytes);
                 let (own, path) = ((t.dev, t.ino), t.path.clone());
                 if let Ok(fp) = fp {
-                    let from = self.adopt_copy(fp, own, size, &path);
+                    let from = self.adopt_copy(fp, own, &path);
                     let t = self.files.get_mut(&key).expect("present");
                     t.fp = fp;
                     t.unsettled = None;
                     if let Some(from) = from {
                         t.offset = from;
+                        t.marker.clear();
+                        if from > size {
+                            t.copy_pending = Some((Instant::now(), size));
+                        }
                     }
                 }
                 return Ok(0);
@@ -550,6 +555,22 @@ impl FileInput {
             }
             // Stable, short and not empty: a genuinely small file. Read it.
             t.unsettled = None;
+        }
+        if let Some((since, seen)) = t.copy_pending {
+            if size < t.offset {
+                if size != seen {
+                    t.copy_pending = Some((Instant::now(), size));
+                    return Ok(0);
+                }
+                if since.elapsed() < self.cfg.rotate_wait {
+                    return Ok(0);
+                }
+                // The copy stopped short of where the original was read up to:
+                // everything in it was already delivered from the original.
+                tracing::debug!(path = %t.path.display(), "copy holds nothing beyond what was read from the original");
+                t.offset = size;
+            }
+            t.copy_pending = None;
         }
         let read_to = t.offset + t.partial.len() as u64;
         // Truncated, or truncated and rewritten past the old offset between
@@ -596,6 +617,16 @@ impl FileInput {
                 Ok(n) => n,
             };
             self.buf.truncate(start + n);
+            // Regression: logrotate truncated and the writer refilled the file
+            // between the checks above and this read, which then returned the
+            // middle of unrelated new content. If the file's start changed,
+            // drop what was read; the next pass sees the truncation.
+            if usize::from(t.fp.len) == self.cfg.fingerprint_bytes
+                && !t.fp.matches(&t.file, read_to + n as u64)
+            {
+                self.buf.truncate(start);
+                break;
+            }
             total += n as u64;
             t.last_data = Instant::now();
             let used = emit_frames(

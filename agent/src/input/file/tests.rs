@@ -369,3 +369,32 @@ fn truncation_seen_before_a_crash_still_places_the_copy() {
     poll(&mut input, &mut sink2);
     assert_eq!(sink2.texts(), expected("a", 5, 7));
 }
+
+/// Regression: a copy found while `cp` had written only part of it started
+/// at its current end, which can be the middle of a line.
+#[test]
+fn copy_found_half_written_starts_exactly_where_the_original_was_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("a.log");
+    append(&f, &lines("a", 0, 20));
+    let mut sink = Rec::default();
+    let mut input = FileInput::new(cfg(dir.path(), "a.log*"), &BTreeMap::new()).unwrap();
+    poll(&mut input, &mut sink);
+    append(&f, &lines("a", 20, 22));
+    let full = fs::read(&f).unwrap();
+    // Half of what was already read is in the copy so far, cut mid-line.
+    let copy = dir.path().join("a.log.1");
+    fs::write(&copy, &full[..full.len() / 2 + 3]).unwrap();
+    OpenOptions::new()
+        .write(true)
+        .open(&f)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    poll(&mut input, &mut sink);
+    fs::write(&copy, &full).unwrap();
+    poll(&mut input, &mut sink);
+    let mut got = sink.texts();
+    got.sort();
+    assert_eq!(got, expected("a", 0, 22), "every line once, none cut");
+}

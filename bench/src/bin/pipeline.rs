@@ -1,0 +1,186 @@
+//! End-to-end agent benchmark: tail -> parse -> queue (fsync) -> file output.
+//!
+//! ```text
+//! pipeline --auditship target/release/auditship [--lines N] [--kind nginx|auth|mixed]
+//!          [--fsync always|interval] [--dir DIR]
+//! ```
+//!
+//! Generates N realistic lines into files, starts the real agent on them
+//! with a file output, and waits until the output holds every line. It then
+//! reports wall time, lines per second, the agent's CPU seconds per million
+//! lines (user + system, from /proc) and its peak RSS (VmHWM), and stops the
+//! agent with SIGTERM. The clock starts when the agent is started, so the
+//! figures include startup and recovery.
+
+use std::fs::{self, File};
+use std::io::{BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use auditship_bench::{Kind, LineGen};
+
+fn arg(args: &[String], name: &str) -> Option<String> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let bin = arg(&args, "--auditship").unwrap_or_else(|| "target/release/auditship".into());
+    let lines: usize = arg(&args, "--lines")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000);
+    let kind = arg(&args, "--kind").unwrap_or_else(|| "nginx".into());
+    let fsync = arg(&args, "--fsync").unwrap_or_else(|| "always".into());
+    let dir = arg(&args, "--dir")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| std::env::temp_dir().join("auditship-bench"));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(dir.join("logs")).expect("bench dir");
+
+    let t = Instant::now();
+    let bytes = generate(&dir.join("logs"), &kind, lines);
+    eprintln!(
+        "generated {lines} {kind} lines ({:.0} MB) in {:.1}s",
+        bytes as f64 / 1e6,
+        t.elapsed().as_secs_f64()
+    );
+
+    let fsync_cfg = match fsync.as_str() {
+        "interval" => "fsync = \"interval\"\nfsync_interval = \"500ms\"",
+        _ => "fsync = \"always\"",
+    };
+    let cfg = dir.join("agent.toml");
+    let out = dir.join("out.ndjson");
+    fs::write(
+        &cfg,
+        format!(
+            "state_dir = \"{}\"\n[queue]\nmax_bytes = \"4GiB\"\nsegment_bytes = \"64MiB\"\n{fsync_cfg}\n\
+             [[inputs]]\ntype = \"file\"\nname = \"bench\"\ninclude = [\"{}/*.log\"]\nformat = \"auto\"\ntimezone = \"UTC\"\n\
+             [[outputs]]\ntype = \"file\"\npath = \"{}\"\n[log]\nlevel = \"warn\"\n",
+            dir.join("state").display(),
+            dir.join("logs").display(),
+            out.display()
+        ),
+    )
+    .expect("config");
+
+    let start = Instant::now();
+    let mut child = Command::new(&bin)
+        .args(["agent", "--config"])
+        .arg(&cfg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start auditship agent");
+    let pid = child.id();
+    let mut counted = 0usize;
+    let mut read_at = 0u64;
+    let mut buf = vec![0u8; 1 << 20];
+    let (mut cpu, mut rss) = (0.0, 0u64);
+    while counted < lines {
+        if let Ok(mut f) = File::open(&out) {
+            use std::io::Seek;
+            if f.seek(std::io::SeekFrom::Start(read_at)).is_ok() {
+                while let Ok(n) = f.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    counted += buf[..n].iter().filter(|&&b| b == b'\n').count();
+                    read_at += n as u64;
+                }
+            }
+        }
+        if let Some((c, r)) = proc_stats(pid) {
+            (cpu, rss) = (c, r);
+        }
+        if start.elapsed() > Duration::from_secs(600) {
+            eprintln!("timed out with {counted} of {lines} lines delivered");
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let wall = start.elapsed().as_secs_f64();
+    if let Some((c, r)) = proc_stats(pid) {
+        (cpu, rss) = (c, r);
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    let _ = child.wait();
+    println!(
+        "kind={kind} fsync={fsync} lines={counted} wall={wall:.2}s lines_per_s={:.0} cpu_s_per_1m={:.2} peak_rss_mb={:.1} input_mb={:.0}",
+        counted as f64 / wall,
+        cpu / (counted as f64 / 1e6),
+        rss as f64 / 1024.0,
+        bytes as f64 / 1e6
+    );
+}
+
+/// Writes the lines; `mixed` spreads nginx and auth lines over 8 files.
+fn generate(dir: &Path, kind: &str, lines: usize) -> u64 {
+    let mut gen = LineGen::new(42);
+    let files: Vec<(Kind, &str)> = match kind {
+        "auth" => vec![(Kind::Auth, "auth.log")],
+        "mixed" => (0..8)
+            .map(|i| {
+                if i % 2 == 0 {
+                    (Kind::NginxCombined, "x")
+                } else {
+                    (Kind::Auth, "x")
+                }
+            })
+            .collect(),
+        _ => vec![(Kind::NginxCombined, "access.log")],
+    };
+    let mut writers: Vec<(Kind, BufWriter<File>)> = files
+        .iter()
+        .enumerate()
+        .map(|(i, (k, name))| {
+            let name = if *name == "x" {
+                format!("f{i}.log")
+            } else {
+                name.to_string()
+            };
+            (
+                *k,
+                BufWriter::with_capacity(1 << 20, File::create(dir.join(name)).expect("log file")),
+            )
+        })
+        .collect();
+    let mut line = String::with_capacity(512);
+    let mut bytes = 0u64;
+    for i in 0..lines {
+        let n = writers.len();
+        let (k, w) = &mut writers[i % n];
+        line.clear();
+        gen.line(*k, &mut line);
+        line.push('\n');
+        bytes += line.len() as u64;
+        w.write_all(line.as_bytes()).expect("write");
+    }
+    for (_, w) in &mut writers {
+        w.flush().expect("flush");
+    }
+    bytes
+}
+
+/// (CPU seconds, peak RSS in KiB) of a process, from /proc.
+fn proc_stats(pid: u32) -> Option<(f64, u64)> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = after.split(' ').collect();
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let hwm = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some((ticks / 100.0, hwm))
+}
