@@ -96,11 +96,13 @@ path = "{out}"
     cfg
 }
 
-/// The `raw` field of every line of the output file.
+/// The `raw` field of every complete line of the output file.
 fn output_raws(path: &Path) -> Vec<String> {
-    let Ok(text) = fs::read_to_string(path) else {
+    let Ok(mut text) = fs::read_to_string(path) else {
         return Vec::new();
     };
+    // The agent may be in the middle of writing the last line.
+    text.truncate(text.rfind('\n').map_or(0, |i| i + 1));
     text.lines()
         .map(|l| {
             let v: Value =
