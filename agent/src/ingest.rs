@@ -123,7 +123,9 @@ impl Sink for IngestSink<'_> {
                 .insert(line.stream.to_vec(), line.position.to_vec());
             return Ok(());
         }
-        self.dropped_positions.remove(line.stream);
+        if !self.dropped_positions.is_empty() {
+            self.dropped_positions.remove(line.stream);
+        }
         self.payload.clear();
         canonical::encode_into(&ev, self.payload);
         self.append(line.stream, line.position, true)?;

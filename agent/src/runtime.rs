@@ -255,7 +255,7 @@ fn output_loop(mut output: Box<dyn Output>, mut reader: QueueReader, hard_stop: 
         if hard_stop.is_cancelled() {
             return;
         }
-        let batch = match reader.next_batch(10_000, 4 << 20, Duration::from_millis(200)) {
+        let batch = match reader.next_batch(20_000, 2 << 20, Duration::from_millis(200)) {
             Ok(b) => b,
             Err(e) => {
                 tracing::error!(output = output.name(), error = %e, "cannot read the queue");

@@ -150,13 +150,21 @@ impl<'a> ObjectWriter<'a> {
         ObjectWriter { out, first: true }
     }
 
+    /// Writes a key. Schema keys are ASCII letters and `_` and need no
+    /// escaping; keys of `fields` come from data and go through `string`.
     fn key(&mut self, k: &str) {
         if !self.first {
             self.out.push(b',');
         }
         self.first = false;
-        string(self.out, k);
-        self.out.push(b':');
+        if k.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_') {
+            self.out.push(b'"');
+            self.out.extend_from_slice(k.as_bytes());
+            self.out.extend_from_slice(b"\":");
+        } else {
+            string(self.out, k);
+            self.out.push(b':');
+        }
     }
 
     fn str(&mut self, k: &str, v: &str) {
@@ -288,62 +296,71 @@ static ESCAPE: [u8; 256] = {
     t
 };
 
-/// Whether `c` must be escaped.
-#[inline(always)]
-fn special(c: u8) -> bool {
-    (c < 0x20) | (c == b'"') | (c == b'\\')
-}
-
-/// Index of the first byte at or after `from` that must be escaped, or `b.len()`.
-///
-/// Works on fixed 16-byte chunks with no early exit inside a chunk, which the
-/// compiler turns into SIMD compares; the common clean chunk costs a few
-/// instructions instead of sixteen branches.
-#[inline]
-fn next_special(b: &[u8], from: usize) -> usize {
-    let mut i = from;
-    while i + 16 <= b.len() {
-        let chunk: &[u8; 16] = b[i..i + 16].try_into().expect("16 bytes");
-        let mut any = 0u8;
-        for &c in chunk {
-            any |= u8::from(c < 0x20) | u8::from(c == b'"') | u8::from(c == b'\\');
+/// Whether any byte of `b` is a control character (below 0x20), eight
+/// bytes at a time.
+fn has_control(b: &[u8]) -> bool {
+    const LOW: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut chunks = b.chunks_exact(8);
+    for c in &mut chunks {
+        let x = u64::from_le_bytes(c.try_into().expect("8 bytes"));
+        // Classic "has a byte less than n" test, n = 0x20.
+        if x.wrapping_sub(LOW * 0x20) & !x & HIGH != 0 {
+            return true;
         }
-        if any != 0 {
-            break;
-        }
-        i += 16;
     }
-    while i < b.len() && !special(b[i]) {
-        i += 1;
-    }
-    i
+    chunks.remainder().iter().any(|&c| c < 0x20)
 }
 
 /// Writes `s` as a JSON string with the escaping rules in the module docs.
 pub fn string(out: &mut Vec<u8>, s: &str) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     let b = s.as_bytes();
     out.reserve(b.len() + 2);
     out.push(b'"');
+    if b.len() < 32 {
+        // Short strings (most field values): one plain pass is cheapest.
+        if b.iter().any(|&c| ESCAPE[usize::from(c)] != 0) {
+            escape_slow(out, b);
+        } else {
+            out.extend_from_slice(b);
+        }
+    } else if !has_control(b) {
+        // The common case: only `"` and `\` need escaping, and memchr finds
+        // them with SIMD.
+        let mut start = 0;
+        for i in memchr::memchr2_iter(b'"', b'\\', b) {
+            out.extend_from_slice(&b[start..i]);
+            out.push(b'\\');
+            out.push(b[i]);
+            start = i + 1;
+        }
+        out.extend_from_slice(&b[start..]);
+    } else {
+        escape_slow(out, b);
+    }
+    out.push(b'"');
+}
+
+fn escape_slow(out: &mut Vec<u8>, b: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut start = 0;
-    loop {
-        let i = next_special(b, start);
+    for (i, &c) in b.iter().enumerate() {
+        let e = ESCAPE[usize::from(c)];
+        if e == 0 {
+            continue;
+        }
         out.extend_from_slice(&b[start..i]);
-        let Some(&c) = b.get(i) else { break };
-        match ESCAPE[usize::from(c)] {
-            b'u' => {
-                out.extend_from_slice(b"\\u00");
-                out.push(HEX[usize::from(c >> 4)]);
-                out.push(HEX[usize::from(c & 15)]);
-            }
-            e => {
-                out.push(b'\\');
-                out.push(e);
-            }
+        if e == b'u' {
+            out.extend_from_slice(b"\\u00");
+            out.push(HEX[usize::from(c >> 4)]);
+            out.push(HEX[usize::from(c & 15)]);
+        } else {
+            out.push(b'\\');
+            out.push(e);
         }
         start = i + 1;
     }
-    out.push(b'"');
+    out.extend_from_slice(&b[start..]);
 }
 
 #[cfg(test)]

@@ -1,16 +1,25 @@
 //! The file output: NDJSON appended to a file, exactly once.
 //!
-//! Next to the file sits `<path>.ack`, a small JSON document
-//! `{"id": N, "len": L}`: the id of the last event written and the file's
-//! length just after it. Delivering a batch is: append the lines, fsync the
-//! file, write `<path>.ack.tmp`, fsync it, rename it over `<path>.ack`,
-//! fsync the directory. On start the file is cut back to `L` (removing lines
-//! written but never recorded as delivered) and the queue is asked to resume
-//! after `N`. Whatever the moment of a crash, every event is in the file
-//! exactly once after the next start.
+//! Next to the file sits `<path>.ack`, which records the id of the last
+//! event written and the file's length just after it:
+//!
+//! ```text
+//! <path>.ack: two 32-byte slots, written alternately in place
+//!   slot: "ASAK" | seq u64 LE | id u64 LE | len u64 LE | crc32c u32 LE (of the 28 bytes before it)
+//!   the valid slot (magic and checksum match) with the higher seq is current
+//! ```
+//!
+//! Delivering a batch is: append the lines, fsync the file, write the next
+//! slot, fsync the ack file. A torn write can only damage the slot being
+//! written; the other still holds the previous state. On start the file is
+//! cut back to `len` (removing lines written but never recorded as
+//! delivered) and the queue is asked to resume after `id`. Whatever the
+//! moment of a crash, every event is in the file exactly once after the next
+//! start.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use super::{Output, OutputError};
@@ -22,14 +31,37 @@ pub struct FileOutput {
     path: PathBuf,
     ack_path: PathBuf,
     file: Option<File>,
+    ack: Option<File>,
+    seq: u64,
     len: u64,
-    buf: Vec<u8>,
 }
 
-#[derive(serde::Serialize, serde::Deserialize)]
-struct Ack {
-    id: u64,
-    len: u64,
+const SLOT: usize = 32;
+const MAGIC: &[u8; 4] = b"ASAK";
+
+/// Encodes one ack slot.
+fn slot(seq: u64, id: u64, len: u64) -> [u8; SLOT] {
+    let mut b = [0u8; SLOT];
+    b[..4].copy_from_slice(MAGIC);
+    b[4..12].copy_from_slice(&seq.to_le_bytes());
+    b[12..20].copy_from_slice(&id.to_le_bytes());
+    b[20..28].copy_from_slice(&len.to_le_bytes());
+    let crc = crc32c::crc32c(&b[..28]);
+    b[28..].copy_from_slice(&crc.to_le_bytes());
+    b
+}
+
+/// The current (seq, id, len) of an ack file's contents, if any slot is valid.
+fn current(bytes: &[u8]) -> Option<(u64, u64, u64)> {
+    bytes
+        .chunks_exact(SLOT)
+        .filter(|s| &s[..4] == MAGIC && crc32c::crc32c(&s[..28]).to_le_bytes() == s[28..32])
+        .map(|s| {
+            let n =
+                |r: std::ops::Range<usize>| u64::from_le_bytes(s[r].try_into().expect("8 bytes"));
+            (n(4..12), n(12..20), n(20..28))
+        })
+        .max_by_key(|(seq, _, _)| *seq)
 }
 
 impl FileOutput {
@@ -42,8 +74,9 @@ impl FileOutput {
             path: path.to_path_buf(),
             ack_path: PathBuf::from(ack),
             file: None,
+            ack: None,
+            seq: 0,
             len: 0,
-            buf: Vec::with_capacity(1 << 20),
         }
     }
 
@@ -56,23 +89,13 @@ impl FileOutput {
         }
     }
 
-    fn write_ack(&self, id: u64) -> Result<(), OutputError> {
-        let mut tmp = self.ack_path.as_os_str().to_owned();
-        tmp.push(".tmp");
-        let tmp = PathBuf::from(tmp);
-        let body = serde_json::to_vec(&Ack { id, len: self.len }).expect("ack serializes");
-        File::create(&tmp)
-            .and_then(|mut f| f.write_all(&body).and_then(|_| f.sync_data()))
-            .map_err(self.io(&tmp))?;
-        fs::rename(&tmp, &self.ack_path).map_err(self.io(&self.ack_path))?;
-        let dir = self
-            .path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(self.io(dir))
+    fn write_ack(&mut self, id: u64) -> Result<(), OutputError> {
+        self.seq += 1;
+        let ack = self.ack.as_ref().expect("recover() opens the ack file");
+        let at = (self.seq % 2) * SLOT as u64;
+        ack.write_all_at(&slot(self.seq, id, self.len), at)
+            .and_then(|_| ack.sync_data())
+            .map_err(self.io(&self.ack_path))
     }
 }
 
@@ -88,13 +111,23 @@ impl Output for FileOutput {
             .open(&self.path)
             .map_err(self.io(&self.path))?;
         let actual = file.metadata().map_err(self.io(&self.path))?.len();
-        let ack: Option<Ack> = fs::read(&self.ack_path)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok());
-        let (id, len) = match ack {
-            Some(a) => (a.id, a.len),
+        let existed = self.ack_path.exists();
+        let ack = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&self.ack_path)
+            .map_err(self.io(&self.ack_path))?;
+        let mut bytes = vec![0u8; 2 * SLOT];
+        let n = ack
+            .read_at(&mut bytes, 0)
+            .map_err(self.io(&self.ack_path))?;
+        bytes.truncate(n);
+        let (seq, id, len) = match current(&bytes) {
+            Some(c) => c,
             // Never delivered anything here: keep what the file already holds.
-            None => (0, actual),
+            None => (0, 0, actual),
         };
         if actual > len {
             tracing::warn!(path = %self.path.display(), bytes = actual - len,
@@ -106,8 +139,20 @@ impl Output for FileOutput {
                 "file output: file is shorter than what was delivered to it; was it truncated by someone else?");
         }
         self.len = actual.min(len);
+        self.seq = seq;
         self.file = Some(file);
+        self.ack = Some(ack);
         self.write_ack(id)?;
+        if !existed {
+            let dir = self
+                .path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(self.io(dir))?;
+        }
         Ok(Some(id))
     }
 
@@ -115,19 +160,50 @@ impl Output for FileOutput {
         let Some(last) = batch.last_id() else {
             return Ok(());
         };
-        self.buf.clear();
-        for (_, payload) in batch.iter() {
-            self.buf.extend_from_slice(payload);
-            self.buf.push(b'\n');
-        }
+        let lines = batch.ndjson();
         let file = self.file.as_mut().expect("recover() runs before deliver()");
-        let written = file.write_all(&self.buf).and_then(|_| file.sync_data());
+        let written = file.write_all(lines).and_then(|_| file.sync_data());
         if let Err(e) = written {
             // Cut back a partial write so a retry cannot leave half a line.
             let _ = file.set_len(self.len);
             return Err(self.io(&self.path)(e));
         }
-        self.len += self.buf.len() as u64;
+        self.len += lines.len() as u64;
         self.write_ack(last)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_valid_slot_with_the_higher_sequence_wins() {
+        let mut b = [slot(4, 40, 400), slot(5, 50, 500)].concat();
+        assert_eq!(current(&b), Some((5, 50, 500)));
+        // A torn write of the newer slot leaves the older one.
+        b[SLOT + 13] ^= 0xff;
+        assert_eq!(current(&b), Some((4, 40, 400)));
+        assert_eq!(current(&[]), None);
+        assert_eq!(current(&[0u8; 64]), None);
+    }
+
+    #[test]
+    fn cuts_back_lines_written_after_the_last_acknowledgement() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.ndjson");
+        let mut o = FileOutput::new("f", &path);
+        assert_eq!(o.recover().unwrap(), Some(0));
+        std::fs::write(&path, "").unwrap();
+        // Simulate: one delivered batch, then a crash after writing more lines.
+        o.len = 0;
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(b"{\"a\":1}\n").unwrap();
+        o.len = 8;
+        o.write_ack(7).unwrap();
+        f.write_all(b"{\"a\":2}\n{\"a\":").unwrap();
+        let mut again = FileOutput::new("f", &path);
+        assert_eq!(again.recover().unwrap(), Some(7));
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\"a\":1}\n");
     }
 }

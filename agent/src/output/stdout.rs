@@ -10,7 +10,6 @@ use crate::queue::Batch;
 /// See the module docs.
 pub struct StdoutOutput {
     name: String,
-    buf: Vec<u8>,
 }
 
 impl StdoutOutput {
@@ -18,7 +17,6 @@ impl StdoutOutput {
     pub fn new(name: &str) -> Self {
         StdoutOutput {
             name: name.to_string(),
-            buf: Vec::new(),
         }
     }
 }
@@ -33,13 +31,8 @@ impl Output for StdoutOutput {
     }
 
     fn deliver(&mut self, batch: &Batch) -> Result<(), OutputError> {
-        self.buf.clear();
-        for (_, payload) in batch.iter() {
-            self.buf.extend_from_slice(payload);
-            self.buf.push(b'\n');
-        }
         let mut out = std::io::stdout().lock();
-        out.write_all(&self.buf)
+        out.write_all(batch.ndjson())
             .and_then(|_| out.flush())
             .map_err(|source| OutputError::Io {
                 output: self.name.clone(),

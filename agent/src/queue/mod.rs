@@ -45,9 +45,14 @@
 //!    every position even after older segments are deleted. The active
 //!    segment is never deleted.
 //! 3. Readers see a record only after the `fsync` that covers it
-//!    (`fsync = "always"`). A reader's acknowledgement is written to `acks`
-//!    (write to a temporary file, `fsync`, rename, `fsync` the directory)
-//!    before segments are deleted.
+//!    (`fsync = "always"`). Acknowledgements are written to `acks` (write to
+//!    a temporary file, `fsync`, rename, `fsync` the directory) before any
+//!    segment is deleted, at least once a second, and when a reader is
+//!    dropped. An acknowledgement lost in a crash only means records are
+//!    offered again: outputs that keep their own durable watermark (the file
+//!    output) skip them, the others deliver them at least once. A stale
+//!    acknowledgement never points into a deleted segment, because deletion
+//!    persists acknowledgements first.
 //! 4. The queue holds at most `max_bytes`. When an append would pass it, the
 //!    append is refused (`Full`) and the caller waits: inputs pause, nothing
 //!    is dropped.
@@ -247,6 +252,10 @@ pub(crate) struct State {
     pub total_bytes: u64,
     /// Set when the writer is gone: readers stop waiting.
     pub closed: bool,
+    /// Acknowledgements changed since they were last written.
+    pub acks_dirty: bool,
+    /// When they were last written.
+    pub acks_written: std::time::Instant,
 }
 
 impl State {
@@ -317,6 +326,8 @@ pub fn open(
             acks,
             total_bytes,
             closed: false,
+            acks_dirty: false,
+            acks_written: std::time::Instant::now(),
         }),
         changed: Condvar::new(),
     });
@@ -476,7 +487,12 @@ fn read_acks(dir: &Path) -> BTreeMap<String, u64> {
 /// Persists the acknowledgements atomically.
 pub(crate) fn write_acks(shared: &Shared) -> Result<(), QueueError> {
     let dir = &shared.config.dir;
-    let acks = shared.state.lock().expect("queue lock").acks.clone();
+    let acks = {
+        let mut st = shared.state.lock().expect("queue lock");
+        st.acks_dirty = false;
+        st.acks_written = std::time::Instant::now();
+        st.acks.clone()
+    };
     let tmp = dir.join("acks.tmp");
     let body = serde_json::to_vec(&acks).expect("acks serialize");
     File::create(&tmp)
@@ -503,6 +519,11 @@ pub(crate) fn delete_acked(shared: &Shared) -> Result<u64, QueueError> {
             st.total_bytes -= s.bytes;
             doomed.push(s);
         }
+    }
+    if !doomed.is_empty() {
+        // Acknowledgements first: after a crash no reader may resume inside
+        // a segment that is gone.
+        write_acks(shared)?;
     }
     let mut freed = 0;
     for s in &doomed {

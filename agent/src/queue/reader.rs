@@ -13,6 +13,9 @@ use super::record::{self, Body, Scan};
 use super::segment;
 use super::{delete_acked, io_err, write_acks, QueueError, Shared};
 
+/// Longest time an acknowledgement stays only in memory.
+const ACK_PERSIST_INTERVAL: Duration = Duration::from_secs(1);
+
 /// A run of consecutive events, payloads stored contiguously.
 #[derive(Debug, Default)]
 pub struct Batch {
@@ -42,7 +45,7 @@ impl Batch {
         self.ids.first().copied()
     }
 
-    /// Total payload bytes.
+    /// Total payload bytes (with one newline each).
     pub fn bytes(&self) -> usize {
         self.data.len()
     }
@@ -52,15 +55,21 @@ impl Batch {
         let mut start = 0;
         self.ids.iter().zip(&self.ends).map(move |(&id, &end)| {
             let p = &self.data[start..end];
-            start = end;
+            start = end + 1;
             (id, p)
         })
+    }
+
+    /// The payloads as NDJSON: each followed by a newline, contiguous.
+    pub fn ndjson(&self) -> &[u8] {
+        &self.data
     }
 
     fn push(&mut self, id: u64, payload: &[u8]) {
         self.ids.push(id);
         self.data.extend_from_slice(payload);
         self.ends.push(self.data.len());
+        self.data.push(b'\n');
     }
 }
 
@@ -246,10 +255,22 @@ impl QueueReader {
                 return Ok(());
             }
             *a = id.min(committed);
+            st.acks_dirty = true;
         }
-        write_acks(&self.shared)?;
         delete_acked(&self.shared)?;
+        let due = {
+            let st = self.shared.state.lock().expect("queue lock");
+            st.acks_dirty && st.acks_written.elapsed() >= ACK_PERSIST_INTERVAL
+        };
+        if due {
+            write_acks(&self.shared)?;
+        }
         Ok(())
+    }
+
+    /// Writes the acknowledgements now.
+    pub fn persist_acks(&self) -> Result<(), QueueError> {
+        write_acks(&self.shared)
     }
 
     /// Skips (and acknowledges) everything up to `id`, for outputs that
@@ -266,5 +287,21 @@ impl QueueReader {
         let fresh = QueueReader::new(self.shared.clone(), &self.name)?;
         *self = fresh;
         Ok(())
+    }
+}
+
+impl Drop for QueueReader {
+    fn drop(&mut self) {
+        let dirty = self
+            .shared
+            .state
+            .lock()
+            .map(|s| s.acks_dirty)
+            .unwrap_or(false);
+        if dirty {
+            if let Err(e) = write_acks(&self.shared) {
+                tracing::warn!(error = %e, "queue: could not persist acknowledgements at exit");
+            }
+        }
     }
 }

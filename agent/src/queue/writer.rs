@@ -15,6 +15,9 @@ use std::time::{Duration, Instant};
 use super::segment::{self, SegmentMeta};
 use super::{delete_acked, io_err, record, set_position, sync_dir, Fsync, QueueError, Shared};
 
+/// Buffered bytes at which appends are written to the file early.
+const FLUSH_AT: usize = 1 << 20;
+
 /// Appends records; there is exactly one per queue.
 pub struct QueueWriter {
     shared: Arc<Shared>,
@@ -22,6 +25,8 @@ pub struct QueueWriter {
     seg_no: u64,
     /// Bytes of the active segment already written to the file.
     seg_written: u64,
+    /// Bytes of the active segment covered by the last commit.
+    seg_committed: u64,
     buf: Vec<u8>,
     next_id: u64,
     /// Latest position per stream, including uncommitted appends.
@@ -44,6 +49,7 @@ impl QueueWriter {
             file,
             seg_no,
             seg_written: written,
+            seg_committed: written,
             buf: Vec::with_capacity(1 << 20),
             next_id,
             positions,
@@ -70,7 +76,7 @@ impl QueueWriter {
         }
         let size = (body + record::FRAME_HEADER) as u64;
         let total = self.shared.state.lock().expect("queue lock").total_bytes;
-        if total + self.buf.len() as u64 + size > self.shared.config.max_bytes {
+        if total + self.uncommitted() + size > self.shared.config.max_bytes {
             return Err(QueueError::Full {
                 max_bytes: self.shared.config.max_bytes,
             });
@@ -79,6 +85,11 @@ impl QueueWriter {
         record::encode_event(&mut self.buf, id, stream, position, payload);
         set_position(&mut self.positions, stream, position);
         self.next_id += 1;
+        if self.buf.len() >= FLUSH_AT {
+            // Bound memory: hand the bytes to the OS now. They stay invisible
+            // to readers until the commit that fsyncs them.
+            self.write_buffer()?;
+        }
         Ok(id)
     }
 
@@ -90,9 +101,9 @@ impl QueueWriter {
         }
     }
 
-    /// Bytes appended but not committed.
-    pub fn pending_bytes(&self) -> usize {
-        self.buf.len()
+    /// Bytes appended but not committed (buffered or written early).
+    pub fn uncommitted(&self) -> u64 {
+        self.seg_written - self.seg_committed + self.buf.len() as u64
     }
 
     /// The latest position of every stream, including uncommitted appends.
@@ -109,18 +120,7 @@ impl QueueWriter {
     /// from what is durable.
     pub fn commit(&mut self) -> Result<u64, QueueError> {
         let path = segment::path(&self.shared.config.dir, self.seg_no);
-        if !self.buf.is_empty() {
-            if let Err(e) = self.file.write_all(&self.buf) {
-                // A full disk, say: cut back what was partly written so the
-                // retry cannot leave a torn record in the middle of the
-                // segment. The appended records stay buffered.
-                let _ = self.file.set_len(self.seg_written);
-                return Err(io_err(&path)(e));
-            }
-            self.seg_written += self.buf.len() as u64;
-            self.buf.clear();
-            self.unsynced = true;
-        }
+        self.write_buffer()?;
         let sync_now = match self.shared.config.fsync {
             Fsync::Always => self.unsynced,
             Fsync::Interval(every) => self.unsynced && self.last_sync.elapsed() >= every,
@@ -139,6 +139,7 @@ impl QueueWriter {
             let active = st.segments.back_mut().expect("active segment exists");
             let grown = self.seg_written - active.bytes;
             active.bytes = self.seg_written;
+            self.seg_committed = self.seg_written;
             active.last_id = committed;
             st.total_bytes += grown;
             st.committed_id = committed;
@@ -150,6 +151,25 @@ impl QueueWriter {
         Ok(committed)
     }
 
+    /// Writes the buffer to the segment file (no fsync).
+    fn write_buffer(&mut self) -> Result<(), QueueError> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        if let Err(e) = self.file.write_all(&self.buf) {
+            // A full disk, say: cut back what was partly written so the
+            // retry cannot leave a torn record in the middle of the segment.
+            // The appended records stay buffered.
+            let _ = self.file.set_len(self.seg_written);
+            let path = segment::path(&self.shared.config.dir, self.seg_no);
+            return Err(io_err(&path)(e));
+        }
+        self.seg_written += self.buf.len() as u64;
+        self.buf.clear();
+        self.unsynced = true;
+        Ok(())
+    }
+
     /// Closes the active segment and starts a new one with a snapshot; then
     /// deletes segments every consumer has acknowledged.
     fn rotate(&mut self) -> Result<(), QueueError> {
@@ -159,6 +179,7 @@ impl QueueWriter {
         self.file = file;
         self.seg_no += 1;
         self.seg_written = written;
+        self.seg_committed = written;
         delete_acked(&self.shared)?;
         Ok(())
     }
