@@ -77,6 +77,14 @@ pub struct RunSummary {
 
 /// Bytes read from one file per pass before moving to the next.
 const READ_BUDGET: usize = 4 << 20;
+/// A pass that read less than this is a trickle: wait before the next one.
+const COALESCE_BELOW: u64 = 256 << 10;
+/// How long to let a trickle accumulate (adds at most this much latency).
+const COALESCE_WAIT: Duration = Duration::from_millis(50);
+/// After delivering a batch smaller than this, wait before the next one.
+const SMALL_BATCH: usize = 1000;
+/// How long to let small batches accumulate at an output.
+const OUTPUT_LINGER: Duration = Duration::from_millis(100);
 
 /// Runs the agent until `shutdown` is cancelled, then drains.
 pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<RunSummary, AgentError> {
@@ -201,6 +209,10 @@ fn ingest_loop(
             if let Some((input, _)) = inputs.first() {
                 input.wait(Duration::from_millis(50));
             }
+        } else if read < COALESCE_BELOW {
+            // A trickle: let a few writes accumulate so one commit (one
+            // fsync) covers them, instead of one per write.
+            std::thread::sleep(COALESCE_WAIT);
         }
     }
     commit(&mut writer, stop)
@@ -287,6 +299,9 @@ fn output_loop(mut output: Box<dyn Output>, mut reader: QueueReader, hard_stop: 
         let last = batch.last_id().expect("non-empty batch");
         if let Err(e) = reader.ack(last) {
             tracing::error!(output = output.name(), error = %e, "cannot persist acknowledgement; the batch may be delivered again");
+        }
+        if batch.len() < SMALL_BATCH && !hard_stop.is_cancelled() {
+            std::thread::sleep(OUTPUT_LINGER);
         }
     }
 }

@@ -2,8 +2,12 @@
 //!
 //! ```text
 //! pipeline --auditship target/release/auditship [--lines N] [--kind nginx|auth|mixed]
-//!          [--fsync always|interval] [--dir DIR]
+//!          [--fsync always|interval] [--dir DIR] [--rate R --seconds S]
 //! ```
+//!
+//! With `--rate`, the files start empty and lines are appended at R lines per
+//! second for S seconds while the agent runs (a typical host); the report is
+//! then the agent's share of one core and its peak RSS.
 //!
 //! Generates N realistic lines into files, starts the real agent on them
 //! with a file output, and waits until the output holds every line. It then
@@ -41,8 +45,19 @@ fn main() {
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(dir.join("logs")).expect("bench dir");
 
+    let rate: Option<usize> = arg(&args, "--rate").and_then(|s| s.parse().ok());
+    let seconds: u64 = arg(&args, "--seconds").and_then(|s| s.parse().ok()).unwrap_or(60);
+    let lines = match rate {
+        Some(r) => r * seconds as usize,
+        None => lines,
+    };
     let t = Instant::now();
-    let bytes = generate(&dir.join("logs"), &kind, lines);
+    let bytes = if rate.is_some() {
+        fs::write(dir.join("logs/access.log"), "").expect("log file");
+        0
+    } else {
+        generate(&dir.join("logs"), &kind, lines)
+    };
     eprintln!(
         "generated {lines} {kind} lines ({:.0} MB) in {:.1}s",
         bytes as f64 / 1e6,
@@ -77,6 +92,10 @@ fn main() {
         .spawn()
         .expect("start auditship agent");
     let pid = child.id();
+    let writer = rate.map(|r| {
+        let path = dir.join("logs/access.log");
+        std::thread::spawn(move || steady(&path, r, seconds))
+    });
     let mut counted = 0usize;
     let mut read_at = 0u64;
     let mut buf = vec![0u8; 1 << 20];
@@ -107,6 +126,18 @@ fn main() {
     if let Some((c, r)) = proc_stats(pid) {
         (cpu, rss) = (c, r);
     }
+    if let Some(w) = writer {
+        let _ = w.join();
+        let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+        let _ = child.wait();
+        println!(
+            "steady rate={} lines/s for {seconds}s: lines={counted} cpu_pct_of_one_core={:.2} peak_rss_mb={:.1}",
+            rate.unwrap_or(0),
+            cpu / wall * 100.0,
+            rss as f64 / 1024.0
+        );
+        return;
+    }
     let _ = Command::new("kill")
         .args(["-TERM", &pid.to_string()])
         .status();
@@ -118,6 +149,37 @@ fn main() {
         rss as f64 / 1024.0,
         bytes as f64 / 1e6
     );
+}
+
+/// Appends `rate` nginx lines per second to `path` for `seconds`, in 10 ms ticks.
+fn steady(path: &Path, rate: usize, seconds: u64) {
+    let mut gen = LineGen::new(7);
+    let mut f = fs::OpenOptions::new().append(true).open(path).expect("log file");
+    let start = Instant::now();
+    let mut written = 0usize;
+    let mut line = String::new();
+    while start.elapsed() < Duration::from_secs(seconds) {
+        let due = (start.elapsed().as_secs_f64() * rate as f64) as usize;
+        let mut chunk = String::new();
+        while written < due {
+            line.clear();
+            gen.line(Kind::NginxCombined, &mut line);
+            chunk.push_str(&line);
+            chunk.push('\n');
+            written += 1;
+        }
+        f.write_all(chunk.as_bytes()).expect("append");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let mut chunk = String::new();
+    while written < rate * seconds as usize {
+        line.clear();
+        gen.line(Kind::NginxCombined, &mut line);
+        chunk.push_str(&line);
+        chunk.push('\n');
+        written += 1;
+    }
+    f.write_all(chunk.as_bytes()).expect("append");
 }
 
 /// Writes the lines; `mixed` spreads nginx and auth lines over 8 files.
