@@ -46,7 +46,9 @@ fn main() {
     fs::create_dir_all(dir.join("logs")).expect("bench dir");
 
     let rate: Option<usize> = arg(&args, "--rate").and_then(|s| s.parse().ok());
-    let seconds: u64 = arg(&args, "--seconds").and_then(|s| s.parse().ok()).unwrap_or(60);
+    let seconds: u64 = arg(&args, "--seconds")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(60);
     let lines = match rate {
         Some(r) => r * seconds as usize,
         None => lines,
@@ -128,7 +130,9 @@ fn main() {
     }
     if let Some(w) = writer {
         let _ = w.join();
-        let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
         let _ = child.wait();
         println!(
             "steady rate={} lines/s for {seconds}s: lines={counted} cpu_pct_of_one_core={:.2} peak_rss_mb={:.1}",
@@ -154,7 +158,10 @@ fn main() {
 /// Appends `rate` nginx lines per second to `path` for `seconds`, in 10 ms ticks.
 fn steady(path: &Path, rate: usize, seconds: u64) {
     let mut gen = LineGen::new(7);
-    let mut f = fs::OpenOptions::new().append(true).open(path).expect("log file");
+    let mut f = fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .expect("log file");
     let start = Instant::now();
     let mut written = 0usize;
     let mut line = String::new();
