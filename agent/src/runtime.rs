@@ -204,7 +204,7 @@ fn ingest_loop(
                 Err(e) => return Err(e.into()),
             }
         }
-        commit(&mut writer, stop)?;
+        commit(&mut writer, stop, true)?;
         if read == 0 {
             if let Some((input, _)) = inputs.first() {
                 input.wait(Duration::from_millis(50));
@@ -215,17 +215,26 @@ fn ingest_loop(
             std::thread::sleep(COALESCE_WAIT);
         }
     }
-    commit(&mut writer, stop)
+    commit(&mut writer, stop, false)
 }
 
 /// Commits, retrying write failures (a full disk) until they clear or the
 /// agent stops. Uncommitted lines are read again after a restart, so giving
 /// up at shutdown loses nothing.
-fn commit(writer: &mut QueueWriter, stop: &CancellationToken) -> Result<(), AgentError> {
+fn commit(
+    writer: &mut QueueWriter,
+    stop: &CancellationToken,
+    pipelined: bool,
+) -> Result<(), AgentError> {
     let mut logged = false;
     loop {
-        match writer.commit() {
-            Ok(_) => return Ok(()),
+        let r = if pipelined {
+            writer.commit_async()
+        } else {
+            writer.commit().map(|_| ())
+        };
+        match r {
+            Ok(()) => return Ok(()),
             Err(e @ QueueError::Fsync { .. }) => return Err(e.into()),
             Err(e) => {
                 if !logged {

@@ -103,6 +103,7 @@
 mod reader;
 mod record;
 mod segment;
+mod syncer;
 mod writer;
 
 use std::collections::{BTreeMap, VecDeque};

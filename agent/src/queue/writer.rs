@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::segment::{self, SegmentMeta};
+use super::syncer::{self, Request, Syncer};
 use super::{delete_acked, io_err, record, set_position, sync_dir, Fsync, QueueError, Shared};
 
 /// Buffered bytes at which appends are written to the file early.
@@ -21,7 +22,10 @@ const FLUSH_AT: usize = 1 << 20;
 /// Appends records; there is exactly one per queue.
 pub struct QueueWriter {
     shared: Arc<Shared>,
-    file: File,
+    file: Arc<File>,
+    syncer: Syncer,
+    /// Bytes handed to the syncer and maybe not yet published.
+    in_flight: u64,
     seg_no: u64,
     /// Bytes of the active segment already written to the file.
     seg_written: u64,
@@ -45,8 +49,10 @@ impl QueueWriter {
     ) -> Result<Self, QueueError> {
         let (file, written) = create_segment(&shared, seg_no, next_id - 1, &positions)?;
         Ok(QueueWriter {
+            syncer: Syncer::start(shared.clone()),
+            in_flight: 0,
             shared,
-            file,
+            file: Arc::new(file),
             seg_no,
             seg_written: written,
             seg_committed: written,
@@ -101,9 +107,10 @@ impl QueueWriter {
         }
     }
 
-    /// Bytes appended but not committed (buffered or written early).
+    /// Bytes appended but not committed (buffered, written early, or being
+    /// fsynced). May overcount briefly, never undercount.
     pub fn uncommitted(&self) -> u64 {
-        self.seg_written - self.seg_committed + self.buf.len() as u64
+        self.seg_written - self.seg_committed + self.buf.len() as u64 + self.in_flight
     }
 
     /// The latest position of every stream, including uncommitted appends.
@@ -121,6 +128,8 @@ impl QueueWriter {
     pub fn commit(&mut self) -> Result<u64, QueueError> {
         let path = segment::path(&self.shared.config.dir, self.seg_no);
         self.write_buffer()?;
+        self.syncer.wait_idle()?;
+        self.in_flight = 0;
         let sync_now = match self.shared.config.fsync {
             Fsync::Always => self.unsynced,
             Fsync::Interval(every) => self.unsynced && self.last_sync.elapsed() >= every,
@@ -134,21 +143,45 @@ impl QueueWriter {
             self.unsynced = false;
         }
         let committed = self.next_id - 1;
-        {
-            let mut st = self.shared.state.lock().expect("queue lock");
-            let active = st.segments.back_mut().expect("active segment exists");
-            let grown = self.seg_written - active.bytes;
-            active.bytes = self.seg_written;
-            self.seg_committed = self.seg_written;
-            active.last_id = committed;
-            st.total_bytes += grown;
-            st.committed_id = committed;
-        }
-        self.shared.changed.notify_all();
+        syncer::publish(&self.shared, self.seg_no, self.seg_written, committed);
+        self.seg_committed = self.seg_written;
         if self.seg_written >= self.shared.config.segment_bytes {
             self.rotate()?;
         }
         Ok(committed)
+    }
+
+    /// Like [`commit`](Self::commit), but the fsync and the publication run
+    /// on the syncer thread while the caller goes on reading: pipelined group
+    /// commit. Records still become visible only after their fsync. Waits
+    /// only for the previous pass's fsync.
+    pub fn commit_async(&mut self) -> Result<(), QueueError> {
+        if self.shared.config.fsync != Fsync::Always {
+            return self.commit().map(|_| ());
+        }
+        self.write_buffer()?;
+        self.syncer.wait_idle()?;
+        self.in_flight = 0;
+        if self.unsynced {
+            self.in_flight = self.seg_written - self.seg_committed;
+            self.syncer.submit(Request {
+                file: self.file.clone(),
+                path: segment::path(&self.shared.config.dir, self.seg_no),
+                seg_no: self.seg_no,
+                upto: self.seg_written,
+                committed_id: self.next_id - 1,
+            });
+            self.seg_committed = self.seg_written;
+            self.unsynced = false;
+        }
+        if self.seg_written >= self.shared.config.segment_bytes {
+            // The closed segment must be fully published before readers may
+            // move past it to the next one.
+            self.syncer.wait_idle()?;
+            self.in_flight = 0;
+            self.rotate()?;
+        }
+        Ok(())
     }
 
     /// Writes the buffer to the segment file (no fsync).
@@ -156,7 +189,7 @@ impl QueueWriter {
         if self.buf.is_empty() {
             return Ok(());
         }
-        if let Err(e) = self.file.write_all(&self.buf) {
+        if let Err(e) = (&*self.file).write_all(&self.buf) {
             // A full disk, say: cut back what was partly written so the
             // retry cannot leave a torn record in the middle of the segment.
             // The appended records stay buffered.
@@ -176,7 +209,7 @@ impl QueueWriter {
         let committed = self.next_id - 1;
         let (file, written) =
             create_segment(&self.shared, self.seg_no + 1, committed, &self.positions)?;
-        self.file = file;
+        self.file = Arc::new(file);
         self.seg_no += 1;
         self.seg_written = written;
         self.seg_committed = written;
