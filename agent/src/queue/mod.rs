@@ -45,7 +45,9 @@
 //!    every position even after older segments are deleted. The active
 //!    segment is never deleted.
 //! 3. Readers see a record only after the `fsync` that covers it
-//!    (`fsync = "always"`). Acknowledgements are written to `acks` (write to
+//!    (`fsync = "always"`). The agent commits with
+//!    [`QueueWriter::commit_async`]: the fsync runs on a syncer thread while
+//!    the next pass is read, and the records are published when it returns. Acknowledgements are written to `acks` (write to
 //!    a temporary file, `fsync`, rename, `fsync` the directory) before any
 //!    segment is deleted, at least once a second, and when a reader is
 //!    dropped. An acknowledgement lost in a crash only means records are
