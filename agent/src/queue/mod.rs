@@ -244,6 +244,29 @@ pub(crate) struct Shared {
     pub changed: Condvar,
 }
 
+impl Shared {
+    /// Waits until `done` holds for the state or `deadline` passes, and
+    /// returns the state, locked.
+    pub fn wait_until(
+        &self,
+        deadline: std::time::Instant,
+        mut done: impl FnMut(&State) -> bool,
+    ) -> std::sync::MutexGuard<'_, State> {
+        let mut st = self.state.lock().expect("queue lock");
+        loop {
+            let now = std::time::Instant::now();
+            if done(&st) || now >= deadline {
+                return st;
+            }
+            st = self
+                .changed
+                .wait_timeout(st, deadline - now)
+                .expect("queue lock")
+                .0;
+        }
+    }
+}
+
 pub(crate) struct State {
     /// Segments in order; the last is active.
     pub segments: VecDeque<SegmentMeta>,

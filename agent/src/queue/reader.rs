@@ -144,22 +144,11 @@ impl QueueReader {
         let deadline = std::time::Instant::now() + wait;
         loop {
             let (limit, is_last, committed) = {
-                let mut st = self.shared.state.lock().expect("queue lock");
-                loop {
-                    if st.committed_id >= self.next_id || st.closed {
-                        break;
-                    }
-                    let now = std::time::Instant::now();
-                    if now >= deadline || !batch.is_empty() {
-                        return Ok(batch);
-                    }
-                    st = self
-                        .shared
-                        .changed
-                        .wait_timeout(st, deadline - now)
-                        .expect("queue lock")
-                        .0;
-                }
+                let (next, waiting) = (self.next_id, batch.is_empty());
+                // With events already in the batch, hand them over rather than wait.
+                let st = self.shared.wait_until(deadline, |st| {
+                    st.committed_id >= next || st.closed || !waiting
+                });
                 if st.committed_id < self.next_id {
                     return Ok(batch);
                 }

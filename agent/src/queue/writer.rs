@@ -235,23 +235,10 @@ impl QueueWriter {
                 self.rotate()?;
             }
         }
-        let deadline = Instant::now() + timeout;
-        let mut st = self.shared.state.lock().expect("queue lock");
-        loop {
-            if fits(st.total_bytes) {
-                return Ok(true);
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return Ok(false);
-            }
-            st = self
-                .shared
-                .changed
-                .wait_timeout(st, deadline - now)
-                .expect("queue lock")
-                .0;
-        }
+        let st = self
+            .shared
+            .wait_until(Instant::now() + timeout, |st| fits(st.total_bytes));
+        Ok(fits(st.total_bytes))
     }
 
     /// Bytes on disk, all segments.

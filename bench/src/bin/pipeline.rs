@@ -165,10 +165,15 @@ fn steady(path: &Path, rate: usize, seconds: u64) {
     let start = Instant::now();
     let mut written = 0usize;
     let mut line = String::new();
-    while start.elapsed() < Duration::from_secs(seconds) {
-        let due = (start.elapsed().as_secs_f64() * rate as f64) as usize;
+    let total = rate * seconds as usize;
+    while written < total {
+        let due = if start.elapsed() < Duration::from_secs(seconds) {
+            (start.elapsed().as_secs_f64() * rate as f64) as usize
+        } else {
+            total
+        };
         let mut chunk = String::new();
-        while written < due {
+        while written < due.min(total) {
             line.clear();
             gen.line(Kind::NginxCombined, &mut line);
             chunk.push_str(&line);
@@ -178,15 +183,6 @@ fn steady(path: &Path, rate: usize, seconds: u64) {
         f.write_all(chunk.as_bytes()).expect("append");
         std::thread::sleep(Duration::from_millis(10));
     }
-    let mut chunk = String::new();
-    while written < rate * seconds as usize {
-        line.clear();
-        gen.line(Kind::NginxCombined, &mut line);
-        chunk.push_str(&line);
-        chunk.push('\n');
-        written += 1;
-    }
-    f.write_all(chunk.as_bytes()).expect("append");
 }
 
 /// Writes the lines; `mixed` spreads nginx and auth lines over 8 files.
