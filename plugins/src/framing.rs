@@ -66,11 +66,6 @@ impl Framer {
         }
     }
 
-    /// The maximum frame length.
-    pub fn max(&self) -> usize {
-        self.max
-    }
-
     /// Finds the next frame at the start of `buf`.
     ///
     /// Returns `None` when more input is needed. With `eof`, a trailing

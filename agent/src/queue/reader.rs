@@ -40,11 +40,6 @@ impl Batch {
         self.ids.last().copied()
     }
 
-    /// Id of the first event.
-    pub fn first_id(&self) -> Option<u64> {
-        self.ids.first().copied()
-    }
-
     /// Total payload bytes (with one newline each).
     pub fn bytes(&self) -> usize {
         self.data.len()
@@ -123,12 +118,6 @@ impl QueueReader {
     pub fn finished(&self) -> bool {
         let st = self.shared.state.lock().expect("queue lock");
         st.closed && self.next_id > st.committed_id
-    }
-
-    /// The highest id this consumer has acknowledged.
-    pub fn acked(&self) -> u64 {
-        let st = self.shared.state.lock().expect("queue lock");
-        st.acks.get(&self.name).copied().unwrap_or(0)
     }
 
     /// Up to `max_records` events (and roughly `max_bytes`), waiting up to
@@ -257,24 +246,11 @@ impl QueueReader {
         Ok(())
     }
 
-    /// Writes the acknowledgements now.
-    pub fn persist_acks(&self) -> Result<(), QueueError> {
-        write_acks(&self.shared)
-    }
-
     /// Skips (and acknowledges) everything up to `id`, for outputs that
     /// recovered their own durable watermark at start.
     pub fn skip_through(&mut self, id: u64) -> Result<(), QueueError> {
         self.ack(id)?;
         self.next_id = self.next_id.max(id + 1);
-        Ok(())
-    }
-
-    /// Starts reading again after the last acknowledgement (for an output
-    /// that failed mid-batch and must resend).
-    pub fn rewind_to_ack(&mut self) -> Result<(), QueueError> {
-        let fresh = QueueReader::new(self.shared.clone(), &self.name)?;
-        *self = fresh;
         Ok(())
     }
 }

@@ -113,11 +113,6 @@ impl QueueWriter {
         self.seg_written - self.seg_committed + self.buf.len() as u64 + self.in_flight
     }
 
-    /// The latest position of every stream, including uncommitted appends.
-    pub fn positions(&self) -> &BTreeMap<Vec<u8>, Vec<u8>> {
-        &self.positions
-    }
-
     /// Writes and fsyncs everything appended, then makes it visible to
     /// readers. Returns the highest committed id.
     ///
