@@ -45,11 +45,13 @@
 //! wake up at once, and a periodic rescan as a fallback. One read buffer is
 //! shared by all files; each file keeps only its unfinished last line.
 
+mod discover;
 pub mod identity;
+mod read;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -58,7 +60,9 @@ use auditship_core::Flags;
 use auditship_plugins::framing::{Framer, Overlong};
 use globset::{GlobSet, GlobSetBuilder};
 
+use discover::{glob_base, start_watcher, walk};
 use identity::{ghost_key, is_ghost_key, parse_stream_key, stream_key, FilePosition, Fingerprint};
+use read::read_marker;
 
 /// Where to start in a file seen for the first time.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
@@ -503,275 +507,6 @@ impl FileInput {
             .map(|(_, (_, p))| p.offset);
         tracked.chain(ghosts).chain(saved).max()
     }
-
-    /// Reads new data of one file and hands complete lines to the sink.
-    fn read_file(
-        &mut self,
-        key: (u64, u64),
-        sink: &mut dyn Sink,
-        budget: usize,
-    ) -> Result<u64, InputError> {
-        let Some(t) = self.files.get_mut(&key) else {
-            return Ok(0);
-        };
-        let size = match t.file.metadata() {
-            Ok(m) => m.len(),
-            Err(_) => return Ok(0),
-        };
-        if let Some(since) = t.frozen_since {
-            let truncated = size < t.offset + t.partial.len() as u64;
-            if !truncated && since.elapsed() < self.cfg.rotate_wait {
-                return Ok(0);
-            }
-            if !truncated {
-                tracing::warn!(path = %t.path.display(), "a copy of this file appeared but it was not truncated; reading on (lines in the copy after the split point may be delivered twice)");
-            }
-            t.frozen_since = None;
-        }
-        if let Some(seen) = t.unsettled {
-            if size >= self.cfg.fingerprint_bytes as u64 {
-                // Grown to a full fingerprint: it may be a copy still being written.
-                let fp = Fingerprint::read(&t.file, size, self.cfg.fingerprint_bytes);
-                let (own, path) = ((t.dev, t.ino), t.path.clone());
-                if let Ok(fp) = fp {
-                    let from = self.adopt_copy(fp, own, &path);
-                    let t = self.files.get_mut(&key).expect("present");
-                    t.fp = fp;
-                    t.unsettled = None;
-                    if let Some(from) = from {
-                        t.offset = from;
-                        t.marker.clear();
-                        if from > size {
-                            t.copy_pending = Some((Instant::now(), size));
-                        }
-                    }
-                }
-                return Ok(0);
-            }
-            if size != seen || size == 0 {
-                // Still growing, or empty (a copy may be about to be written).
-                t.unsettled = Some(size);
-                return Ok(0);
-            }
-            // Stable, short and not empty: a genuinely small file. Read it.
-            t.unsettled = None;
-        }
-        if let Some((since, seen)) = t.copy_pending {
-            if size < t.offset {
-                if size != seen {
-                    t.copy_pending = Some((Instant::now(), size));
-                    return Ok(0);
-                }
-                if since.elapsed() < self.cfg.rotate_wait {
-                    return Ok(0);
-                }
-                // The copy stopped short of where the original was read up to:
-                // everything in it was already delivered from the original.
-                tracing::debug!(path = %t.path.display(), "copy holds nothing beyond what was read from the original");
-                t.offset = size;
-            }
-            t.copy_pending = None;
-        }
-        let read_to = t.offset + t.partial.len() as u64;
-        // Truncated, or truncated and rewritten past the old offset between
-        // two reads: the start of the file is no longer what it was.
-        let full_fp = usize::from(t.fp.len) == self.cfg.fingerprint_bytes;
-        let rewritten = size > read_to && full_fp && !t.fp.matches(&t.file, size);
-        if size < read_to || rewritten {
-            // Truncated in place (or copytruncate): remember how far the old
-            // content was read, for its copy, and start over.
-            self.stats.truncations += 1;
-            let (fp, offset) = (t.fp, t.offset);
-            let marker = t.marker.clone();
-            tracing::info!(path = %t.path.display(), from = offset, "file truncated; reading it from the beginning");
-            self.add_ghost(fp, offset, &marker, sink);
-            let t = self.files.get_mut(&key).expect("present");
-            t.offset = 0;
-            t.partial.clear();
-            t.marker.clear();
-            t.framer = Framer::new(self.cfg.max_line_bytes, self.cfg.overlong);
-            t.fp = Fingerprint::read(&t.file, size, self.cfg.fingerprint_bytes).unwrap_or(t.fp);
-        } else if usize::from(t.fp.len) < self.cfg.fingerprint_bytes && size > u64::from(t.fp.len) {
-            if let Ok(fp) = Fingerprint::read(&t.file, size, self.cfg.fingerprint_bytes) {
-                t.fp = fp;
-            }
-        }
-        let t = self.files.get_mut(&key).expect("present");
-        let mut total = 0u64;
-        loop {
-            let read_to = t.offset + t.partial.len() as u64;
-            let avail = size.saturating_sub(read_to);
-            if avail == 0 || total >= budget as u64 {
-                break;
-            }
-            self.buf.clear();
-            self.buf.extend_from_slice(&t.partial);
-            let start = self.buf.len();
-            let want = (avail as usize).min(READ_CHUNK);
-            self.buf.resize(start + want, 0);
-            let n = match t.file.read_at(&mut self.buf[start..], read_to) {
-                Ok(0) | Err(_) => {
-                    self.buf.truncate(start);
-                    break;
-                }
-                Ok(n) => n,
-            };
-            self.buf.truncate(start + n);
-            // Regression: logrotate truncated and the writer refilled the file
-            // between the checks above and this read, which then returned the
-            // middle of unrelated new content. If the file's start changed,
-            // drop what was read; the next pass sees the truncation.
-            if usize::from(t.fp.len) == self.cfg.fingerprint_bytes
-                && !t.fp.matches(&t.file, read_to + n as u64)
-            {
-                self.buf.truncate(start);
-                break;
-            }
-            total += n as u64;
-            t.last_data = Instant::now();
-            let used = emit_frames(
-                t,
-                &self.buf,
-                false,
-                &mut self.pos_buf,
-                sink,
-                &mut self.stats,
-            )?;
-            t.partial.clear();
-            t.partial.extend_from_slice(&self.buf[used..]);
-        }
-        self.stats.bytes += total;
-        let idle = t.last_data.elapsed();
-        if total == 0 && !t.partial.is_empty() && idle >= self.cfg.partial_line_timeout {
-            // The writer left a last line without newline: emit it as it is.
-            self.buf.clear();
-            self.buf.extend_from_slice(&t.partial);
-            let used = emit_frames(t, &self.buf, true, &mut self.pos_buf, sink, &mut self.stats)?;
-            t.partial.drain(..used);
-        }
-        if total == 0
-            && t.gone_since
-                .is_some_and(|g| g.elapsed() >= self.cfg.rotate_wait)
-            && idle >= self.cfg.rotate_wait
-        {
-            if !t.partial.is_empty() {
-                self.buf.clear();
-                self.buf.extend_from_slice(&t.partial);
-                emit_frames(t, &self.buf, true, &mut self.pos_buf, sink, &mut self.stats)?;
-            }
-            tracing::debug!(path = %t.path.display(), "file gone and drained; releasing it");
-            let t = self.files.remove(&key).expect("present");
-            sink.forget(&t.stream);
-            self.stats.released += 1;
-        }
-        Ok(total)
-    }
-}
-
-/// The marker bytes before `offset`, read while they may still be there.
-fn read_marker(file: &File, offset: u64) -> Vec<u8> {
-    let n = offset.min(identity::MARKER_LEN as u64);
-    let mut buf = vec![0u8; n as usize];
-    match file.read_exact_at(&mut buf, offset - n) {
-        Ok(()) => buf,
-        Err(_) => Vec::new(),
-    }
-}
-
-/// Hands every frame in `buf` (which starts at `t.offset`) to the sink;
-/// returns the bytes used.
-fn emit_frames(
-    t: &mut Tracked,
-    buf: &[u8],
-    eof: bool,
-    pos_buf: &mut Vec<u8>,
-    sink: &mut dyn Sink,
-    stats: &mut FileInputStats,
-) -> Result<usize, InputError> {
-    let mut at = 0;
-    while let Some(f) = t.framer.next(&buf[at..], eof) {
-        let end = at + f.consumed;
-        let new_offset = t.offset + f.consumed as u64;
-        if !f.bytes.is_empty() {
-            FilePosition::encode_into(
-                new_offset,
-                t.fp,
-                &buf[end.saturating_sub(identity::MARKER_LEN)..end],
-                pos_buf,
-            );
-            sink.line(Line {
-                stream: &t.stream,
-                position: pos_buf,
-                bytes: f.bytes,
-                flags: f.flags,
-                path: &t.path,
-            })?;
-            stats.lines += 1;
-        }
-        t.offset = new_offset;
-        at = end;
-    }
-    Ok(at)
-}
-
-/// The directory to walk for a glob, and whether to walk it recursively.
-fn glob_base(pattern: &str) -> (PathBuf, bool) {
-    let mut base = PathBuf::new();
-    let mut recursive = false;
-    let comps: Vec<&str> = pattern.split('/').collect();
-    for (i, c) in comps.iter().enumerate() {
-        let is_last = i + 1 == comps.len();
-        if c.contains(['*', '?', '[', '{']) || is_last {
-            recursive = comps[i..].contains(&"**") || comps.len() - i > 1;
-            break;
-        }
-        if c.is_empty() && i == 0 {
-            base.push("/");
-        } else {
-            base.push(c);
-        }
-    }
-    if base.as_os_str().is_empty() {
-        base.push(".");
-    }
-    (base, recursive)
-}
-
-fn walk(dir: &Path, recursive: bool, f: &mut dyn FnMut(&Path)) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let path = e.path();
-        match e.file_type() {
-            Ok(ft) if ft.is_dir() && recursive => walk(&path, true, f),
-            Ok(ft) if ft.is_dir() => {}
-            _ => f(&path),
-        }
-    }
-}
-
-fn start_watcher(
-    bases: &[(PathBuf, bool)],
-    tx: mpsc::SyncSender<()>,
-) -> Option<notify::RecommendedWatcher> {
-    use notify::Watcher;
-    let mut w = notify::recommended_watcher(move |_res: notify::Result<notify::Event>| {
-        let _ = tx.try_send(());
-    })
-    .map_err(|e| tracing::warn!(error = %e, "inotify unavailable; relying on periodic rescans"))
-    .ok()?;
-    for (base, recursive) in bases {
-        let mode = if *recursive {
-            notify::RecursiveMode::Recursive
-        } else {
-            notify::RecursiveMode::NonRecursive
-        };
-        if let Err(e) = w.watch(base, mode) {
-            tracing::warn!(dir = %base.display(), error = %e, "cannot watch directory; relying on periodic rescans");
-        }
-    }
-    Some(w)
 }
 
 #[cfg(test)]

@@ -1,0 +1,65 @@
+//! Finding the files an input's globs match: the directories to walk, the
+//! walk itself, and the inotify watcher that wakes the input early.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+
+/// The directory to walk for a glob, and whether to walk it recursively.
+pub(super) fn glob_base(pattern: &str) -> (PathBuf, bool) {
+    let mut base = PathBuf::new();
+    let mut recursive = false;
+    let comps: Vec<&str> = pattern.split('/').collect();
+    for (i, c) in comps.iter().enumerate() {
+        let is_last = i + 1 == comps.len();
+        if c.contains(['*', '?', '[', '{']) || is_last {
+            recursive = comps[i..].contains(&"**") || comps.len() - i > 1;
+            break;
+        }
+        if c.is_empty() && i == 0 {
+            base.push("/");
+        } else {
+            base.push(c);
+        }
+    }
+    if base.as_os_str().is_empty() {
+        base.push(".");
+    }
+    (base, recursive)
+}
+
+pub(super) fn walk(dir: &Path, recursive: bool, f: &mut dyn FnMut(&Path)) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        match e.file_type() {
+            Ok(ft) if ft.is_dir() && recursive => walk(&path, true, f),
+            Ok(ft) if ft.is_dir() => {}
+            _ => f(&path),
+        }
+    }
+}
+
+pub(super) fn start_watcher(
+    bases: &[(PathBuf, bool)],
+    tx: mpsc::SyncSender<()>,
+) -> Option<notify::RecommendedWatcher> {
+    use notify::Watcher;
+    let mut w = notify::recommended_watcher(move |_res: notify::Result<notify::Event>| {
+        let _ = tx.try_send(());
+    })
+    .map_err(|e| tracing::warn!(error = %e, "inotify unavailable; relying on periodic rescans"))
+    .ok()?;
+    for (base, recursive) in bases {
+        let mode = if *recursive {
+            notify::RecursiveMode::Recursive
+        } else {
+            notify::RecursiveMode::NonRecursive
+        };
+        if let Err(e) = w.watch(base, mode) {
+            tracing::warn!(dir = %base.display(), error = %e, "cannot watch directory; relying on periodic rescans");
+        }
+    }
+    Some(w)
+}

@@ -1,0 +1,223 @@
+//! Reading one tracked file: truncation and rewrite detection, copies that
+//! are still being written, partial last lines, release of files that are
+//! gone, and handing complete lines to the sink with their positions.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::time::Instant;
+
+use auditship_plugins::framing::Framer;
+
+use super::identity::{self, FilePosition, Fingerprint};
+use super::{FileInput, FileInputStats, InputError, Line, Sink, Tracked, READ_CHUNK};
+
+impl FileInput {
+    /// Reads new data of one file and hands complete lines to the sink.
+    pub(super) fn read_file(
+        &mut self,
+        key: (u64, u64),
+        sink: &mut dyn Sink,
+        budget: usize,
+    ) -> Result<u64, InputError> {
+        let Some(t) = self.files.get_mut(&key) else {
+            return Ok(0);
+        };
+        let size = match t.file.metadata() {
+            Ok(m) => m.len(),
+            Err(_) => return Ok(0),
+        };
+        if let Some(since) = t.frozen_since {
+            let truncated = size < t.offset + t.partial.len() as u64;
+            if !truncated && since.elapsed() < self.cfg.rotate_wait {
+                return Ok(0);
+            }
+            if !truncated {
+                tracing::warn!(path = %t.path.display(), "a copy of this file appeared but it was not truncated; reading on (lines in the copy after the split point may be delivered twice)");
+            }
+            t.frozen_since = None;
+        }
+        if let Some(seen) = t.unsettled {
+            if size >= self.cfg.fingerprint_bytes as u64 {
+                // Grown to a full fingerprint: it may be a copy still being written.
+                let fp = Fingerprint::read(&t.file, size, self.cfg.fingerprint_bytes);
+                let (own, path) = ((t.dev, t.ino), t.path.clone());
+                if let Ok(fp) = fp {
+                    let from = self.adopt_copy(fp, own, &path);
+                    let t = self.files.get_mut(&key).expect("present");
+                    t.fp = fp;
+                    t.unsettled = None;
+                    if let Some(from) = from {
+                        t.offset = from;
+                        t.marker.clear();
+                        if from > size {
+                            t.copy_pending = Some((Instant::now(), size));
+                        }
+                    }
+                }
+                return Ok(0);
+            }
+            if size != seen || size == 0 {
+                // Still growing, or empty (a copy may be about to be written).
+                t.unsettled = Some(size);
+                return Ok(0);
+            }
+            // Stable, short and not empty: a genuinely small file. Read it.
+            t.unsettled = None;
+        }
+        if let Some((since, seen)) = t.copy_pending {
+            if size < t.offset {
+                if size != seen {
+                    t.copy_pending = Some((Instant::now(), size));
+                    return Ok(0);
+                }
+                if since.elapsed() < self.cfg.rotate_wait {
+                    return Ok(0);
+                }
+                // The copy stopped short of where the original was read up to:
+                // everything in it was already delivered from the original.
+                tracing::debug!(path = %t.path.display(), "copy holds nothing beyond what was read from the original");
+                t.offset = size;
+            }
+            t.copy_pending = None;
+        }
+        let read_to = t.offset + t.partial.len() as u64;
+        // Truncated, or truncated and rewritten past the old offset between
+        // two reads: the start of the file is no longer what it was.
+        let full_fp = usize::from(t.fp.len) == self.cfg.fingerprint_bytes;
+        let rewritten = size > read_to && full_fp && !t.fp.matches(&t.file, size);
+        if size < read_to || rewritten {
+            // Truncated in place (or copytruncate): remember how far the old
+            // content was read, for its copy, and start over.
+            self.stats.truncations += 1;
+            let (fp, offset) = (t.fp, t.offset);
+            let marker = t.marker.clone();
+            tracing::info!(path = %t.path.display(), from = offset, "file truncated; reading it from the beginning");
+            self.add_ghost(fp, offset, &marker, sink);
+            let t = self.files.get_mut(&key).expect("present");
+            t.offset = 0;
+            t.partial.clear();
+            t.marker.clear();
+            t.framer = Framer::new(self.cfg.max_line_bytes, self.cfg.overlong);
+            t.fp = Fingerprint::read(&t.file, size, self.cfg.fingerprint_bytes).unwrap_or(t.fp);
+        } else if usize::from(t.fp.len) < self.cfg.fingerprint_bytes && size > u64::from(t.fp.len) {
+            if let Ok(fp) = Fingerprint::read(&t.file, size, self.cfg.fingerprint_bytes) {
+                t.fp = fp;
+            }
+        }
+        let t = self.files.get_mut(&key).expect("present");
+        let mut total = 0u64;
+        loop {
+            let read_to = t.offset + t.partial.len() as u64;
+            let avail = size.saturating_sub(read_to);
+            if avail == 0 || total >= budget as u64 {
+                break;
+            }
+            self.buf.clear();
+            self.buf.extend_from_slice(&t.partial);
+            let start = self.buf.len();
+            let want = (avail as usize).min(READ_CHUNK);
+            self.buf.resize(start + want, 0);
+            let n = match t.file.read_at(&mut self.buf[start..], read_to) {
+                Ok(0) | Err(_) => {
+                    self.buf.truncate(start);
+                    break;
+                }
+                Ok(n) => n,
+            };
+            self.buf.truncate(start + n);
+            // Regression: logrotate truncated and the writer refilled the file
+            // between the checks above and this read, which then returned the
+            // middle of unrelated new content. If the file's start changed,
+            // drop what was read; the next pass sees the truncation.
+            if usize::from(t.fp.len) == self.cfg.fingerprint_bytes
+                && !t.fp.matches(&t.file, read_to + n as u64)
+            {
+                self.buf.truncate(start);
+                break;
+            }
+            total += n as u64;
+            t.last_data = Instant::now();
+            let used = emit_frames(
+                t,
+                &self.buf,
+                false,
+                &mut self.pos_buf,
+                sink,
+                &mut self.stats,
+            )?;
+            t.partial.clear();
+            t.partial.extend_from_slice(&self.buf[used..]);
+        }
+        self.stats.bytes += total;
+        let idle = t.last_data.elapsed();
+        if total == 0 && !t.partial.is_empty() && idle >= self.cfg.partial_line_timeout {
+            // The writer left a last line without newline: emit it as it is.
+            self.buf.clear();
+            self.buf.extend_from_slice(&t.partial);
+            let used = emit_frames(t, &self.buf, true, &mut self.pos_buf, sink, &mut self.stats)?;
+            t.partial.drain(..used);
+        }
+        if total == 0
+            && t.gone_since
+                .is_some_and(|g| g.elapsed() >= self.cfg.rotate_wait)
+            && idle >= self.cfg.rotate_wait
+        {
+            if !t.partial.is_empty() {
+                self.buf.clear();
+                self.buf.extend_from_slice(&t.partial);
+                emit_frames(t, &self.buf, true, &mut self.pos_buf, sink, &mut self.stats)?;
+            }
+            tracing::debug!(path = %t.path.display(), "file gone and drained; releasing it");
+            let t = self.files.remove(&key).expect("present");
+            sink.forget(&t.stream);
+            self.stats.released += 1;
+        }
+        Ok(total)
+    }
+}
+
+/// The marker bytes before `offset`, read while they may still be there.
+pub(super) fn read_marker(file: &File, offset: u64) -> Vec<u8> {
+    let n = offset.min(identity::MARKER_LEN as u64);
+    let mut buf = vec![0u8; n as usize];
+    match file.read_exact_at(&mut buf, offset - n) {
+        Ok(()) => buf,
+        Err(_) => Vec::new(),
+    }
+}
+
+/// Hands every frame in `buf` (which starts at `t.offset`) to the sink;
+/// returns the bytes used.
+pub(super) fn emit_frames(
+    t: &mut Tracked,
+    buf: &[u8],
+    eof: bool,
+    pos_buf: &mut Vec<u8>,
+    sink: &mut dyn Sink,
+    stats: &mut FileInputStats,
+) -> Result<usize, InputError> {
+    let mut at = 0;
+    while let Some(f) = t.framer.next(&buf[at..], eof) {
+        let end = at + f.consumed;
+        let new_offset = t.offset + f.consumed as u64;
+        if !f.bytes.is_empty() {
+            FilePosition::encode_into(
+                new_offset,
+                t.fp,
+                &buf[end.saturating_sub(identity::MARKER_LEN)..end],
+                pos_buf,
+            );
+            sink.line(Line {
+                stream: &t.stream,
+                position: pos_buf,
+                bytes: f.bytes,
+                flags: f.flags,
+                path: &t.path,
+            })?;
+            stats.lines += 1;
+        }
+        t.offset = new_offset;
+        at = end;
+    }
+    Ok(at)
+}
