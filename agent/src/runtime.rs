@@ -17,6 +17,15 @@
 //! * **SIGKILL** at any moment loses nothing: the next start is the same
 //!   recovery as any other.
 //! * A failed fsync stops the agent with an error (see the queue docs).
+//!
+//! Timers: the design asks for `tokio::time` so tests can pause the clock.
+//! The periodic counters use it. The ingest and output loops, though, run
+//! on blocking threads because their work is blocking file I/O and fsync,
+//! so their short waits (trickle coalescing, output backoff of 100 ms
+//! doubling to 5 s) are `std::thread::sleep`. No test depends on those
+//! waits' timing; moving the output loop onto async tasks with
+//! `spawn_blocking` for delivery is the way to make its backoff pausable
+//! when the HTTP output arrives.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -138,7 +147,22 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<RunSum
         })
     };
     tracker.close();
+    // Counters in the log every minute (metrics endpoints come later).
+    let reporter = {
+        let (stats, filters, stop) = (stats.clone(), filters.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(STATS_EVERY);
+            tick.tick().await;
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => log_stats(&stats, &filters),
+                    _ = stop.cancelled() => break,
+                }
+            }
+        })
+    };
     shutdown.cancelled().await;
+    let _ = reporter.await;
     tracing::info!(grace = ?cfg.shutdown_grace, "stopping: inputs stop, outputs deliver what is queued");
     let drained = tokio::time::timeout(cfg.shutdown_grace, tracker.wait())
         .await
@@ -158,6 +182,7 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<RunSum
         quarantined: recovery.quarantined.len(),
         drained,
     };
+    log_stats(&stats, &filters);
     tracing::info!(
         queued = summary.queued,
         dropped = summary.dropped,
@@ -165,6 +190,27 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<RunSum
         "agent stopped"
     );
     ingest_result.map(|_| summary)
+}
+
+/// How often counters are logged.
+const STATS_EVERY: Duration = Duration::from_secs(60);
+
+fn log_stats(stats: &IngestStats, filters: &FilterChain) {
+    let per_filter: Vec<String> = filters
+        .dropped()
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(name, n)| format!("{name}={n}"))
+        .collect();
+    tracing::info!(
+        queued = stats.queued.load(Ordering::Relaxed),
+        unparsed = stats.unparsed.load(Ordering::Relaxed),
+        dropped = stats.dropped.load(Ordering::Relaxed),
+        dropped_by = %per_filter.join(" "),
+        redacted = filters.redacted_total(),
+        full_queue_waits = stats.full_waits.load(Ordering::Relaxed),
+        "agent counters"
+    );
 }
 
 fn ingest_loop(
