@@ -27,18 +27,32 @@ pub(super) fn glob_base(pattern: &str) -> (PathBuf, bool) {
     (base, recursive)
 }
 
-pub(super) fn walk(dir: &Path, recursive: bool, f: &mut dyn FnMut(&Path)) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
+/// Calls `f` for every entry under `dir`; returns false if some directory
+/// could not be read (the listing is then incomplete).
+pub(super) fn walk(dir: &Path, recursive: bool, f: &mut dyn FnMut(&Path)) -> bool {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        // A base directory that does not exist (yet) is an empty listing.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return true,
+        Err(e) => {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot list directory; files in it are kept as they are");
+            return false;
+        }
     };
-    for e in entries.flatten() {
+    let mut complete = true;
+    for e in entries {
+        let Ok(e) = e else {
+            complete = false;
+            continue;
+        };
         let path = e.path();
         match e.file_type() {
-            Ok(ft) if ft.is_dir() && recursive => walk(&path, true, f),
+            Ok(ft) if ft.is_dir() && recursive => complete &= walk(&path, true, f),
             Ok(ft) if ft.is_dir() => {}
             _ => f(&path),
         }
     }
+    complete
 }
 
 pub(super) fn start_watcher(

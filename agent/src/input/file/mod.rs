@@ -186,9 +186,11 @@ struct Tracked {
     /// A copy of this file was found while it was still live: it is not read
     /// until it is truncated (copytruncate) or `rotate_wait` passes (a plain copy).
     frozen_since: Option<Instant>,
-    /// This file is a copy that starts at `offset` but is still being
-    /// written and shorter than that: wait for it (since when, and its size).
-    copy_pending: Option<(Instant, u64)>,
+    /// This file looks like a copy of a file read up to `offset`: it is read
+    /// from there once it has grown that far and the bytes before `offset`
+    /// are the original's (the marker). Otherwise, or if it does not get
+    /// there within `rotate_wait`, it is not a copy and is read from the start.
+    copy_pending: Option<(Instant, Vec<u8>)>,
 }
 
 /// A file truncated in place: how far it had been read, for its copy. Kept
@@ -197,6 +199,7 @@ struct Ghost {
     key: Vec<u8>,
     fp: Fingerprint,
     offset: u64,
+    marker: Vec<u8>,
     at: Instant,
 }
 
@@ -230,6 +233,9 @@ pub struct FileInput {
     /// Saved positions not yet matched to a file (only until the first scan ends).
     saved: BTreeMap<(u64, u64), (Vec<u8>, FilePosition)>,
     ghosts: Vec<Ghost>,
+    /// Files released after they left the globs (renamed away), by
+    /// (dev, inode): if one comes back, it resumes instead of starting over.
+    released: HashMap<(u64, u64), (Vec<u8>, FilePosition, Instant)>,
     first_scan: bool,
     last_scan: Option<Instant>,
     wake: mpsc::Receiver<()>,
@@ -286,6 +292,7 @@ impl FileInput {
                     key: k.clone(),
                     fp: p.fp,
                     offset: p.offset,
+                    marker: p.marker,
                     at: Instant::now(),
                 })
             })
@@ -300,6 +307,7 @@ impl FileInput {
             files: HashMap::new(),
             saved,
             ghosts,
+            released: HashMap::new(),
             first_scan: true,
             last_scan: None,
             wake,
@@ -353,28 +361,38 @@ impl FileInput {
     fn scan(&mut self, sink: &mut dyn Sink) {
         self.last_scan = Some(Instant::now());
         let mut seen: HashMap<(u64, u64), PathBuf> = HashMap::new();
+        // At the first scan, every other file too: a file read before a
+        // restart may have been renamed out of the globs since.
+        let mut others: HashMap<(u64, u64), PathBuf> = HashMap::new();
+        let mut complete = true;
         for (base, recursive) in self.bases.clone() {
-            walk(&base, recursive, &mut |path| {
+            complete &= walk(&base, recursive, &mut |path| {
+                let Ok(m) = std::fs::metadata(path) else {
+                    return;
+                };
+                if !m.is_file() {
+                    return;
+                }
+                let key = (m.dev(), m.ino());
                 if self.include.is_match(path) && !self.exclude.is_match(path) {
-                    if let Ok(m) = std::fs::metadata(path) {
-                        if m.is_file() {
-                            seen.entry((m.dev(), m.ino()))
-                                .or_insert_with(|| path.to_path_buf());
-                        }
-                    }
+                    seen.entry(key).or_insert_with(|| path.to_path_buf());
+                } else if self.first_scan {
+                    others.entry(key).or_insert_with(|| path.to_path_buf());
                 }
             });
         }
-        // Known files: follow renames, notice disappearance.
+        // Known files: follow renames, notice disappearance. A scan that
+        // could not read a directory proves nothing is gone.
         for (key, t) in self.files.iter_mut() {
             match seen.remove(key) {
                 Some(path) => {
                     t.path = path;
                     t.gone_since = None;
                 }
-                None => {
+                None if complete => {
                     t.gone_since.get_or_insert_with(Instant::now);
                 }
+                None => {}
             }
         }
         // New files, in a stable order.
@@ -384,17 +402,66 @@ impl FileInput {
             self.track(dev, ino, path, sink);
         }
         if self.first_scan {
-            self.first_scan = false;
-            for (_, (stream, _)) in std::mem::take(&mut self.saved) {
+            self.after_first_scan(others, sink);
+        }
+        let now = Instant::now();
+        let expired: Vec<(u64, u64)> = self
+            .released
+            .iter()
+            .filter(|(_, (_, _, at))| at.elapsed() >= GHOST_TTL)
+            .map(|(k, _)| *k)
+            .collect();
+        for k in expired {
+            if let Some((stream, _, _)) = self.released.remove(&k) {
                 sink.forget(&stream);
             }
         }
         let (live, expired): (Vec<Ghost>, Vec<Ghost>) = std::mem::take(&mut self.ghosts)
             .into_iter()
-            .partition(|g| g.at.elapsed() < GHOST_TTL);
+            .partition(|g| now.duration_since(g.at) < GHOST_TTL);
         self.ghosts = live;
         for g in expired {
             sink.forget(&g.key);
+        }
+    }
+
+    /// Settles what the first scan after a start leaves open.
+    fn after_first_scan(&mut self, others: HashMap<(u64, u64), PathBuf>, sink: &mut dyn Sink) {
+        // Files with a saved position that were renamed out of the globs while
+        // the agent was down: drain their tail, then release them.
+        let renamed: Vec<((u64, u64), PathBuf)> = self
+            .saved
+            .keys()
+            .filter_map(|k| others.get(k).map(|p| (*k, p.clone())))
+            .collect();
+        for ((dev, ino), path) in renamed {
+            self.track(dev, ino, path, sink);
+            if let Some(t) = self.files.get_mut(&(dev, ino)) {
+                t.gone_since = Some(Instant::now());
+            }
+        }
+        self.first_scan = false;
+        // Positions of files not found now: kept a while, in case they return.
+        for (k, (stream, p)) in std::mem::take(&mut self.saved) {
+            self.released.insert(k, (stream, p, Instant::now()));
+        }
+        // An original and its copytruncate copy both resumed (a crash came
+        // between the copy and the truncation): only the one read furthest is
+        // read; the others wait for their truncation, as when the copy was found.
+        let mut by_fp: HashMap<Fingerprint, Vec<(u64, (u64, u64))>> = HashMap::new();
+        for (k, t) in &self.files {
+            if usize::from(t.fp.len) == self.cfg.fingerprint_bytes {
+                by_fp.entry(t.fp).or_default().push((t.offset, *k));
+            }
+        }
+        for (_, mut group) in by_fp.into_iter().filter(|(_, g)| g.len() > 1) {
+            group.sort();
+            group.pop();
+            for (_, k) in group {
+                if let Some(t) = self.files.get_mut(&k) {
+                    t.frozen_since = Some(Instant::now());
+                }
+            }
         }
     }
 
@@ -411,7 +478,13 @@ impl FileInput {
         let stream = stream_key(&self.cfg.name, dev, ino);
         let full = usize::from(fp.len) == self.cfg.fingerprint_bytes;
         let mut offset = None;
-        if let Some((_, saved)) = self.saved.remove(&(dev, ino)) {
+        let known = self
+            .saved
+            .remove(&(dev, ino))
+            .map(|(_, p)| p)
+            .or_else(|| self.released.remove(&(dev, ino)).map(|(_, p, _)| p));
+        let had_position = known.is_some();
+        if let Some(saved) = known {
             if saved.offset <= size && saved.fp.matches(&file, size) && saved.marker_matches(&file)
             {
                 offset = Some(saved.offset);
@@ -420,18 +493,31 @@ impl FileInput {
                 // It was truncated or replaced while the agent was down; a copy
                 // of its old content may still turn up (copytruncate).
                 self.add_ghost(saved.fp, saved.offset, &saved.marker, sink);
+                offset = Some(0);
             }
         }
+        let mut copy_pending = None;
         if offset.is_none() && full {
-            offset = self.adopt_copy(fp, (dev, ino), &path);
+            if let Some((from, marker)) = self.adopt_copy(fp, (dev, ino), &path) {
+                offset = Some(from);
+                copy_pending = Some((Instant::now(), marker));
+            }
         }
         let unsettled = (offset.is_none() && !full && !self.first_scan).then_some(size);
+        // read_from applies only to a file never seen before (no position at all).
         let offset = offset.unwrap_or(match self.cfg.read_from {
-            ReadFrom::End if self.first_scan => size,
+            ReadFrom::End if self.first_scan && !had_position => size,
             _ => 0,
         });
         tracing::debug!(path = %path.display(), offset, "tracking file");
         let marker = read_marker(&file, offset);
+        if !had_position && copy_pending.is_none() {
+            // Record where this new file starts, so that after a crash it is
+            // not taken for a file seen for the first time (read_from = "end"
+            // would then skip its first lines).
+            FilePosition::encode_into(offset, fp, &marker, &mut self.pos_buf);
+            let _ = sink.position(&stream, &self.pos_buf);
+        }
         self.files.insert(
             (dev, ino),
             Tracked {
@@ -449,7 +535,7 @@ impl FileInput {
                 gone_since: None,
                 unsettled,
                 frozen_since: None,
-                copy_pending: (offset > size).then(|| (Instant::now(), size)),
+                copy_pending,
             },
         );
     }
@@ -470,6 +556,7 @@ impl FileInput {
             key,
             fp,
             offset,
+            marker: marker.to_vec(),
             at: Instant::now(),
         });
     }
@@ -477,37 +564,54 @@ impl FileInput {
     /// If a file with fingerprint `fp` is a copy of one already read, returns
     /// where to start reading it, and freezes a still-live original so the
     /// two are not both read past that point.
-    fn adopt_copy(&mut self, fp: Fingerprint, own: (u64, u64), path: &Path) -> Option<u64> {
+    fn adopt_copy(
+        &mut self,
+        fp: Fingerprint,
+        own: (u64, u64),
+        path: &Path,
+    ) -> Option<(u64, Vec<u8>)> {
         // Exactly where the original was read up to, even if the copy is still
         // shorter than that (being written): starting at its current end could
-        // start in the middle of a line.
-        let from = self.copy_source(fp, own)?;
+        // start in the middle of a line. Whether it really is a copy is
+        // checked (the marker) once it has grown that far.
+        let (from, marker) = self.copy_source(fp, own)?;
         for t in self.files.values_mut() {
             if t.fp == fp && (t.dev, t.ino) != own {
                 t.frozen_since = Some(Instant::now());
             }
         }
-        tracing::info!(path = %path.display(), offset = from, "file is a copy of one already read (copytruncate); continuing where the original was read up to");
+        tracing::info!(path = %path.display(), offset = from, "file looks like a copy of one already read (copytruncate); continuing where the original was read up to");
         self.stats.copies += 1;
-        Some(from)
+        Some((from, marker))
     }
 
-    /// How far the original of a copy with fingerprint `fp` was read.
-    fn copy_source(&self, fp: Fingerprint, own: (u64, u64)) -> Option<u64> {
+    /// How far the original of a copy with fingerprint `fp` was read, and the
+    /// bytes just before that point.
+    fn copy_source(&self, fp: Fingerprint, own: (u64, u64)) -> Option<(u64, Vec<u8>)> {
         let tracked = self
             .files
             .values()
             .filter(|t| t.fp == fp && (t.dev, t.ino) != own)
-            .map(|t| t.offset);
-        let ghosts = self.ghosts.iter().filter(|g| g.fp == fp).map(|g| g.offset);
+            .map(|t| (t.offset, &t.marker));
+        let ghosts = self
+            .ghosts
+            .iter()
+            .filter(|g| g.fp == fp)
+            .map(|g| (g.offset, &g.marker));
         let saved = self
             .saved
             .iter()
             .filter(|(k, (_, p))| p.fp == fp && **k != own)
-            .map(|(_, (_, p))| p.offset);
-        tracked.chain(ghosts).chain(saved).max()
+            .map(|(_, (_, p))| (p.offset, &p.marker));
+        tracked
+            .chain(ghosts)
+            .chain(saved)
+            .max_by_key(|(offset, _)| *offset)
+            .map(|(o, m)| (o, m.clone()))
     }
 }
 
+#[cfg(test)]
+mod regressions;
 #[cfg(test)]
 mod tests;

@@ -3,7 +3,7 @@
 //! gone, and handing complete lines to the sink with their positions.
 
 use std::fs::File;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::time::Instant;
 
 use auditship_plugins::framing::Framer;
@@ -46,12 +46,10 @@ impl FileInput {
                     let t = self.files.get_mut(&key).expect("present");
                     t.fp = fp;
                     t.unsettled = None;
-                    if let Some(from) = from {
+                    if let Some((from, marker)) = from {
                         t.offset = from;
                         t.marker.clear();
-                        if from > size {
-                            t.copy_pending = Some((Instant::now(), size));
-                        }
+                        t.copy_pending = Some((Instant::now(), marker));
                     }
                 }
                 return Ok(0);
@@ -64,27 +62,34 @@ impl FileInput {
             // Stable, short and not empty: a genuinely small file. Read it.
             t.unsettled = None;
         }
-        if let Some((since, seen)) = t.copy_pending {
-            if size < t.offset {
-                if size != seen {
-                    t.copy_pending = Some((Instant::now(), size));
-                    return Ok(0);
+        if let Some((since, marker)) = &t.copy_pending {
+            if size >= t.offset {
+                if marker_at(&t.file, t.offset, marker) {
+                    t.marker = marker.clone();
+                } else {
+                    // Regression: a new file that merely starts like the old one
+                    // (a shared header) was taken for its copy and skipped.
+                    tracing::info!(path = %t.path.display(), "not a copy after all; reading it from the beginning");
+                    t.offset = 0;
+                    t.marker.clear();
                 }
-                if since.elapsed() < self.cfg.rotate_wait {
-                    return Ok(0);
-                }
-                // The copy stopped short of where the original was read up to:
-                // everything in it was already delivered from the original.
-                tracing::debug!(path = %t.path.display(), "copy holds nothing beyond what was read from the original");
-                t.offset = size;
+                t.copy_pending = None;
+            } else if since.elapsed() >= self.cfg.rotate_wait {
+                // It never grew to where the original was read: not (usable as)
+                // a copy. Reading it all may duplicate; skipping it could lose.
+                tracing::info!(path = %t.path.display(), "file did not grow into a copy; reading it from the beginning");
+                t.offset = 0;
+                t.marker.clear();
+                t.copy_pending = None;
+            } else {
+                return Ok(0);
             }
-            t.copy_pending = None;
         }
         let read_to = t.offset + t.partial.len() as u64;
         // Truncated, or truncated and rewritten past the old offset between
-        // two reads: the start of the file is no longer what it was.
-        let full_fp = usize::from(t.fp.len) == self.cfg.fingerprint_bytes;
-        let rewritten = size > read_to && full_fp && !t.fp.matches(&t.file, size);
+        // two reads: the start of the file, or the bytes before the offset,
+        // are no longer what they were (short fingerprints included).
+        let rewritten = size > read_to && !unchanged(t, size);
         if size < read_to || rewritten {
             // Truncated in place (or copytruncate): remember how far the old
             // content was read, for its copy, and start over.
@@ -129,9 +134,7 @@ impl FileInput {
             // between the checks above and this read, which then returned the
             // middle of unrelated new content. If the file's start changed,
             // drop what was read; the next pass sees the truncation.
-            if usize::from(t.fp.len) == self.cfg.fingerprint_bytes
-                && !t.fp.matches(&t.file, read_to + n as u64)
-            {
+            if !unchanged(t, read_to + n as u64) {
                 self.buf.truncate(start);
                 break;
             }
@@ -169,11 +172,38 @@ impl FileInput {
             }
             tracing::debug!(path = %t.path.display(), "file gone and drained; releasing it");
             let t = self.files.remove(&key).expect("present");
-            sink.forget(&t.stream);
+            let deleted = t.file.metadata().map(|m| m.nlink() == 0).unwrap_or(true);
+            if deleted {
+                sink.forget(&t.stream);
+            } else {
+                // Renamed out of the globs: if it comes back, resume it.
+                let pos = FilePosition {
+                    offset: t.offset,
+                    fp: t.fp,
+                    marker: t.marker.clone(),
+                };
+                self.released.insert(key, (t.stream, pos, Instant::now()));
+            }
             self.stats.released += 1;
         }
         Ok(total)
     }
+}
+
+/// Whether `t`'s file still starts with its fingerprinted bytes and still has
+/// its marker before the offset.
+fn unchanged(t: &Tracked, size: u64) -> bool {
+    t.fp.matches(&t.file, size) && marker_at(&t.file, t.offset, &t.marker)
+}
+
+/// Whether the bytes just before `offset` in `file` are `marker`.
+fn marker_at(file: &File, offset: u64, marker: &[u8]) -> bool {
+    let n = marker.len() as u64;
+    if n > offset {
+        return false;
+    }
+    let mut buf = vec![0u8; marker.len()];
+    file.read_exact_at(&mut buf, offset - n).is_ok() && buf == marker
 }
 
 /// The marker bytes before `offset`, read while they may still be there.
