@@ -203,6 +203,9 @@ struct Ghost {
     at: Instant,
 }
 
+/// A tracked file's offset and (dev, inode).
+type OffsetAndKey = (u64, (u64, u64));
+
 /// How long a ghost waits for its copy to appear.
 const GHOST_TTL: Duration = Duration::from_secs(300);
 
@@ -448,7 +451,7 @@ impl FileInput {
         // An original and its copytruncate copy both resumed (a crash came
         // between the copy and the truncation): only the one read furthest is
         // read; the others wait for their truncation, as when the copy was found.
-        let mut by_fp: HashMap<Fingerprint, Vec<(u64, (u64, u64))>> = HashMap::new();
+        let mut by_fp: HashMap<Fingerprint, Vec<OffsetAndKey>> = HashMap::new();
         for (k, t) in &self.files {
             if usize::from(t.fp.len) == self.cfg.fingerprint_bytes {
                 by_fp.entry(t.fp).or_default().push((t.offset, *k));

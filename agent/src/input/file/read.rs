@@ -230,13 +230,22 @@ pub(super) fn emit_frames(
     while let Some(f) = t.framer.next(&buf[at..], eof) {
         let end = at + f.consumed;
         let new_offset = t.offset + f.consumed as u64;
+        // Regression: the marker was not kept in step with the offset, so
+        // the "is the file still the same" check saw a stale marker and took a
+        // renamed file for a truncated one, reading it again from the start.
+        // The marker is the last MARKER_LEN bytes before the offset: the old
+        // marker followed by what this frame consumed.
+        if end - at >= identity::MARKER_LEN {
+            t.marker.clear();
+            t.marker
+                .extend_from_slice(&buf[end - identity::MARKER_LEN..end]);
+        } else {
+            t.marker.extend_from_slice(&buf[at..end]);
+            let excess = t.marker.len().saturating_sub(identity::MARKER_LEN);
+            t.marker.drain(..excess);
+        }
         if !f.bytes.is_empty() {
-            FilePosition::encode_into(
-                new_offset,
-                t.fp,
-                &buf[end.saturating_sub(identity::MARKER_LEN)..end],
-                pos_buf,
-            );
+            FilePosition::encode_into(new_offset, t.fp, &t.marker, pos_buf);
             sink.line(Line {
                 stream: &t.stream,
                 position: pos_buf,

@@ -196,3 +196,25 @@ fn r8_rename_rotation_with_common_header_loses_new_file() {
         .collect();
     assert_eq!(got, expected("b", 0, 5));
 }
+
+/// Regression: the marker kept with the offset went stale while a file was
+/// read, and the "still the same file" check then took a file that had only
+/// grown (and been renamed) for a truncated one and read it again.
+#[test]
+fn growing_renamed_file_is_not_taken_for_a_truncated_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("a.log");
+    append(&f, &lines("a", 0, 3));
+    let mut sink = Rec::default();
+    let mut input = FileInput::new(cfg(dir.path(), "a.log*"), &BTreeMap::new()).unwrap();
+    poll(&mut input, &mut sink);
+    for chunk in 0..5 {
+        append(&f, &lines("a", 3 + chunk * 4, 7 + chunk * 4));
+        poll(&mut input, &mut sink);
+    }
+    fs::rename(&f, dir.path().join("a.log.1")).unwrap();
+    append(&dir.path().join("a.log.1"), &lines("a", 23, 25));
+    poll(&mut input, &mut sink);
+    assert_eq!(sink.lines, expected("a", 0, 25));
+    assert_eq!(input.stats().truncations, 0);
+}
