@@ -470,3 +470,34 @@ fn bad_config_fails_at_startup_with_location() {
         String::from_utf8_lossy(&ok.stderr)
     );
 }
+
+/// Regression: a 256 KiB line of NUL bytes (common in logs after a host
+/// crash) encoded to more than a queue record could hold; the error stopped
+/// ingest, and after a restart the same line stopped it again.
+#[test]
+fn a_line_of_control_bytes_does_not_stall_the_agent() {
+    let tmp = tempfile::tempdir().unwrap();
+    let logs = tmp.path().join("logs");
+    fs::create_dir(&logs).unwrap();
+    let mut data = vec![0u8; 256 << 10];
+    data.push(b'\n');
+    data.extend_from_slice(b"the line after\n");
+    fs::write(logs.join("crash.log"), &data).unwrap();
+    let out = tmp.path().join("out.ndjson");
+    let cfg = write_config(tmp.path(), &format!("{}/*.log", logs.display()), &out, "");
+    let text = fs::read_to_string(&cfg).unwrap().replace(
+        "rescan_interval = \"200ms\"",
+        "rescan_interval = \"200ms\"\nmax_line_bytes = \"256KiB\"",
+    );
+    fs::write(&cfg, text).unwrap();
+    let log = tmp.path().join("agent.log");
+    let agent = Agent::start(&cfg, &log);
+    wait_for("both lines delivered", Duration::from_secs(30), || {
+        output_raws(&out).len() >= 2
+    });
+    assert_eq!(agent.term(), 0);
+    let raws = output_raws(&out);
+    assert_eq!(raws.len(), 2);
+    assert!(raws[0].chars().all(|c| c == '\0') && !raws[0].is_empty());
+    assert_eq!(raws[1], "the line after");
+}

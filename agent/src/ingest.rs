@@ -100,6 +100,28 @@ impl IngestSink<'_> {
     }
 }
 
+/// Shrinks an event to its metadata and the first `keep` bytes of its raw
+/// line, flagged `truncated`. Eight times smaller than the line, even fully
+/// escaped it fits in a record.
+fn reduce(ev: &mut auditship_core::AuditEvent, keep: usize) {
+    let mut cut = keep.min(ev.raw.len());
+    while !ev.raw.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let mut small = auditship_core::AuditEvent::unparsed(ev.raw[..cut].to_string());
+    small.ts = ev.ts;
+    small.raw_ts = ev.raw_ts.take();
+    small.observed_ts = ev.observed_ts;
+    small.host = ev.host.take();
+    small.source = ev.source.take();
+    small.program = ev.program.take();
+    small.pid = ev.pid;
+    small.agent_id = ev.agent_id.take();
+    small.flags = ev.flags;
+    small.flags.insert(auditship_core::Flags::TRUNCATED);
+    *ev = small;
+}
+
 impl Sink for IngestSink<'_> {
     fn line(&mut self, line: Line<'_>) -> Result<(), InputError> {
         let now = Timestamp::now_utc();
@@ -128,7 +150,19 @@ impl Sink for IngestSink<'_> {
         }
         self.payload.clear();
         canonical::encode_into(&ev, self.payload);
-        self.append(line.stream, line.position, true)?;
+        match self.append(line.stream, line.position, true) {
+            Err(InputError::Sink(msg)) if msg.contains("exceeds the queue's max_record_bytes") => {
+                // Regression: a line of control bytes encoded past the record
+                // limit, the error stopped ingest, and the same line stopped it
+                // again after every restart. Keep what can be kept, flagged.
+                tracing::warn!(source = ?ev.source, bytes = line.bytes.len(), "event too large for a queue record; storing it truncated");
+                reduce(&mut ev, line.bytes.len() / 8);
+                self.payload.clear();
+                canonical::encode_into(&ev, self.payload);
+                self.append(line.stream, line.position, true)?;
+            }
+            other => other?,
+        }
         self.stats.queued.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
@@ -140,5 +174,28 @@ impl Sink for IngestSink<'_> {
     fn forget(&mut self, stream: &[u8]) {
         self.dropped_positions.remove(stream);
         self.writer.forget(stream);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use auditship_core::{AuditEvent, Flags};
+
+    use super::*;
+
+    #[test]
+    fn a_reduced_event_fits_whatever_its_raw_line_holds() {
+        let line = 1 << 20;
+        let mut ev = AuditEvent::unparsed("\u{1}".repeat(line));
+        ev.source = Some("in:/var/log/x".into());
+        ev.fields.insert("big".into(), "\u{1}".repeat(line));
+        reduce(&mut ev, line / 8);
+        let mut out = Vec::new();
+        canonical::encode_into(&ev, &mut out);
+        // The record limit for this line length is 6 x line + 64 KiB.
+        assert!(out.len() < line, "{} bytes", out.len());
+        assert!(ev.flags.contains(Flags::TRUNCATED));
+        assert_eq!(ev.source.as_deref(), Some("in:/var/log/x"));
+        assert!(ev.fields.is_empty());
     }
 }

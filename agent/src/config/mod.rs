@@ -508,9 +508,11 @@ impl RawConfig {
             file.rescan_interval = dur(f.rescan_interval, 1);
             inputs.push(InputConfig { file, parser });
         }
-        // A record holds the event's canonical JSON: the raw line, escaped, plus
-        // the parsed fields. Four times the line plus room for fields is ample.
-        let max_record_bytes = (largest_line * 4 + (64 << 10)).max(1 << 20);
+        // A record holds the event's canonical JSON: the raw line escaped (a
+        // control byte becomes six bytes, \u00XX) plus the parsed fields.
+        // Six times the line plus room for fields; the ingest falls back to a
+        // truncated event for anything larger, so no line can stall an input.
+        let max_record_bytes = (largest_line * 6 + (64 << 10)).max(1 << 20);
         if (max_record_bytes as u64) * 2 > segment_bytes {
             err(
                 "queue.segment_bytes".into(),

@@ -34,6 +34,12 @@ pub struct FileOutput {
     ack: Option<File>,
     seq: u64,
     len: u64,
+    /// A delivery failed part-way: cut back to the last acknowledgement
+    /// before writing again.
+    needs_recover: bool,
+    /// Test hook: fail the next acknowledgement write.
+    #[cfg(test)]
+    fail_next_ack: bool,
 }
 
 const SLOT: usize = 32;
@@ -77,6 +83,9 @@ impl FileOutput {
             ack: None,
             seq: 0,
             len: 0,
+            needs_recover: false,
+            #[cfg(test)]
+            fail_next_ack: false,
         }
     }
 
@@ -90,6 +99,10 @@ impl FileOutput {
     }
 
     fn write_ack(&mut self, id: u64) -> Result<(), OutputError> {
+        #[cfg(test)]
+        if std::mem::take(&mut self.fail_next_ack) {
+            return Err(self.io(&self.ack_path)(std::io::Error::other("injected")));
+        }
         self.seq += 1;
         let ack = self.ack.as_ref().expect("recover() opens the ack file");
         let at = (self.seq % 2) * SLOT as u64;
@@ -160,16 +173,28 @@ impl Output for FileOutput {
         let Some(last) = batch.last_id() else {
             return Ok(());
         };
+        if self.needs_recover {
+            // Regression: a retry after a failed acknowledgement appended the
+            // batch a second time. Cut back to what is acknowledged first.
+            let acked = self.recover()?.unwrap_or(0);
+            self.needs_recover = false;
+            if acked >= last {
+                return Ok(()); // The failed attempt's acknowledgement did land.
+            }
+        }
         let lines = batch.ndjson();
         let file = self.file.as_mut().expect("recover() runs before deliver()");
         let written = file.write_all(lines).and_then(|_| file.sync_data());
         if let Err(e) = written {
-            // Cut back a partial write so a retry cannot leave half a line.
-            let _ = file.set_len(self.len);
+            self.needs_recover = true;
             return Err(self.io(&self.path)(e));
         }
         self.len += lines.len() as u64;
-        self.write_ack(last)
+        if let Err(e) = self.write_ack(last) {
+            self.needs_recover = true;
+            return Err(e);
+        }
+        Ok(())
     }
 }
 
@@ -186,6 +211,49 @@ mod tests {
         assert_eq!(current(&b), Some((4, 40, 400)));
         assert_eq!(current(&[]), None);
         assert_eq!(current(&[0u8; 64]), None);
+    }
+
+    fn batch_of(ids: std::ops::RangeInclusive<u64>) -> Batch {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = crate::queue::QueueConfig {
+            max_bytes: 1 << 22,
+            segment_bytes: 1 << 21,
+            max_record_bytes: 1 << 20,
+            ..crate::queue::QueueConfig::new(dir.path())
+        };
+        let (mut w, mut r, _) = crate::queue::open(cfg, &["t"]).unwrap();
+        for i in 1..=*ids.end() {
+            w.append(b"s", b"p", format!("{{\"n\":{i}}}").as_bytes())
+                .unwrap();
+        }
+        w.commit().unwrap();
+        let all = r[0]
+            .next_batch(1000, 1 << 20, std::time::Duration::from_secs(1))
+            .unwrap();
+        let mut b = Batch::default();
+        for (id, p) in all.iter().filter(|(id, _)| ids.contains(id)) {
+            b.push_for_test(id, p);
+        }
+        b
+    }
+
+    /// Regression: after a failed acknowledgement the retried batch was
+    /// appended a second time.
+    #[test]
+    fn a_failed_acknowledgement_does_not_duplicate_the_retried_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.ndjson");
+        let mut o = FileOutput::new("f", &path);
+        o.recover().unwrap();
+        o.deliver(&batch_of(1..=2)).unwrap();
+        o.fail_next_ack = true;
+        let second = batch_of(3..=4);
+        assert!(o.deliver(&second).is_err());
+        o.deliver(&second).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text, "{\"n\":1}\n{\"n\":2}\n{\"n\":3}\n{\"n\":4}\n");
+        let mut again = FileOutput::new("f", &path);
+        assert_eq!(again.recover().unwrap(), Some(4));
     }
 
     #[test]

@@ -60,6 +60,12 @@ impl Batch {
         &self.data
     }
 
+    /// Adds an event (for tests building batches by hand).
+    #[cfg(test)]
+    pub(crate) fn push_for_test(&mut self, id: u64, payload: &[u8]) {
+        self.push(id, payload);
+    }
+
     fn push(&mut self, id: u64, payload: &[u8]) {
         self.ids.push(id);
         self.data.extend_from_slice(payload);
@@ -212,7 +218,31 @@ impl QueueReader {
                     }
                     at = next;
                 }
-                Scan::Corrupt { resume, .. } => at = resume,
+                Scan::Corrupt { start, resume } => {
+                    // Regression: near the end of a read window the scanner
+                    // cannot see the next record and "resumed" inside it.
+                    // Ranges found at open are skipped exactly.
+                    let abs = self.offset + start as u64;
+                    match self.shared.quarantined.get(&(self.seg_no, abs)) {
+                        Some(&end) => {
+                            if end - self.offset > self.buf.len() as u64 {
+                                self.offset = end;
+                                return Ok(());
+                            }
+                            at = (end - self.offset) as usize;
+                        }
+                        None if resume < self.buf.len() => at = resume,
+                        // Unknown damage and no record in sight: read again
+                        // from further on rather than skip into a record.
+                        None => {
+                            at = start + 1;
+                            if at >= self.buf.len() {
+                                break;
+                            }
+                            continue;
+                        }
+                    }
+                }
                 // A record continuing past this read: read again from it.
                 Scan::Torn | Scan::End => break,
             }

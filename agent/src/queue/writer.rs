@@ -188,8 +188,12 @@ impl QueueWriter {
             // A full disk, say: cut back what was partly written so the
             // retry cannot leave a torn record in the middle of the segment.
             // The appended records stay buffered.
-            let _ = self.file.set_len(self.seg_written);
             let path = segment::path(&self.shared.config.dir, self.seg_no);
+            if let Err(cut) = self.file.set_len(self.seg_written) {
+                // The segment may now hold half a record that a retry would
+                // bury: stop, and let the next start truncate the torn tail.
+                return Err(QueueError::Fsync { path, source: cut });
+            }
             return Err(io_err(&path)(e));
         }
         self.seg_written += self.buf.len() as u64;
