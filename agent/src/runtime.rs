@@ -131,8 +131,8 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<RunSum
             OutputConfig::File { name, path } => Box::new(FileOutput::new(name, path)),
             OutputConfig::Stdout { name } => Box::new(StdoutOutput::new(name)),
         };
-        let hard = hard_stop.clone();
-        tracker.spawn_blocking(move || output_loop(output, reader, hard));
+        let (hard, queue_id) = (hard_stop.clone(), recovery.queue_id);
+        tracker.spawn_blocking(move || output_loop(output, reader, queue_id, hard));
     }
     let ingest = {
         let (stop, stats, filters) = (shutdown.clone(), stats.clone(), filters.clone());
@@ -299,10 +299,15 @@ fn commit(
 /// Delivers queued events to one output until the queue is drained after
 /// shutdown, or `hard_stop`. Failures are retried with exponential backoff
 /// (100 ms doubling to 5 s); the batch stays queued meanwhile.
-fn output_loop(mut output: Box<dyn Output>, mut reader: QueueReader, hard_stop: CancellationToken) {
+fn output_loop(
+    mut output: Box<dyn Output>,
+    mut reader: QueueReader,
+    queue_id: u64,
+    hard_stop: CancellationToken,
+) {
     let mut backoff = Backoff::default();
     let recovered = loop {
-        match output.recover() {
+        match output.recover(queue_id) {
             Ok(r) => break r,
             Err(e) => {
                 backoff.failed(&e.to_string());

@@ -4,9 +4,12 @@
 //! event written and the file's length just after it:
 //!
 //! ```text
-//! <path>.ack: two 32-byte slots, written alternately in place
-//!   slot: "ASAK" | seq u64 LE | id u64 LE | len u64 LE | crc32c u32 LE (of the 28 bytes before it)
+//! <path>.ack: two 40-byte slots, written alternately in place
+//!   slot: "ASAK" | seq u64 LE | id u64 LE | len u64 LE | queue u64 LE
+//!         | crc32c u32 LE (of the 36 bytes before it)
 //!   the valid slot (magic and checksum match) with the higher seq is current
+//!   queue: the identity of the queue the ids belong to; an id from another
+//!          queue (the state directory was replaced) is not trusted
 //! ```
 //!
 //! Delivering a batch is: append the lines, fsync the file, write the next
@@ -34,6 +37,8 @@ pub struct FileOutput {
     ack: Option<File>,
     seq: u64,
     len: u64,
+    /// Identity of the queue the ids come from.
+    queue: u64,
     /// A delivery failed part-way: cut back to the last acknowledgement
     /// before writing again.
     needs_recover: bool,
@@ -42,32 +47,47 @@ pub struct FileOutput {
     fail_next_ack: bool,
 }
 
-const SLOT: usize = 32;
+const SLOT: usize = 40;
 const MAGIC: &[u8; 4] = b"ASAK";
 
 /// Encodes one ack slot.
-fn slot(seq: u64, id: u64, len: u64) -> [u8; SLOT] {
+fn slot(seq: u64, id: u64, len: u64, queue: u64) -> [u8; SLOT] {
     let mut b = [0u8; SLOT];
     b[..4].copy_from_slice(MAGIC);
     b[4..12].copy_from_slice(&seq.to_le_bytes());
     b[12..20].copy_from_slice(&id.to_le_bytes());
     b[20..28].copy_from_slice(&len.to_le_bytes());
-    let crc = crc32c::crc32c(&b[..28]);
-    b[28..].copy_from_slice(&crc.to_le_bytes());
+    b[28..36].copy_from_slice(&queue.to_le_bytes());
+    let crc = crc32c::crc32c(&b[..36]);
+    b[36..].copy_from_slice(&crc.to_le_bytes());
     b
 }
 
-/// The current (seq, id, len) of an ack file's contents, if any slot is valid.
-fn current(bytes: &[u8]) -> Option<(u64, u64, u64)> {
+/// A decoded ack slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Slot {
+    seq: u64,
+    id: u64,
+    len: u64,
+    queue: u64,
+}
+
+/// The current slot of an ack file's contents, if any slot is valid.
+fn current(bytes: &[u8]) -> Option<Slot> {
     bytes
         .chunks_exact(SLOT)
-        .filter(|s| &s[..4] == MAGIC && crc32c::crc32c(&s[..28]).to_le_bytes() == s[28..32])
+        .filter(|s| &s[..4] == MAGIC && crc32c::crc32c(&s[..36]).to_le_bytes() == s[36..40])
         .map(|s| {
             let n =
                 |r: std::ops::Range<usize>| u64::from_le_bytes(s[r].try_into().expect("8 bytes"));
-            (n(4..12), n(12..20), n(20..28))
+            Slot {
+                seq: n(4..12),
+                id: n(12..20),
+                len: n(20..28),
+                queue: n(28..36),
+            }
         })
-        .max_by_key(|(seq, _, _)| *seq)
+        .max_by_key(|s| s.seq)
 }
 
 impl FileOutput {
@@ -83,6 +103,7 @@ impl FileOutput {
             ack: None,
             seq: 0,
             len: 0,
+            queue: 0,
             needs_recover: false,
             #[cfg(test)]
             fail_next_ack: false,
@@ -106,7 +127,7 @@ impl FileOutput {
         self.seq += 1;
         let ack = self.ack.as_ref().expect("recover() opens the ack file");
         let at = (self.seq % 2) * SLOT as u64;
-        ack.write_all_at(&slot(self.seq, id, self.len), at)
+        ack.write_all_at(&slot(self.seq, id, self.len, self.queue), at)
             .and_then(|_| ack.sync_data())
             .map_err(self.io(&self.ack_path))
     }
@@ -117,7 +138,8 @@ impl Output for FileOutput {
         &self.name
     }
 
-    fn recover(&mut self) -> Result<Option<u64>, OutputError> {
+    fn recover(&mut self, queue_id: u64) -> Result<Option<u64>, OutputError> {
+        self.queue = queue_id;
         let file = OpenOptions::new()
             .create(true)
             .append(true)
@@ -138,7 +160,14 @@ impl Output for FileOutput {
             .map_err(self.io(&self.ack_path))?;
         bytes.truncate(n);
         let (seq, id, len) = match current(&bytes) {
-            Some(c) => c,
+            Some(c) if c.queue == queue_id => (c.seq, c.id, c.len),
+            Some(c) => {
+                // Regression: after the state directory was replaced, the old
+                // id made the new queue's first events look delivered.
+                tracing::warn!(path = %self.path.display(),
+                    "file output was written from another queue (state directory replaced?); keeping its lines and delivering this queue's events after them");
+                (c.seq, 0, actual)
+            }
             // Never delivered anything here: keep what the file already holds.
             None => (0, 0, actual),
         };
@@ -176,7 +205,7 @@ impl Output for FileOutput {
         if self.needs_recover {
             // Regression: a retry after a failed acknowledgement appended the
             // batch a second time. Cut back to what is acknowledged first.
-            let acked = self.recover()?.unwrap_or(0);
+            let acked = self.recover(self.queue)?.unwrap_or(0);
             self.needs_recover = false;
             if acked >= last {
                 return Ok(()); // The failed attempt's acknowledgement did land.
@@ -204,13 +233,19 @@ mod tests {
 
     #[test]
     fn the_valid_slot_with_the_higher_sequence_wins() {
-        let mut b = [slot(4, 40, 400), slot(5, 50, 500)].concat();
-        assert_eq!(current(&b), Some((5, 50, 500)));
+        let mut b = [slot(4, 40, 400, 9), slot(5, 50, 500, 9)].concat();
+        assert_eq!(
+            current(&b).map(|s| (s.seq, s.id, s.len)),
+            Some((5, 50, 500))
+        );
         // A torn write of the newer slot leaves the older one.
         b[SLOT + 13] ^= 0xff;
-        assert_eq!(current(&b), Some((4, 40, 400)));
+        assert_eq!(
+            current(&b).map(|s| (s.seq, s.id, s.len)),
+            Some((4, 40, 400))
+        );
         assert_eq!(current(&[]), None);
-        assert_eq!(current(&[0u8; 64]), None);
+        assert_eq!(current(&[0u8; 80]), None);
     }
 
     fn batch_of(ids: std::ops::RangeInclusive<u64>) -> Batch {
@@ -244,7 +279,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("out.ndjson");
         let mut o = FileOutput::new("f", &path);
-        o.recover().unwrap();
+        o.recover(7).unwrap();
         o.deliver(&batch_of(1..=2)).unwrap();
         o.fail_next_ack = true;
         let second = batch_of(3..=4);
@@ -253,7 +288,11 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(text, "{\"n\":1}\n{\"n\":2}\n{\"n\":3}\n{\"n\":4}\n");
         let mut again = FileOutput::new("f", &path);
-        assert_eq!(again.recover().unwrap(), Some(4));
+        assert_eq!(again.recover(7).unwrap(), Some(4));
+        // Another queue's ids are not trusted; the lines are kept.
+        let mut other = FileOutput::new("f", &path);
+        assert_eq!(other.recover(8).unwrap(), Some(0));
+        assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 4);
     }
 
     #[test]
@@ -261,7 +300,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("out.ndjson");
         let mut o = FileOutput::new("f", &path);
-        assert_eq!(o.recover().unwrap(), Some(0));
+        assert_eq!(o.recover(7).unwrap(), Some(0));
         std::fs::write(&path, "").unwrap();
         // Simulate: one delivered batch, then a crash after writing more lines.
         o.len = 0;
@@ -271,7 +310,7 @@ mod tests {
         o.write_ack(7).unwrap();
         f.write_all(b"{\"a\":2}\n{\"a\":").unwrap();
         let mut again = FileOutput::new("f", &path);
-        assert_eq!(again.recover().unwrap(), Some(7));
+        assert_eq!(again.recover(7).unwrap(), Some(7));
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\"a\":1}\n");
     }
 }

@@ -39,9 +39,9 @@ pub trait Output: Send {
     /// The output's name (its consumer name in the queue).
     fn name(&self) -> &str;
     /// Prepares the output after a start or crash. Returns the id of the last
-    /// event it durably holds, if it keeps track; everything after it will be
-    /// delivered again.
-    fn recover(&mut self) -> Result<Option<u64>, OutputError>;
+    /// event of queue `queue_id` it durably holds, if it keeps track;
+    /// everything after it will be delivered again.
+    fn recover(&mut self, queue_id: u64) -> Result<Option<u64>, OutputError>;
     /// Delivers the batch durably.
     fn deliver(&mut self, batch: &Batch) -> Result<(), OutputError>;
 }

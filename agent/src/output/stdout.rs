@@ -26,7 +26,7 @@ impl Output for StdoutOutput {
         &self.name
     }
 
-    fn recover(&mut self) -> Result<Option<u64>, OutputError> {
+    fn recover(&mut self, _queue_id: u64) -> Result<Option<u64>, OutputError> {
         Ok(None)
     }
 

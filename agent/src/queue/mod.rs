@@ -14,6 +14,7 @@
 //!   00000000000000000007.seg    segments, numbered; the highest is the active one
 //!   00000000000000000008.seg
 //!   acks                        consumer acknowledgements (JSON, replaced atomically)
+//!   id                          this queue's identity: 16 hex digits, random, written once
 //!   quarantine/                 bytes that failed their checksum, one file per range
 //!
 //! segment file:
@@ -55,7 +56,8 @@
 //!    output) skip them, the others deliver them at least once. A stale
 //!    acknowledgement never points into a deleted segment, because deletion
 //!    persists acknowledgements first.
-//! 4. The queue holds at most `max_bytes`. When an append would pass it, the
+//! 4. The queue holds at most `max_bytes`. When an append would pass it
+//!    (less 64 KiB kept for the header and snapshot a rotation writes), the
 //!    append is refused (`Full`) and the caller waits: inputs pause, nothing
 //!    is dropped.
 //!
@@ -225,6 +227,9 @@ pub struct Quarantined {
 /// What recovery found when the queue was opened.
 #[derive(Clone, Debug, Default)]
 pub struct Recovery {
+    /// This queue's identity. Record ids are only comparable within one
+    /// queue: an output that remembers an id must remember the queue too.
+    pub queue_id: u64,
     /// Latest durable position of every stream.
     pub positions: BTreeMap<Vec<u8>, Vec<u8>>,
     /// Event records found intact.
@@ -328,7 +333,21 @@ pub fn open(
             segments.push_back(meta);
         }
     }
+    recovery.queue_id = queue_id(&dir)?;
     let mut acks = read_acks(&dir);
+    // Ids never go backwards while the acknowledgements survive, even if
+    // every segment was lost: ids at or below an acknowledgement may already
+    // be held by an output.
+    if let Some(&max_ack) = acks.values().max() {
+        if max_ack > last_id {
+            tracing::error!(
+                last_id,
+                max_ack,
+                "queue lost records that were already acknowledged; continuing ids after them"
+            );
+            last_id = max_ack;
+        }
+    }
     for c in consumers {
         acks.entry((*c).to_string()).or_insert(0);
     }
@@ -382,6 +401,40 @@ pub fn open(
         .map(|c| QueueReader::new(shared.clone(), c))
         .collect::<Result<_, _>>()?;
     Ok((writer, readers, recovery))
+}
+
+/// Reads the queue's identity, creating it on first use.
+fn queue_id(dir: &Path) -> Result<u64, QueueError> {
+    let path = dir.join("id");
+    if let Ok(text) = fs::read_to_string(&path) {
+        if let Ok(id) = u64::from_str_radix(text.trim(), 16) {
+            return Ok(id);
+        }
+        tracing::error!(path = %path.display(), "queue id unreadable; starting a new identity");
+    }
+    let mut seed = [0u8; 8];
+    let random = File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut seed));
+    let id = match random {
+        Ok(()) => u64::from_le_bytes(seed),
+        Err(_) => {
+            // No urandom: time and pid are unique enough to tell queues apart.
+            let t = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(0);
+            t ^ (u64::from(std::process::id()) << 32)
+        }
+    };
+    let tmp = dir.join("id.tmp");
+    File::create(&tmp)
+        .and_then(|mut f| {
+            f.write_all(format!("{id:016x}\n").as_bytes())
+                .and_then(|_| f.sync_all())
+        })
+        .map_err(io_err(&tmp))?;
+    fs::rename(&tmp, &path).map_err(io_err(&path))?;
+    sync_dir(dir)?;
+    Ok(id)
 }
 
 fn list_segments(dir: &Path) -> Result<Vec<u64>, QueueError> {

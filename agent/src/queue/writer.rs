@@ -19,6 +19,11 @@ use super::{delete_acked, io_err, record, set_position, sync_dir, Fsync, QueueEr
 /// Buffered bytes at which appends are written to the file early.
 const FLUSH_AT: usize = 1 << 20;
 
+/// Room kept below `max_bytes` for what a rotation writes without asking
+/// (the next segment's header and positions snapshot). Regression: a
+/// rotation at a full queue pushed it a few bytes past its limit.
+const ROTATION_HEADROOM: u64 = 64 << 10;
+
 /// Appends records; there is exactly one per queue.
 pub struct QueueWriter {
     shared: Arc<Shared>,
@@ -82,7 +87,7 @@ impl QueueWriter {
         }
         let size = (body + record::FRAME_HEADER) as u64;
         let total = self.shared.state.lock().expect("queue lock").total_bytes;
-        if total + self.uncommitted() + size > self.shared.config.max_bytes {
+        if total + self.uncommitted() + size + ROTATION_HEADROOM > self.shared.config.max_bytes {
             return Err(QueueError::Full {
                 max_bytes: self.shared.config.max_bytes,
             });
@@ -222,7 +227,7 @@ impl QueueWriter {
     pub fn wait_for_space(&mut self, bytes: u64, timeout: Duration) -> Result<bool, QueueError> {
         self.commit()?;
         let max = self.shared.config.max_bytes;
-        let fits = move |total: u64| total + bytes <= max;
+        let fits = move |total: u64| total + bytes + ROTATION_HEADROOM <= max;
         {
             let st = self.shared.state.lock().expect("queue lock");
             if fits(st.total_bytes) {

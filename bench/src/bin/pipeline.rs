@@ -156,7 +156,7 @@ fn main() {
 /// `agent/src/output/file.rs` for the slot layout).
 fn delivered(ack: &Path) -> u64 {
     let Ok(b) = fs::read(ack) else { return 0 };
-    b.chunks_exact(32)
+    b.chunks_exact(40)
         .filter(|s| &s[..4] == b"ASAK")
         .map(|s| {
             let seq = u64::from_le_bytes(s[4..12].try_into().expect("8 bytes"));
