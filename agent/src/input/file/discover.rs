@@ -2,7 +2,8 @@
 //! walk itself, and the inotify watcher that wakes the input early.
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
 
 /// The directory to walk for a glob, and whether to walk it recursively.
 pub(super) fn glob_base(pattern: &str) -> (PathBuf, bool) {
@@ -55,12 +56,28 @@ pub(super) fn walk(dir: &Path, recursive: bool, f: &mut dyn FnMut(&Path)) -> boo
     complete
 }
 
+/// Starts inotify on the base directories. Every event wakes the input;
+/// events that can change which files exist (create, remove, rename, or an
+/// overflowed queue) also set `rescan`, so plain appends do not cost a walk.
 pub(super) fn start_watcher(
     bases: &[(PathBuf, bool)],
     tx: mpsc::SyncSender<()>,
+    rescan: Arc<AtomicBool>,
 ) -> Option<notify::RecommendedWatcher> {
+    use notify::event::{EventKind, ModifyKind};
     use notify::Watcher;
-    let mut w = notify::recommended_watcher(move |_res: notify::Result<notify::Event>| {
+    let mut w = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+        let structural = match &res {
+            Ok(ev) => !matches!(
+                ev.kind,
+                EventKind::Access(_)
+                    | EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Metadata(_))
+            ),
+            Err(_) => true,
+        };
+        if structural {
+            rescan.store(true, Ordering::Relaxed);
+        }
         let _ = tx.try_send(());
     })
     .map_err(|e| tracing::warn!(error = %e, "inotify unavailable; relying on periodic rescans"))

@@ -53,7 +53,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use auditship_core::Flags;
@@ -242,6 +243,8 @@ pub struct FileInput {
     first_scan: bool,
     last_scan: Option<Instant>,
     wake: mpsc::Receiver<()>,
+    /// Set by the watcher when files may have appeared or gone.
+    rescan: Arc<AtomicBool>,
     _watcher: Option<notify::RecommendedWatcher>,
     buf: Vec<u8>,
     pos_buf: Vec<u8>,
@@ -301,7 +304,8 @@ impl FileInput {
             })
             .collect();
         let (tx, wake) = mpsc::sync_channel(1);
-        let watcher = start_watcher(&bases, tx);
+        let rescan = Arc::new(AtomicBool::new(true));
+        let watcher = start_watcher(&bases, tx, rescan.clone());
         Ok(FileInput {
             cfg,
             include,
@@ -314,6 +318,7 @@ impl FileInput {
             first_scan: true,
             last_scan: None,
             wake,
+            rescan,
             _watcher: watcher,
             buf: Vec::with_capacity(READ_CHUNK + 64 * 1024),
             pos_buf: Vec::with_capacity(64),
@@ -345,7 +350,8 @@ impl FileInput {
     /// One pass: rescan if due, then read every file, up to `budget` bytes
     /// per file. Returns the bytes read.
     pub fn poll(&mut self, sink: &mut dyn Sink, budget: usize) -> Result<u64, InputError> {
-        let woke = self.wake.try_recv().is_ok();
+        let _ = self.wake.try_recv();
+        let woke = self.rescan.swap(false, Ordering::Relaxed);
         let due = self
             .last_scan
             .is_none_or(|t| t.elapsed() >= self.cfg.rescan_interval);
