@@ -244,7 +244,15 @@ pub(super) fn emit_frames(
             let excess = t.marker.len().saturating_sub(identity::MARKER_LEN);
             t.marker.drain(..excess);
         }
-        if !f.bytes.is_empty() {
+        if f.bytes.is_empty() {
+            // The end of a truncated line's skipped rest (or a blank line):
+            // record the position, or after a crash the rest of the line
+            // would come back as a line of its own.
+            if f.consumed > 0 && buf[end - 1] == b'\n' {
+                FilePosition::encode_into(new_offset, t.fp, &t.marker, pos_buf);
+                sink.position(&t.stream, pos_buf)?;
+            }
+        } else {
             FilePosition::encode_into(new_offset, t.fp, &t.marker, pos_buf);
             sink.line(Line {
                 stream: &t.stream,

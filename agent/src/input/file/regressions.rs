@@ -218,3 +218,25 @@ fn growing_renamed_file_is_not_taken_for_a_truncated_one() {
     assert_eq!(sink.lines, expected("a", 0, 25));
     assert_eq!(input.stats().truncations, 0);
 }
+
+/// Regression: with overlong = "truncate", the end of a long line's skipped
+/// rest recorded no position, so after a crash the rest came back as a line.
+#[test]
+fn skipped_rest_of_a_truncated_line_is_not_read_again_after_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("a.log");
+    let mut c = cfg(dir.path(), "a.log");
+    c.max_line_bytes = 64;
+    c.overlong = auditship_plugins::framing::Overlong::Truncate;
+    append(&f, &format!("{}\n", "x".repeat(300_000)));
+    let mut sink = Rec::default();
+    let mut input = FileInput::new(c.clone(), &BTreeMap::new()).unwrap();
+    poll(&mut input, &mut sink);
+    assert_eq!(sink.lines.len(), 1, "one truncated line");
+    drop(input); // crash
+    let mut sink2 = Rec::default();
+    let mut input = FileInput::new(c, &sink.positions).unwrap();
+    append(&f, "next\n");
+    poll(&mut input, &mut sink2);
+    assert_eq!(sink2.lines, ["next"]);
+}
