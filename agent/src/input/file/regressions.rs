@@ -3,61 +3,9 @@
 use super::*;
 use std::collections::BTreeMap;
 use std::fs::{self, OpenOptions};
-use std::io::Write;
 
-#[derive(Default)]
-struct Rec {
-    lines: Vec<String>,
-    positions: BTreeMap<Vec<u8>, Vec<u8>>,
-}
-impl Sink for Rec {
-    fn line(&mut self, l: Line<'_>) -> Result<(), InputError> {
-        self.lines
-            .push(String::from_utf8_lossy(l.bytes).into_owned());
-        self.positions
-            .insert(l.stream.to_vec(), l.position.to_vec());
-        Ok(())
-    }
-    fn position(&mut self, s: &[u8], p: &[u8]) -> Result<(), InputError> {
-        self.positions.insert(s.to_vec(), p.to_vec());
-        Ok(())
-    }
-    fn forget(&mut self, s: &[u8]) {
-        self.positions.remove(s);
-    }
-}
-fn cfg(dir: &Path, pattern: &str) -> FileInputConfig {
-    let mut c = FileInputConfig::new("t", vec![format!("{}/{pattern}", dir.display())]);
-    c.rescan_interval = Duration::ZERO;
-    c.partial_line_timeout = Duration::from_millis(50);
-    c.rotate_wait = Duration::from_millis(50);
-    c.fingerprint_bytes = 32;
-    c
-}
-fn append(path: &Path, s: &str) {
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .unwrap()
-        .write_all(s.as_bytes())
-        .unwrap();
-}
-fn lines(p: &str, a: usize, b: usize) -> String {
-    (a..b)
-        .map(|i| format!("{p} line {i:04} padding padding\n"))
-        .collect()
-}
-fn expected(p: &str, a: usize, b: usize) -> Vec<String> {
-    (a..b)
-        .map(|i| format!("{p} line {i:04} padding padding"))
-        .collect()
-}
-fn poll(i: &mut FileInput, s: &mut Rec) {
-    for _ in 0..3 {
-        i.poll(s, usize::MAX).unwrap();
-    }
-}
+use super::tests::{append, cfg, expected, lines, poll, Rec};
+
 fn truncate(f: &Path) {
     OpenOptions::new()
         .write(true)
@@ -87,7 +35,7 @@ fn r1_copytruncate_crash_between_copy_and_truncate_duplicates() {
     truncate(&f); // logrotate finishes
     append(&f, &lines("c", 0, 2));
     poll(&mut input, &mut sink);
-    let mut got = sink.lines.clone();
+    let mut got: Vec<String> = sink.texts().iter().map(|s| s.to_string()).collect();
     got.sort();
     let mut want = [expected("a", 0, 9), expected("c", 0, 2)].concat();
     want.sort();
@@ -105,12 +53,12 @@ fn r2_short_file_truncated_and_refilled_loses_head() {
     let mut sink = Rec::default();
     let mut input = FileInput::new(cfg(dir.path(), "a.log"), &BTreeMap::new()).unwrap();
     poll(&mut input, &mut sink);
-    assert_eq!(sink.lines, ["s1", "s2"]);
+    assert_eq!(sink.texts(), ["s1", "s2"]);
     truncate(&f);
     append(&f, &lines("n", 0, 3));
     poll(&mut input, &mut sink);
     assert_eq!(
-        sink.lines,
+        sink.texts(),
         [
             vec!["s1".to_string(), "s2".to_string()],
             expected("n", 0, 3)
@@ -134,14 +82,14 @@ fn r3_read_from_end_skips_rewritten_file_with_saved_position() {
     poll(&mut input, &mut sink);
     append(&f, &lines("a", 5, 6));
     poll(&mut input, &mut sink);
-    assert_eq!(sink.lines, expected("a", 5, 6));
+    assert_eq!(sink.texts(), expected("a", 5, 6));
     drop(input);
     truncate(&f);
     append(&f, &lines("n", 0, 3));
     let mut sink2 = Rec::default();
     let mut input = FileInput::new(c, &sink.positions).unwrap();
     poll(&mut input, &mut sink2);
-    assert_eq!(sink2.lines, expected("n", 0, 3));
+    assert_eq!(sink2.texts(), expected("n", 0, 3));
 }
 
 /// A file that is "not seen" by scans for rotate_wait (here: moved out of the
@@ -163,7 +111,7 @@ fn r4_file_missing_from_scans_is_reread_from_zero() {
     poll(&mut input, &mut sink);
     fs::rename(&away, &f).unwrap();
     poll(&mut input, &mut sink);
-    assert_eq!(sink.lines, expected("a", 0, 5));
+    assert_eq!(sink.texts(), expected("a", 0, 5));
 }
 
 /// rename + create where every file starts with the same header (>=
@@ -188,11 +136,11 @@ fn r8_rename_rotation_with_common_header_loses_new_file() {
     poll(&mut input, &mut sink);
     std::thread::sleep(Duration::from_millis(80));
     poll(&mut input, &mut sink);
-    let got: Vec<_> = sink
-        .lines
-        .iter()
+    let got: Vec<String> = sink
+        .texts()
+        .into_iter()
         .filter(|l| l.starts_with("b "))
-        .cloned()
+        .map(str::to_string)
         .collect();
     assert_eq!(got, expected("b", 0, 5));
 }
@@ -215,7 +163,7 @@ fn growing_renamed_file_is_not_taken_for_a_truncated_one() {
     fs::rename(&f, dir.path().join("a.log.1")).unwrap();
     append(&dir.path().join("a.log.1"), &lines("a", 23, 25));
     poll(&mut input, &mut sink);
-    assert_eq!(sink.lines, expected("a", 0, 25));
+    assert_eq!(sink.texts(), expected("a", 0, 25));
     assert_eq!(input.stats().truncations, 0);
 }
 
@@ -238,5 +186,5 @@ fn skipped_rest_of_a_truncated_line_is_not_read_again_after_a_crash() {
     let mut input = FileInput::new(c, &sink.positions).unwrap();
     append(&f, "next\n");
     poll(&mut input, &mut sink2);
-    assert_eq!(sink2.lines, ["next"]);
+    assert_eq!(sink2.texts(), ["next"]);
 }

@@ -8,9 +8,9 @@ use std::io::Write;
 use super::*;
 
 #[derive(Default)]
-struct Rec {
-    lines: Vec<(String, Vec<&'static str>)>,
-    positions: BTreeMap<Vec<u8>, Vec<u8>>,
+pub(super) struct Rec {
+    pub(super) lines: Vec<(String, Vec<&'static str>)>,
+    pub(super) positions: BTreeMap<Vec<u8>, Vec<u8>>,
 }
 
 impl Sink for Rec {
@@ -33,12 +33,12 @@ impl Sink for Rec {
 }
 
 impl Rec {
-    fn texts(&self) -> Vec<&str> {
+    pub(super) fn texts(&self) -> Vec<&str> {
         self.lines.iter().map(|(l, _)| l.as_str()).collect()
     }
 }
 
-fn cfg(dir: &Path, pattern: &str) -> FileInputConfig {
+pub(super) fn cfg(dir: &Path, pattern: &str) -> FileInputConfig {
     let mut c = FileInputConfig::new("t", vec![format!("{}/{pattern}", dir.display())]);
     c.rescan_interval = Duration::ZERO;
     c.partial_line_timeout = Duration::from_millis(50);
@@ -47,7 +47,7 @@ fn cfg(dir: &Path, pattern: &str) -> FileInputConfig {
     c
 }
 
-fn append(path: &Path, s: &str) {
+pub(super) fn append(path: &Path, s: &str) {
     OpenOptions::new()
         .create(true)
         .append(true)
@@ -57,19 +57,19 @@ fn append(path: &Path, s: &str) {
         .unwrap();
 }
 
-fn lines(prefix: &str, from: usize, to: usize) -> String {
+pub(super) fn lines(prefix: &str, from: usize, to: usize) -> String {
     (from..to)
         .map(|i| format!("{prefix} line {i:04} padding padding\n"))
         .collect()
 }
 
-fn expected(prefix: &str, from: usize, to: usize) -> Vec<String> {
+pub(super) fn expected(prefix: &str, from: usize, to: usize) -> Vec<String> {
     (from..to)
         .map(|i| format!("{prefix} line {i:04} padding padding"))
         .collect()
 }
 
-fn poll(input: &mut FileInput, sink: &mut Rec) {
+pub(super) fn poll(input: &mut FileInput, sink: &mut Rec) {
     for _ in 0..3 {
         input.poll(sink, usize::MAX).unwrap();
     }
