@@ -57,6 +57,15 @@ impl FileInput {
             if size != seen || size == 0 {
                 // Still growing, or empty (a copy may be about to be written).
                 t.unsettled = Some(size);
+                // Regression: an empty file deleted (or renamed away) while
+                // unsettled was never released, leaking its handle.
+                if t.gone_since
+                    .is_some_and(|g| g.elapsed() >= self.cfg.rotate_wait)
+                {
+                    let t = self.files.remove(&key).expect("present");
+                    sink.forget(&t.stream);
+                    self.stats.released += 1;
+                }
                 return Ok(0);
             }
             // Stable, short and not empty: a genuinely small file. Read it.
@@ -66,6 +75,11 @@ impl FileInput {
             if size >= t.offset {
                 if marker_at(&t.file, t.offset, marker) {
                     t.marker = marker.clone();
+                    // Regression: a confirmed copy recorded no position until
+                    // a line was read from it; when nothing followed, a restart
+                    // (or the ghost's expiry) had it read again from 0.
+                    FilePosition::encode_into(t.offset, t.fp, &t.marker, &mut self.pos_buf);
+                    sink.position(&t.stream, &self.pos_buf)?;
                 } else {
                     // Regression: a new file that merely starts like the old one
                     // (a shared header) was taken for its copy and skipped.

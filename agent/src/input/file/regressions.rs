@@ -188,3 +188,87 @@ fn skipped_rest_of_a_truncated_line_is_not_read_again_after_a_crash() {
     poll(&mut input, &mut sink2);
     assert_eq!(sink2.texts(), ["next"]);
 }
+
+/// Regression (second review): copytruncate while caught up, the copy seen
+/// while still empty; a confirmed copy recorded no position, so a restart
+/// read it again from 0.
+#[test]
+fn copy_found_empty_and_adopted_is_not_read_again_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("a.log");
+    append(&f, &lines("a", 0, 5));
+    let mut sink = Rec::default();
+    let mut input = FileInput::new(cfg(dir.path(), "a.log*"), &BTreeMap::new()).unwrap();
+    poll(&mut input, &mut sink);
+    let c = dir.path().join("a.log.1");
+    fs::File::create(&c).unwrap(); // cp: creat()
+    poll(&mut input, &mut sink);
+    fs::write(&c, fs::read(&f).unwrap()).unwrap(); // cp: write()
+    poll(&mut input, &mut sink);
+    truncate(&f);
+    poll(&mut input, &mut sink);
+    std::thread::sleep(Duration::from_millis(60));
+    poll(&mut input, &mut sink);
+    drop(input); // restart (any time later)
+    let mut input = FileInput::new(cfg(dir.path(), "a.log*"), &sink.positions).unwrap();
+    poll(&mut input, &mut sink);
+    assert_eq!(sink.texts(), expected("a", 0, 5), "every line once");
+}
+
+/// Regression (second review): the same once the ghost expired (scan()
+/// forgets it after 300 s; simulated by removing it).
+#[test]
+fn adopted_copy_is_not_read_again_after_its_ghost_expired() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("a.log");
+    append(&f, &lines("a", 0, 5));
+    let mut sink = Rec::default();
+    let mut input = FileInput::new(cfg(dir.path(), "a.log*"), &BTreeMap::new()).unwrap();
+    poll(&mut input, &mut sink);
+    fs::copy(&f, dir.path().join("a.log.1")).unwrap();
+    poll(&mut input, &mut sink);
+    truncate(&f);
+    poll(&mut input, &mut sink);
+    std::thread::sleep(Duration::from_millis(60));
+    poll(&mut input, &mut sink);
+    append(&f, &lines("c", 0, 2)); // the live file gets new lines
+    poll(&mut input, &mut sink);
+    drop(input);
+    // 300 s later the ghost is forgotten
+    let ghosts: Vec<_> = sink
+        .positions
+        .keys()
+        .filter(|k| identity::is_ghost_key("t", k))
+        .cloned()
+        .collect();
+    assert!(!ghosts.is_empty());
+    for g in ghosts {
+        sink.positions.remove(&g);
+    }
+    let mut input = FileInput::new(cfg(dir.path(), "a.log*"), &sink.positions).unwrap();
+    poll(&mut input, &mut sink);
+    assert_eq!(
+        sink.texts(),
+        [expected("a", 0, 5), expected("c", 0, 2)].concat(),
+        "every line once"
+    );
+}
+
+/// Regression (second review): an empty file deleted while unsettled was
+/// never released (a file-handle leak).
+#[test]
+fn deleted_empty_file_is_released() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sink = Rec::default();
+    let mut input = FileInput::new(cfg(dir.path(), "*.log"), &BTreeMap::new()).unwrap();
+    poll(&mut input, &mut sink);
+    let e = dir.path().join("e.log");
+    fs::File::create(&e).unwrap();
+    poll(&mut input, &mut sink);
+    fs::remove_file(&e).unwrap();
+    for _ in 0..5 {
+        std::thread::sleep(Duration::from_millis(60));
+        poll(&mut input, &mut sink);
+    }
+    assert_eq!(input.stats().tracked, 0, "deleted empty file still open");
+}
