@@ -501,3 +501,87 @@ fn a_line_of_control_bytes_does_not_stall_the_agent() {
     assert!(raws[0].chars().all(|c| c == '\0') && !raws[0].is_empty());
     assert_eq!(raws[1], "the line after");
 }
+
+/// A full disk: the queue's filesystem fills up while the output is stalled.
+/// The agent keeps running with its inputs paused, and once the output
+/// resumes and frees space, every line arrives exactly once. Needs root to
+/// mount a small tmpfs (CI runs as root).
+#[test]
+fn full_disk_pauses_inputs_and_loses_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let small = tmp.path().join("small");
+    fs::create_dir(&small).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=6m", "tmpfs"])
+        .arg(&small)
+        .status()
+        .is_ok_and(|s| s.success());
+    let uid = Command::new("id").arg("-u").output().unwrap();
+    if !mounted && String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+        eprintln!("SKIPPED full_disk test: mounting a tmpfs needs root");
+        return;
+    }
+    assert!(mounted, "mount a 6 MiB tmpfs for the queue");
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(small.clone());
+    let logs = tmp.path().join("logs");
+    fs::create_dir(&logs).unwrap();
+    let n = 30_000;
+    let text: String = (0..n)
+        .map(|i| format!("192.0.2.{} - - [22/Nov/2026:08:00:00 +0000] \"GET /disk/{i:06} HTTP/1.1\" 200 512 \"-\" \"probe\"\n", i % 250))
+        .collect();
+    fs::write(logs.join("access.log"), text).unwrap();
+    let out = tmp.path().join("later/out.ndjson");
+    let cfg = tmp.path().join("agent.toml");
+    fs::write(
+        &cfg,
+        format!(
+            "state_dir = \"{}\"\n[queue]\nmax_bytes = \"64MiB\"\nsegment_bytes = \"2MiB\"\n\
+             [[inputs]]\ntype = \"file\"\nname = \"logs\"\ninclude = [\"{}/*.log\"]\nformat = \"nginx\"\nmax_line_bytes = \"64KiB\"\n\
+             [[outputs]]\ntype = \"file\"\npath = \"{}\"\n",
+            small.join("state").display(),
+            logs.display(),
+            out.display()
+        ),
+    )
+    .unwrap();
+    let log = tmp.path().join("agent.log");
+    let mut agent = Agent::start(&cfg, &log);
+    // The 6 MiB filesystem fills up long before the 64 MiB queue limit.
+    wait_for("the disk to fill", Duration::from_secs(30), || {
+        fs::read_to_string(&log).is_ok_and(|l| l.contains("queue write failed"))
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        agent.child.try_wait().unwrap().is_none(),
+        "the agent keeps running on a full disk"
+    );
+    assert!(output_raws(&out).is_empty());
+    fs::create_dir(tmp.path().join("later")).unwrap();
+    wait_for("all lines delivered", Duration::from_secs(60), || {
+        output_raws(&out).len() >= n
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(agent.term(), 0);
+    let raws = output_raws(&out);
+    assert_eq!(raws.len(), n);
+    for (i, raw) in raws.iter().enumerate() {
+        assert!(
+            raw.contains(&format!("/disk/{i:06} ")),
+            "line {i} once and in order: {raw}"
+        );
+    }
+    agent = Agent::start(&cfg, &log);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(agent.term(), 0);
+    assert_eq!(
+        output_raws(&out).len(),
+        n,
+        "nothing delivered twice after a restart"
+    );
+}

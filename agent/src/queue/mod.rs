@@ -50,8 +50,9 @@
 //!    [`QueueWriter::commit_async`]: the fsync runs on a syncer thread while
 //!    the next pass is read, and the records are published when it returns. Acknowledgements are written to `acks` (write to
 //!    a temporary file, `fsync`, rename, `fsync` the directory) before any
-//!    segment is deleted, at least once a second, and when a reader is
-//!    dropped. An acknowledgement lost in a crash only means records are
+//!    segment is deleted (if that write fails on a full disk, delivered
+//!    segments are deleted anyway to free space), at least once a second,
+//!    and when a reader is dropped. An acknowledgement lost in a crash only means records are
 //!    offered again: outputs that keep their own durable watermark (the file
 //!    output) skip them, the others deliver them at least once. A stale
 //!    acknowledgement never points into a deleted segment, because deletion
@@ -616,9 +617,15 @@ pub(crate) fn delete_acked(shared: &Shared) -> Result<u64, QueueError> {
         }
     }
     if !doomed.is_empty() {
-        // Acknowledgements first: after a crash no reader may resume inside
-        // a segment that is gone.
-        write_acks(shared)?;
+        // Acknowledgements first, when possible. If they cannot be written
+        // (a full disk: exactly when space must be freed) the segments go
+        // anyway: after a crash a stale acknowledgement only makes a reader
+        // start at the first segment that remains, and what was deleted had
+        // been delivered. Regression: refusing to delete without a written
+        // acks file kept a full disk full forever.
+        if let Err(e) = write_acks(shared) {
+            tracing::warn!(error = %e, "queue: acknowledgements not persisted; deleting delivered segments anyway to free space");
+        }
     }
     let mut freed = 0;
     for s in &doomed {

@@ -18,6 +18,10 @@ use super::{delete_acked, io_err, record, set_position, sync_dir, Fsync, QueueEr
 
 /// Buffered bytes at which appends are written to the file early.
 const FLUSH_AT: usize = 1 << 20;
+/// Largest single write.
+const WRITE_CHUNK: usize = 1 << 20;
+/// Most bytes buffered while writes fail, before appends are refused.
+const BUFFER_WHEN_FAILING: usize = 4 << 20;
 
 /// Room kept below `max_bytes` for what a rotation writes without asking
 /// (the next segment's header and positions snapshot). Regression: a
@@ -36,6 +40,12 @@ pub struct QueueWriter {
     seg_written: u64,
     /// Bytes of the active segment covered by the last commit.
     seg_committed: u64,
+    /// Id of the last record whose bytes are written to the file (a full
+    /// disk can leave later ones buffered).
+    written_id: u64,
+    /// The last write failed (a full disk): appends are refused as `Full`
+    /// once `BUFFER_WHEN_FAILING` bytes wait, so inputs pause.
+    write_failed: bool,
     buf: Vec<u8>,
     next_id: u64,
     /// Latest position per stream, including uncommitted appends.
@@ -61,6 +71,8 @@ impl QueueWriter {
             seg_no,
             seg_written: written,
             seg_committed: written,
+            written_id: next_id - 1,
+            write_failed: false,
             buf: Vec::with_capacity(1 << 20),
             next_id,
             positions,
@@ -87,7 +99,10 @@ impl QueueWriter {
         }
         let size = (body + record::FRAME_HEADER) as u64;
         let total = self.shared.state.lock().expect("queue lock").total_bytes;
-        if total + self.uncommitted() + size + ROTATION_HEADROOM > self.shared.config.max_bytes {
+        let stuck = self.write_failed && self.buf.len() >= BUFFER_WHEN_FAILING;
+        if stuck
+            || total + self.uncommitted() + size + ROTATION_HEADROOM > self.shared.config.max_bytes
+        {
             return Err(QueueError::Full {
                 max_bytes: self.shared.config.max_bytes,
             });
@@ -98,8 +113,31 @@ impl QueueWriter {
         self.next_id += 1;
         if self.buf.len() >= FLUSH_AT {
             // Bound memory: hand the bytes to the OS now. They stay invisible
-            // to readers until the commit that fsyncs them.
-            self.write_buffer()?;
+            // to readers until the commit that fsyncs them. If the write fails
+            // (a full disk) the record stays buffered and the commit retries
+            // it; the append itself succeeded.
+            match self.write_buffer() {
+                Err(e @ QueueError::Fsync { .. }) => return Err(e),
+                Err(e) => {
+                    tracing::debug!(error = %e, "early queue write failed; the commit will retry it");
+                }
+                // A long pass also commits every half segment, so segments
+                // keep rotating and delivered ones can be deleted, which is
+                // how a full disk frees up.
+                Ok(())
+                    if self.seg_written - self.seg_committed
+                        >= self.shared.config.segment_bytes / 2 =>
+                {
+                    match self.commit_async() {
+                        Err(e @ QueueError::Fsync { .. }) => return Err(e),
+                        Err(e) => {
+                            tracing::debug!(error = %e, "intermediate commit failed; retried later")
+                        }
+                        Ok(()) => {}
+                    }
+                }
+                Ok(()) => {}
+            }
         }
         Ok(id)
     }
@@ -127,7 +165,14 @@ impl QueueWriter {
     /// from what is durable.
     pub fn commit(&mut self) -> Result<u64, QueueError> {
         let path = segment::path(&self.shared.config.dir, self.seg_no);
-        self.write_buffer()?;
+        // Regression: on a full disk, nothing was published while the write of
+        // the rest failed, so nothing could be delivered, acknowledged and
+        // deleted, and the disk never freed. Publish what is written, then
+        // report the failure; the rest stays buffered for the retry.
+        let write_result = self.write_buffer();
+        if let Err(e @ QueueError::Fsync { .. }) = write_result {
+            return Err(e);
+        }
         self.syncer.wait_idle()?;
         self.in_flight = 0;
         let sync_now = match self.shared.config.fsync {
@@ -142,13 +187,15 @@ impl QueueWriter {
             self.last_sync = Instant::now();
             self.unsynced = false;
         }
-        let committed = self.next_id - 1;
-        syncer::publish(&self.shared, self.seg_no, self.seg_written, committed);
+        syncer::publish(&self.shared, self.seg_no, self.seg_written, self.written_id);
         self.seg_committed = self.seg_written;
+        write_result?;
+        // Only with nothing left buffered: the next segment's snapshot must
+        // hold the positions of written records only.
         if self.seg_written >= self.shared.config.segment_bytes {
             self.rotate()?;
         }
-        Ok(committed)
+        Ok(self.written_id)
     }
 
     /// Like [`commit`](Self::commit), but the fsync and the publication run
@@ -159,7 +206,10 @@ impl QueueWriter {
         if self.shared.config.fsync != Fsync::Always {
             return self.commit().map(|_| ());
         }
-        self.write_buffer()?;
+        let write_result = self.write_buffer();
+        if let Err(e @ QueueError::Fsync { .. }) = write_result {
+            return Err(e);
+        }
         self.syncer.wait_idle()?;
         self.in_flight = 0;
         if self.unsynced {
@@ -169,11 +219,12 @@ impl QueueWriter {
                 path: segment::path(&self.shared.config.dir, self.seg_no),
                 seg_no: self.seg_no,
                 upto: self.seg_written,
-                committed_id: self.next_id - 1,
+                committed_id: self.written_id,
             });
             self.seg_committed = self.seg_written;
             self.unsynced = false;
         }
+        write_result?;
         if self.seg_written >= self.shared.config.segment_bytes {
             // The closed segment must be fully published before readers may
             // move past it to the next one.
@@ -184,26 +235,54 @@ impl QueueWriter {
         Ok(())
     }
 
-    /// Writes the buffer to the segment file (no fsync).
+    /// Writes the buffer to the segment file (no fsync), in chunks that end
+    /// on record boundaries: on a full disk, whole records that fit are kept
+    /// and only the rest stays buffered for the retry.
     fn write_buffer(&mut self) -> Result<(), QueueError> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        if let Err(e) = (&*self.file).write_all(&self.buf) {
-            // A full disk, say: cut back what was partly written so the
-            // retry cannot leave a torn record in the middle of the segment.
-            // The appended records stay buffered.
-            let path = segment::path(&self.shared.config.dir, self.seg_no);
-            if let Err(cut) = self.file.set_len(self.seg_written) {
-                // The segment may now hold half a record that a retry would
-                // bury: stop, and let the next start truncate the torn tail.
-                return Err(QueueError::Fsync { path, source: cut });
+        let mut done = 0;
+        let mut last_id = self.written_id;
+        while done < self.buf.len() {
+            // Up to ~1 MiB of whole records, and the id of the last one.
+            let mut end = done;
+            let mut chunk_last = last_id;
+            while end < self.buf.len() && (end == done || end - done < WRITE_CHUNK) {
+                let len = u32::from_le_bytes(self.buf[end..end + 4].try_into().expect("4 bytes"))
+                    as usize;
+                let body = &self.buf[end + record::FRAME_HEADER..end + record::FRAME_HEADER + len];
+                chunk_last =
+                    u64::from_le_bytes(body[1..9].try_into().expect("8 bytes")).max(chunk_last);
+                end += record::FRAME_HEADER + len;
             }
-            return Err(io_err(&path)(e));
+            if let Err(e) = (&*self.file).write_all(&self.buf[done..end]) {
+                // A full disk, say: cut back what was partly written so the
+                // retry cannot leave a torn record in the middle of the
+                // segment; keep what was written before.
+                let path = segment::path(&self.shared.config.dir, self.seg_no);
+                if let Err(cut) = self.file.set_len(self.seg_written) {
+                    // The segment may now hold half a record that a retry would
+                    // bury: stop, and let the next start truncate the torn tail.
+                    return Err(QueueError::Fsync { path, source: cut });
+                }
+                self.buf.drain(..done);
+                self.written_id = last_id;
+                if !self.write_failed {
+                    tracing::error!(path = %path.display(), error = %e,
+                        "queue write failed; inputs pause until it succeeds (nothing is dropped)");
+                }
+                self.write_failed = true;
+                return Err(io_err(&path)(e));
+            }
+            self.seg_written += (end - done) as u64;
+            self.unsynced = true;
+            last_id = chunk_last;
+            done = end;
         }
-        self.seg_written += self.buf.len() as u64;
         self.buf.clear();
-        self.unsynced = true;
+        self.written_id = self.next_id - 1;
+        if self.write_failed {
+            tracing::info!("queue writes succeed again; inputs resume");
+        }
+        self.write_failed = false;
         Ok(())
     }
 
@@ -225,7 +304,16 @@ impl QueueWriter {
     /// commits, and starts a fresh segment if the active one is fully
     /// acknowledged, so waiting can always end once outputs catch up.
     pub fn wait_for_space(&mut self, bytes: u64, timeout: Duration) -> Result<bool, QueueError> {
-        self.commit()?;
+        match self.commit() {
+            // A full disk: keep waiting; delivered segments are being freed.
+            Err(QueueError::Io { .. }) if self.write_failed => {
+                std::thread::sleep(timeout.min(Duration::from_millis(200)));
+                return Ok(false);
+            }
+            r => {
+                r?;
+            }
+        }
         let max = self.shared.config.max_bytes;
         let fits = move |total: u64| total + bytes + ROTATION_HEADROOM <= max;
         {
