@@ -323,7 +323,11 @@ pub fn open(
         )));
     }
     let dir = config.dir.clone();
-    fs::create_dir_all(dir.join("quarantine")).map_err(io_err(&dir))?;
+    fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+    if let Err(e) = fs::create_dir_all(dir.join("quarantine")) {
+        // Corrupt data will be reported but not copied aside; the agent starts.
+        tracing::error!(dir = %dir.join("quarantine").display(), error = %e, "queue: cannot create the quarantine directory");
+    }
     let mut recovery = Recovery::default();
     let mut segments = VecDeque::new();
     let mut last_id = 0u64;
@@ -467,13 +471,17 @@ fn recover_segment(
     file.sync_all().map_err(io_err(&path))?;
     if let Err(reason) = segment::check_header(&data, no) {
         let target = dir.join("quarantine").join(segment::file_name(no));
-        fs::rename(&path, &target).map_err(io_err(&path))?;
+        let reason = match fs::rename(&path, &target) {
+            Ok(()) => format!("segment header: {reason}"),
+            // Left in place (and skipped again at the next start).
+            Err(e) => format!("segment header: {reason}; could not move it aside: {e}"),
+        };
         recovery.quarantined.push(Quarantined {
             segment: no,
             offset: 0,
             bytes: data.len() as u64,
             file: target,
-            reason: format!("segment header: {reason}"),
+            reason,
         });
         return Ok(None);
     }
@@ -482,13 +490,18 @@ fn recover_segment(
         let file = dir.join("quarantine").join(format!("{no:020}-{start}.bad"));
         let written = File::create(&file)
             .and_then(|mut f| f.write_all(&data[start..end]).and_then(|_| f.sync_all()));
-        written.map_err(io_err(&file))?;
+        // The copy is best effort: the agent starts even if it fails (a full
+        // disk), and the range is still counted and reported.
+        let reason = match written {
+            Ok(()) => reason.to_string(),
+            Err(e) => format!("{reason}; could not copy the bytes aside: {e}"),
+        };
         recovery.quarantined.push(Quarantined {
             segment: no,
             offset: start as u64,
             bytes: (end - start) as u64,
             file,
-            reason: reason.to_string(),
+            reason,
         });
         Ok::<(), QueueError>(())
     };

@@ -133,3 +133,50 @@ fn reader_does_not_skip_the_record_after_a_quarantined_range() {
         "corrupted k -> intact ids never delivered: {failures:?}"
     );
 }
+
+/// The agent always starts: a corrupt record is still counted and reported,
+/// and the rest delivered, when its bytes cannot be copied aside (here the
+/// quarantine "directory" is a file; on a full disk the write fails alike).
+#[test]
+fn corrupt_record_without_a_usable_quarantine_still_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = QueueConfig {
+        max_bytes: 1 << 20,
+        segment_bytes: 64 << 10,
+        max_record_bytes: 8 << 10,
+        ..QueueConfig::new(dir.path())
+    };
+    {
+        let (mut w, _r, _) = open(cfg.clone(), &["out"]).unwrap();
+        for i in 1..=10u64 {
+            w.append(b"s", &i.to_le_bytes(), format!("{{\"n\":{i}}}").as_bytes())
+                .unwrap();
+        }
+        w.commit().unwrap();
+    }
+    let p = segment::path(dir.path(), 1);
+    let mut bytes = fs::read(&p).unwrap();
+    let at = bytes.windows(6).position(|w| w == b"\"n\":5}").unwrap();
+    bytes[at + 1] ^= 0x20;
+    fs::write(&p, &bytes).unwrap();
+    fs::remove_dir(dir.path().join("quarantine")).unwrap();
+    fs::write(dir.path().join("quarantine"), b"not a directory").unwrap();
+    let (_w, mut r, rec) = open(cfg, &["out"]).unwrap();
+    assert_eq!(rec.quarantined.len(), 1);
+    assert!(
+        rec.quarantined[0].reason.contains("could not copy"),
+        "{:?}",
+        rec.quarantined[0]
+    );
+    let mut ids = Vec::new();
+    loop {
+        let b = r[0]
+            .next_batch(100, 1 << 20, Duration::from_millis(10))
+            .unwrap();
+        if b.is_empty() {
+            break;
+        }
+        ids.extend(b.iter().map(|(id, _)| id));
+    }
+    assert_eq!(ids, [1, 2, 3, 4, 6, 7, 8, 9, 10]);
+}
