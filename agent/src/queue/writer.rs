@@ -43,6 +43,11 @@ pub struct QueueWriter {
     /// Id of the last record whose bytes are written to the file (a full
     /// disk can leave later ones buffered).
     written_id: u64,
+    /// `total_bytes` as last read. Only the writer grows it (publishing its
+    /// own bytes, creating segments) and it refreshes this each time, while
+    /// readers only shrink it, so this is an upper bound: appends check it
+    /// without taking the queue lock, and look again only near the limit.
+    total_hint: u64,
     /// The last write failed (a full disk): appends are refused as `Full`
     /// once `BUFFER_WHEN_FAILING` bytes wait, so inputs pause.
     write_failed: bool,
@@ -72,6 +77,7 @@ impl QueueWriter {
             seg_written: written,
             seg_committed: written,
             written_id: next_id - 1,
+            total_hint: u64::MAX,
             write_failed: false,
             buf: Vec::with_capacity(1 << 20),
             next_id,
@@ -98,11 +104,14 @@ impl QueueWriter {
             return Err(QueueError::TooLarge { size: body, max });
         }
         let size = (body + record::FRAME_HEADER) as u64;
-        let total = self.shared.state.lock().expect("queue lock").total_bytes;
         let stuck = self.write_failed && self.buf.len() >= BUFFER_WHEN_FAILING;
-        if stuck
-            || total + self.uncommitted() + size + ROTATION_HEADROOM > self.shared.config.max_bytes
-        {
+        let need = self.uncommitted() + size + ROTATION_HEADROOM;
+        let max = self.shared.config.max_bytes;
+        let over = move |total: u64| total.saturating_add(need) > max;
+        if over(self.total_hint) {
+            self.refresh_total();
+        }
+        if stuck || over(self.total_hint) {
             return Err(QueueError::Full {
                 max_bytes: self.shared.config.max_bytes,
             });
@@ -189,6 +198,7 @@ impl QueueWriter {
         }
         syncer::publish(&self.shared, self.seg_no, self.seg_written, self.written_id);
         self.seg_committed = self.seg_written;
+        self.refresh_total();
         write_result?;
         // Only with nothing left buffered: the next segment's snapshot must
         // hold the positions of written records only.
@@ -212,6 +222,7 @@ impl QueueWriter {
         }
         self.syncer.wait_idle()?;
         self.in_flight = 0;
+        self.refresh_total();
         if self.unsynced {
             self.in_flight = self.seg_written - self.seg_committed;
             self.syncer.submit(Request {
@@ -233,6 +244,10 @@ impl QueueWriter {
             self.rotate()?;
         }
         Ok(())
+    }
+
+    fn refresh_total(&mut self) {
+        self.total_hint = self.shared.state.lock().expect("queue lock").total_bytes;
     }
 
     /// Writes the buffer to the segment file (no fsync), in chunks that end
@@ -297,6 +312,7 @@ impl QueueWriter {
         self.seg_written = written;
         self.seg_committed = written;
         delete_acked(&self.shared)?;
+        self.refresh_total();
         Ok(())
     }
 
