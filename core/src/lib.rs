@@ -16,11 +16,13 @@
 //! join these modules; they all build on the canonical encoding.
 
 pub mod canonical;
+pub mod cidr;
 pub mod ecs;
 pub mod event;
 pub mod lossless;
 pub mod ocsf;
 pub mod time;
+pub mod wire;
 
 pub use event::{Actor, AuditEvent, Category, Flags, Http, Outcome, Target};
 pub use time::Timestamp;

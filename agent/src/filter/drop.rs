@@ -15,7 +15,7 @@
 use auditship_core::{AuditEvent, Category, Outcome};
 use regex::Regex;
 
-use super::cidr::IpNet;
+use auditship_core::cidr::IpNet;
 use super::config::{DropConfig, DropRuleConfig};
 use super::error::{compile_regex, FilterError};
 

@@ -20,7 +20,7 @@
 //! ([`FilterChain::redacted`]).
 
 pub mod chain;
-pub mod cidr;
+pub use auditship_core::cidr;
 pub mod config;
 pub mod drop;
 pub mod enrich;
@@ -33,7 +33,7 @@ pub mod redact;
 mod tests;
 
 pub use chain::{build_chain, Filter, FilterChain, Verdict};
-pub use cidr::IpNet;
+pub use auditship_core::cidr::IpNet;
 pub use config::{
     DropConfig, DropRuleConfig, EnrichConfig, FilterConfig, PatternConfig, RedactConfig,
 };

@@ -1,4 +1,4 @@
-//! IP address blocks (CIDR) for drop rules: `10.0.0.0/8`, `2001:db8::/32`,
+//! IP address blocks (CIDR), for drop rules and queries: `10.0.0.0/8`, `2001:db8::/32`,
 //! or a single address.
 //!
 //! Parsing is strict: the prefix is decimal digits within the family's

@@ -1,0 +1,326 @@
+//! The wire batch format: how an agent sends events to a collector.
+//!
+//! A batch is one HTTP request body. It is self-contained, so a batch the
+//! collector refused can be written to a dead-letter file and sent again
+//! byte for byte.
+//!
+//! # Format, version 1
+//!
+//! ```text
+//! POST /v1/ingest
+//! Content-Type:     application/x-ndjson
+//! Content-Encoding: gzip            (or absent for an uncompressed body)
+//! Authorization:    Bearer <ingest token>
+//!
+//! body (after decompression), NDJSON, UTF-8:
+//!   line 1       header: {"auditship_batch":1,"agent_id":"web-1",
+//!                         "queue":"<16 hex digits>","first":101,"last":250,"events":150}
+//!   lines 2..    one event per line, in canonical encoding (see `canonical`),
+//!                each with "seq" and "agent_id"; `events` lines in all
+//! ```
+//!
+//! * `agent_id` is the sending agent. It must be the agent the ingest token
+//!   is bound to, and every event's `agent_id` must equal it.
+//! * `queue` names the agent's queue identity (its `seq` epoch). Sequence
+//!   numbers are unique and increasing within one queue identity; a new
+//!   identity (a reinstalled agent with fresh state) starts a new epoch.
+//! * `seq` values strictly increase through the batch, from `first` to
+//!   `last`. They need not be consecutive: a queue position record (a line a
+//!   filter dropped) takes a number without an event.
+//! * A line ends with `\n`; the last line may omit it. No empty lines.
+//!
+//! The collector answers `200` with an [`IngestAck`] only after the events
+//! are durable, and `durable_seq` is then at least `last`.
+//!
+//! # Limits
+//!
+//! [`decode`] never inflates more than the caller's limit, so a small body
+//! that inflates to gigabytes (a gzip bomb) costs at most the limit in
+//! memory before it is refused.
+
+use std::borrow::Cow;
+use std::io::{Read, Write};
+
+use serde::{Deserialize, Serialize};
+
+use crate::Timestamp;
+
+/// Version written in the header's `auditship_batch` key.
+pub const WIRE_VERSION: u32 = 1;
+
+/// Path batches are posted to.
+pub const INGEST_PATH: &str = "/v1/ingest";
+
+/// The first line of a batch.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchHeader {
+    /// Always [`WIRE_VERSION`].
+    pub auditship_batch: u32,
+    /// The sending agent.
+    pub agent_id: String,
+    /// The agent's queue identity, 16 hex digits.
+    pub queue: String,
+    /// `seq` of the first event.
+    pub first: u64,
+    /// `seq` of the last event.
+    pub last: u64,
+    /// Number of events.
+    pub events: u64,
+}
+
+/// The collector's answer to an accepted batch.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IngestAck {
+    /// The agent.
+    pub agent_id: String,
+    /// The queue identity the watermark belongs to.
+    pub queue: String,
+    /// Highest `seq` of this agent and queue that is durably stored, with
+    /// every earlier event of the queue that reached the collector.
+    pub durable_seq: u64,
+    /// Events of this batch newly stored.
+    pub stored: u64,
+    /// Events of this batch the collector already held.
+    pub duplicates: u64,
+}
+
+/// An error answer from the collector (any non-2xx status).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// What is wrong, for a person.
+    pub error: String,
+}
+
+/// Why a body is not a valid batch. Every variant is the sender's fault.
+#[derive(Debug, thiserror::Error)]
+pub enum WireError {
+    /// Content-Encoding other than gzip or identity.
+    #[error("unsupported Content-Encoding {0:?} (use gzip or none)")]
+    Encoding(String),
+    /// The gzip stream is broken.
+    #[error("body is not valid gzip: {0}")]
+    Gzip(std::io::Error),
+    /// Inflated past the limit.
+    #[error("body inflates past the limit of {limit} bytes")]
+    TooLarge {
+        /// The limit.
+        limit: usize,
+    },
+    /// The header line is missing or wrong.
+    #[error("line 1: bad batch header: {0}")]
+    Header(String),
+    /// An event line is wrong.
+    #[error("line {line}: {message}")]
+    Event {
+        /// 1-based line number in the decompressed body.
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// Encodes a batch: the header, then `events` (NDJSON, each line ending in
+/// `\n`, as the agent's queue hands them out), gzip-compressed at `level`
+/// (0 = store, 1 = fastest … 9 = smallest).
+pub fn encode(header: &BatchHeader, events: &[u8], level: u32) -> Vec<u8> {
+    let mut head = serde_json::to_vec(header).expect("header serializes");
+    head.push(b'\n');
+    let mut gz = flate2::write::GzEncoder::new(
+        Vec::with_capacity(events.len() / 4 + 64),
+        flate2::Compression::new(level.min(9)),
+    );
+    gz.write_all(&head).expect("writing to memory");
+    gz.write_all(events).expect("writing to memory");
+    gz.finish().expect("writing to memory")
+}
+
+/// Inflates `body` according to `content_encoding` (`gzip`, `identity` or
+/// none), refusing to produce more than `limit` bytes.
+pub fn inflate<'a>(
+    body: &'a [u8],
+    content_encoding: Option<&str>,
+    limit: usize,
+) -> Result<Cow<'a, [u8]>, WireError> {
+    match content_encoding.map(str::trim) {
+        None | Some("") | Some("identity") => {
+            if body.len() > limit {
+                return Err(WireError::TooLarge { limit });
+            }
+            Ok(Cow::Borrowed(body))
+        }
+        Some(e) if e.eq_ignore_ascii_case("gzip") || e.eq_ignore_ascii_case("x-gzip") => {
+            let mut out = Vec::with_capacity((body.len() * 4).min(limit));
+            let mut dec = flate2::read::MultiGzDecoder::new(body).take(limit as u64 + 1);
+            dec.read_to_end(&mut out).map_err(WireError::Gzip)?;
+            if out.len() > limit {
+                return Err(WireError::TooLarge { limit });
+            }
+            Ok(Cow::Owned(out))
+        }
+        Some(other) => Err(WireError::Encoding(other.to_string())),
+    }
+}
+
+/// The fields of an event the collector checks and indexes, borrowed from
+/// the event's bytes. Every other field is carried through untouched.
+#[derive(Debug, Deserialize)]
+pub struct EventView<'a> {
+    /// When it happened (RFC 3339), if known.
+    #[serde(default, borrow)]
+    pub ts: Option<Cow<'a, str>>,
+    /// When the agent read it.
+    #[serde(default, borrow)]
+    pub observed_ts: Option<Cow<'a, str>>,
+    /// Host.
+    #[serde(default, borrow)]
+    pub host: Option<Cow<'a, str>>,
+    /// Category (snake_case).
+    #[serde(borrow)]
+    pub category: Cow<'a, str>,
+    /// Action.
+    #[serde(borrow)]
+    pub action: Cow<'a, str>,
+    /// Outcome.
+    #[serde(borrow)]
+    pub outcome: Cow<'a, str>,
+    /// Actor.
+    #[serde(default, borrow)]
+    pub actor: ActorView<'a>,
+    /// Client address.
+    #[serde(default)]
+    pub src_ip: Option<std::net::IpAddr>,
+    /// The raw line.
+    #[serde(borrow)]
+    pub raw: Cow<'a, str>,
+    /// Sending agent.
+    #[serde(default, borrow)]
+    pub agent_id: Option<Cow<'a, str>>,
+    /// Sequence number in the agent's queue.
+    #[serde(default)]
+    pub seq: Option<u64>,
+}
+
+/// The actor part of [`EventView`].
+#[derive(Debug, Default, Deserialize)]
+pub struct ActorView<'a> {
+    /// User name.
+    #[serde(default, borrow)]
+    pub user: Option<Cow<'a, str>>,
+}
+
+impl EventView<'_> {
+    /// Event time in Unix milliseconds: `ts`, else `observed_ts`, else 0.
+    pub fn time_millis(&self) -> i64 {
+        [&self.ts, &self.observed_ts]
+            .into_iter()
+            .flatten()
+            .find_map(|s| Timestamp::parse_rfc3339(s, 0).map(|(t, _)| t.unix_millis()))
+            .unwrap_or(0)
+    }
+}
+
+/// A decoded, checked batch: the header and each event's bytes and view.
+#[derive(Debug)]
+pub struct DecodedBatch<'a> {
+    /// The header.
+    pub header: BatchHeader,
+    /// Queue identity as a number.
+    pub queue: u64,
+    /// `(seq, bytes without the newline, view)` of every event, in order.
+    pub events: Vec<(u64, &'a [u8], EventView<'a>)>,
+}
+
+/// Splits and checks an inflated body: header, then events whose `seq`
+/// strictly increase within `first..=last`, whose `agent_id` is the
+/// header's, and whose count is the header's `events`.
+pub fn decode(body: &[u8]) -> Result<DecodedBatch<'_>, WireError> {
+    let mut lines = body.split(|&b| b == b'\n');
+    let first = lines.next().unwrap_or_default();
+    let header: BatchHeader =
+        serde_json::from_slice(first).map_err(|e| WireError::Header(e.to_string()))?;
+    if header.auditship_batch != WIRE_VERSION {
+        return Err(WireError::Header(format!(
+            "version {} is not supported (this collector speaks {WIRE_VERSION})",
+            header.auditship_batch
+        )));
+    }
+    let queue = parse_queue(&header.queue).map_err(WireError::Header)?;
+    if header.agent_id.is_empty() {
+        return Err(WireError::Header("agent_id is empty".into()));
+    }
+    if header.first > header.last || header.events == 0 {
+        return Err(WireError::Header(
+            "a batch holds at least one event and first <= last".into(),
+        ));
+    }
+    let mut events = Vec::with_capacity(header.events.min(1 << 20) as usize);
+    let mut prev: Option<u64> = None;
+    let mut body_lines = lines.enumerate().peekable();
+    while let Some((i, line)) = body_lines.next() {
+        let line_no = i + 2;
+        if line.is_empty() {
+            if body_lines.peek().is_none() {
+                break; // the final newline
+            }
+            return Err(WireError::Event {
+                line: line_no,
+                message: "empty line".into(),
+            });
+        }
+        let bad = |message: String| WireError::Event {
+            line: line_no,
+            message,
+        };
+        let view: EventView<'_> =
+            serde_json::from_slice(line).map_err(|e| bad(format!("not an audit event: {e}")))?;
+        let seq = view.seq.ok_or_else(|| bad("event has no seq".into()))?;
+        if seq < header.first || seq > header.last || prev.is_some_and(|p| seq <= p) {
+            return Err(bad(format!(
+                "seq {seq} out of order (after {prev:?}, header range {}..={})",
+                header.first, header.last
+            )));
+        }
+        if view.agent_id.as_deref() != Some(header.agent_id.as_str()) {
+            return Err(bad(format!(
+                "event agent_id {:?} is not the batch's {:?}",
+                view.agent_id, header.agent_id
+            )));
+        }
+        prev = Some(seq);
+        events.push((seq, line, view));
+    }
+    if events.len() as u64 != header.events {
+        return Err(WireError::Header(format!(
+            "header says {} events, body holds {}",
+            header.events,
+            events.len()
+        )));
+    }
+    if events.first().map(|e| e.0) != Some(header.first) || prev != Some(header.last) {
+        return Err(WireError::Header(
+            "first and last must be the seq of the first and last event".into(),
+        ));
+    }
+    Ok(DecodedBatch {
+        header,
+        queue,
+        events,
+    })
+}
+
+/// Formats a queue identity as the header writes it.
+pub fn format_queue(queue: u64) -> String {
+    format!("{queue:016x}")
+}
+
+/// Parses a header's queue identity.
+pub fn parse_queue(s: &str) -> Result<u64, String> {
+    if s.len() != 16 {
+        return Err(format!("queue {s:?} is not 16 hex digits"));
+    }
+    u64::from_str_radix(s, 16).map_err(|_| format!("queue {s:?} is not 16 hex digits"))
+}
+
+#[cfg(test)]
+mod tests;
