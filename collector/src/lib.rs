@@ -1,5 +1,10 @@
 //! auditship-collector: the central endpoint.
 //!
-//! This crate will hold the ingest server, authentication and roles, the
-//! append-only store, the Merkle log and the query API. It is empty until the
-//! shipping work lands.
+//! Agents post batches ([`auditship_core::wire`]) to the ingest server; the
+//! collector checks the token-to-agent binding, deduplicates by
+//! `(agent_id, queue, seq)`, stores the events durably, and only then
+//! answers. Readers query what is stored.
+//!
+//! * [`store`]: the storage traits and version 1 (segment files + index).
+
+pub mod store;

@@ -1,0 +1,1 @@
+//! Store version 1: append-only segment files. (Being written.)
