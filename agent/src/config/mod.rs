@@ -10,11 +10,7 @@
 //! `auditship validate --config FILE` runs both stages and nothing else.
 //! A commented example of every key is in `config/agent.toml`.
 
-mod locate;
-mod units;
-
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -26,7 +22,9 @@ use crate::filter::{build_chain, FilterConfig};
 use crate::input::file::{FileInputConfig, ReadFrom};
 use crate::queue::{Fsync, QueueConfig};
 
-pub use units::{parse_bytes, parse_duration, ByteSize, HumanDuration};
+pub use tomlconf::{
+    parse_bytes, parse_duration, ByteSize, ConfigError, ConfigErrors, HumanDuration,
+};
 
 /// The agent configuration file, as written.
 #[derive(Debug, Deserialize)]
@@ -267,118 +265,14 @@ impl OutputConfig {
     }
 }
 
-/// One configuration problem, located.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    /// The config file.
-    pub file: PathBuf,
-    /// 1-based line, when known.
-    pub line: Option<usize>,
-    /// Key path, e.g. `inputs[0].include[1]`.
-    pub key: String,
-    /// What is wrong.
-    pub message: String,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.line {
-            Some(l) => write!(
-                f,
-                "{}:{}: {}: {}",
-                self.file.display(),
-                l,
-                self.key,
-                self.message
-            ),
-            None => write!(f, "{}: {}: {}", self.file.display(), self.key, self.message),
-        }
-    }
-}
-
-/// Every problem found in a config file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigErrors(pub Vec<ConfigError>);
-
-impl fmt::Display for ConfigErrors {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, e) in self.0.iter().enumerate() {
-            if i > 0 {
-                writeln!(f)?;
-            }
-            write!(f, "{e}")?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for ConfigErrors {}
-
 /// Reads, parses and validates the config file at `path`.
 pub fn load(path: &Path) -> Result<AgentConfig, ConfigErrors> {
-    let source = std::fs::read_to_string(path).map_err(|e| {
-        ConfigErrors(vec![ConfigError {
-            file: path.to_path_buf(),
-            line: None,
-            key: String::new(),
-            message: format!("cannot read: {e}"),
-        }])
-    })?;
-    parse(&source, path)
+    tomlconf::load(path, RawConfig::validate)
 }
 
-/// Parses and validates config text; `path` is used in error messages and
-/// to resolve a relative `state_dir` against the config's directory.
+/// Parses and validates config text; `path` is used in error messages.
 pub fn parse(source: &str, path: &Path) -> Result<AgentConfig, ConfigErrors> {
-    let raw: RawConfig = toml::from_str(source).map_err(|e| {
-        // "unknown field `x`" names the key even when the span covers a whole
-        // table (it does for tagged tables such as [[inputs]]).
-        let named = e
-            .message()
-            .split('`')
-            .nth(1)
-            .filter(|_| e.message().starts_with("unknown field"))
-            .map(str::to_string);
-        let (line, key) = match e.span() {
-            Some(span) => {
-                let (mut line, _) = locate::line_col(source, span.start);
-                let text = source.get(span).unwrap_or("").trim();
-                let key = match &named {
-                    Some(k) => {
-                        line = locate::key_line_from(source, line, k).unwrap_or(line);
-                        k.clone()
-                    }
-                    None if text
-                        .chars()
-                        .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.')) =>
-                    {
-                        text.to_string()
-                    }
-                    None => String::new(),
-                };
-                (Some(line), key)
-            }
-            None => (None, named.unwrap_or_default()),
-        };
-        ConfigErrors(vec![ConfigError {
-            file: path.to_path_buf(),
-            line,
-            key,
-            message: e.message().trim().to_string(),
-        }])
-    })?;
-    raw.validate().map_err(|errs| {
-        ConfigErrors(
-            errs.into_iter()
-                .map(|(key, message)| ConfigError {
-                    file: path.to_path_buf(),
-                    line: locate::line_of(source, &key),
-                    key,
-                    message,
-                })
-                .collect(),
-        )
-    })
+    tomlconf::parse(source, path, RawConfig::validate)
 }
 
 impl RawConfig {

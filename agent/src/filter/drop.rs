@@ -15,9 +15,9 @@
 use auditship_core::{AuditEvent, Category, Outcome};
 use regex::Regex;
 
-use auditship_core::cidr::IpNet;
 use super::config::{DropConfig, DropRuleConfig};
 use super::error::{compile_regex, FilterError};
+use auditship_core::cidr::IpNet;
 
 /// A validated `drop` filter.
 #[derive(Clone, Debug)]

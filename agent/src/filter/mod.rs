@@ -32,8 +32,8 @@ pub mod redact;
 #[cfg(test)]
 mod tests;
 
-pub use chain::{build_chain, Filter, FilterChain, Verdict};
 pub use auditship_core::cidr::IpNet;
+pub use chain::{build_chain, Filter, FilterChain, Verdict};
 pub use config::{
     DropConfig, DropRuleConfig, EnrichConfig, FilterConfig, PatternConfig, RedactConfig,
 };

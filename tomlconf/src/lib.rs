@@ -1,0 +1,139 @@
+//! The TOML config plumbing shared by the agent and the collector.
+//!
+//! Both roles read config in two stages: serde structs that reject unknown
+//! keys, then a pure `validate()` into runtime types that reports every
+//! problem as a `(key path, message)` pair. This crate runs the two stages
+//! and turns every error, syntax or semantic, into a [`ConfigError`] with
+//! the file, line and key ([`locate`]), and holds the human units the
+//! configs use ([`units`]).
+
+pub mod locate;
+pub mod units;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+
+pub use units::{parse_bytes, parse_duration, ByteSize, HumanDuration};
+
+/// One configuration problem, located.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The config file.
+    pub file: PathBuf,
+    /// 1-based line, when known.
+    pub line: Option<usize>,
+    /// Key path, e.g. `inputs[0].include[1]`.
+    pub key: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(l) => write!(
+                f,
+                "{}:{}: {}: {}",
+                self.file.display(),
+                l,
+                self.key,
+                self.message
+            ),
+            None => write!(f, "{}: {}: {}", self.file.display(), self.key, self.message),
+        }
+    }
+}
+
+/// Every problem found in a config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// Reads the config file at `path`, then [`parse`]s it.
+pub fn load<T, R: DeserializeOwned>(
+    path: &Path,
+    validate: impl FnOnce(R) -> Result<T, Vec<(String, String)>>,
+) -> Result<T, ConfigErrors> {
+    let source = std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors(vec![ConfigError {
+            file: path.to_path_buf(),
+            line: None,
+            key: String::new(),
+            message: format!("cannot read: {e}"),
+        }])
+    })?;
+    parse(&source, path, validate)
+}
+
+/// Parses config text into the raw structs `R`, then runs stage two,
+/// `validate`, whose `(key path, message)` errors are located in `source`.
+pub fn parse<T, R: DeserializeOwned>(
+    source: &str,
+    path: &Path,
+    validate: impl FnOnce(R) -> Result<T, Vec<(String, String)>>,
+) -> Result<T, ConfigErrors> {
+    let raw: R = toml::from_str(source).map_err(|e| {
+        // "unknown field `x`" names the key even when the span covers a whole
+        // table (it does for tagged tables such as [[inputs]]).
+        let named = e
+            .message()
+            .split('`')
+            .nth(1)
+            .filter(|_| e.message().starts_with("unknown field"))
+            .map(str::to_string);
+        let (line, key) = match e.span() {
+            Some(span) => {
+                let (mut line, _) = locate::line_col(source, span.start);
+                let text = source.get(span).unwrap_or("").trim();
+                let key = match &named {
+                    Some(k) => {
+                        line = locate::key_line_from(source, line, k).unwrap_or(line);
+                        k.clone()
+                    }
+                    None if text
+                        .chars()
+                        .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.')) =>
+                    {
+                        text.to_string()
+                    }
+                    None => String::new(),
+                };
+                (Some(line), key)
+            }
+            None => (None, named.unwrap_or_default()),
+        };
+        ConfigErrors(vec![ConfigError {
+            file: path.to_path_buf(),
+            line,
+            key,
+            message: e.message().trim().to_string(),
+        }])
+    })?;
+    validate(raw).map_err(|errs| {
+        ConfigErrors(
+            errs.into_iter()
+                .map(|(key, message)| ConfigError {
+                    file: path.to_path_buf(),
+                    line: locate::line_of(source, &key),
+                    key,
+                    message,
+                })
+                .collect(),
+        )
+    })
+}
