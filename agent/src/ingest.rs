@@ -1,7 +1,8 @@
 //! The ingest side of the pipeline: a line from an input becomes a queued
 //! event.
 //!
-//! For each line: parse, stamp (`observed_ts`, `source`, `agent_id`),
+//! For each line: parse, stamp (`observed_ts`, `source`, `agent_id`, and
+//! `seq`, which is the id the queue record will get),
 //! filter, encode canonically, append to the queue with the line's
 //! position. A full queue blocks here, which pauses the input: the file
 //! simply waits on disk. A line a filter drops still moves its stream's
@@ -117,6 +118,7 @@ fn reduce(ev: &mut auditship_core::AuditEvent, keep: usize) {
     small.program = ev.program.take();
     small.pid = ev.pid;
     small.agent_id = ev.agent_id.take();
+    small.seq = ev.seq;
     small.flags = ev.flags;
     small.flags.insert(auditship_core::Flags::TRUNCATED);
     *ev = small;
@@ -148,6 +150,9 @@ impl Sink for IngestSink<'_> {
         if !self.dropped_positions.is_empty() {
             self.dropped_positions.remove(line.stream);
         }
+        // The queue record id is the event's seq: unique and increasing per
+        // queue identity, which is what the collector deduplicates on.
+        ev.seq = Some(self.writer.next_id());
         self.payload.clear();
         canonical::encode_into(&ev, self.payload);
         match self.append(line.stream, line.position, true) {

@@ -18,14 +18,11 @@
 //!   recovery as any other.
 //! * A failed fsync stops the agent with an error (see the queue docs).
 //!
-//! Timers: the design asks for `tokio::time` so tests can pause the clock.
-//! The periodic counters use it. The ingest and output loops, though, run
-//! on blocking threads because their work is blocking file I/O and fsync,
-//! so their short waits (trickle coalescing, output backoff of 100 ms
-//! doubling to 5 s) are `std::thread::sleep`. No test depends on those
-//! waits' timing; moving the output loop onto async tasks with
-//! `spawn_blocking` for delivery is the way to make its backoff pausable
-//! when the HTTP output arrives.
+//! Timers: the periodic counters and the output retry backoff use
+//! `tokio::time` (the backoff sleeps through the runtime's handle from the
+//! output's blocking thread, so a paused clock pauses it). The ingest loop's
+//! trickle coalescing (50 ms) is a `std::thread::sleep` on its blocking
+//! thread, whose work is file I/O and fsync.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -41,7 +38,7 @@ use crate::config::{AgentConfig, OutputConfig};
 use crate::filter::{build_chain, FilterChain, FilterError};
 use crate::ingest::{IngestSink, IngestStats};
 use crate::input::file::{FileInput, InputError};
-use crate::output::{FileOutput, Output, StdoutOutput};
+use crate::output::{CollectorOutput, FileOutput, Output, OutputError, RetryPolicy, StdoutOutput};
 use crate::queue::{self, QueueError, QueueReader, QueueWriter};
 
 /// Why the agent stopped with an error.
@@ -67,6 +64,14 @@ pub enum AgentError {
     /// A parser could not be built.
     #[error(transparent)]
     Parser(#[from] auditship_plugins::ParserError),
+    /// An output could not be set up (token file, certificates).
+    #[error("output {name:?}: {message}")]
+    Output {
+        /// Output name.
+        name: String,
+        /// What is wrong.
+        message: String,
+    },
 }
 
 /// What a run did, for logs and tests.
@@ -90,10 +95,6 @@ const READ_BUDGET: usize = 4 << 20;
 const COALESCE_BELOW: u64 = 256 << 10;
 /// How long to let a trickle accumulate (adds at most this much latency).
 const COALESCE_WAIT: Duration = Duration::from_millis(50);
-/// After delivering a batch smaller than this, wait before the next one.
-const SMALL_BATCH: usize = 1000;
-/// How long to let small batches accumulate at an output.
-const OUTPUT_LINGER: Duration = Duration::from_millis(100);
 
 /// Runs the agent until `shutdown` is cancelled, then drains.
 pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<RunSummary, AgentError> {
@@ -130,9 +131,18 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<RunSum
         let output: Box<dyn Output> = match out {
             OutputConfig::File { name, path } => Box::new(FileOutput::new(name, path)),
             OutputConfig::Stdout { name } => Box::new(StdoutOutput::new(name)),
+            OutputConfig::Collector(c) => Box::new(
+                CollectorOutput::new(c.clone(), &cfg.agent_id).map_err(|message| {
+                    AgentError::Output {
+                        name: c.name.clone(),
+                        message,
+                    }
+                })?,
+            ),
         };
         let (hard, queue_id) = (hard_stop.clone(), recovery.queue_id);
-        tracker.spawn_blocking(move || output_loop(output, reader, queue_id, hard));
+        let handle = tokio::runtime::Handle::current();
+        tracker.spawn_blocking(move || output_loop(output, reader, queue_id, hard, handle));
     }
     let ingest = {
         let (stop, stats, filters) = (shutdown.clone(), stats.clone(), filters.clone());
@@ -297,21 +307,23 @@ fn commit(
 }
 
 /// Delivers queued events to one output until the queue is drained after
-/// shutdown, or `hard_stop`. Failures are retried with exponential backoff
-/// (100 ms doubling to 5 s); the batch stays queued meanwhile.
+/// shutdown, or `hard_stop`. Failures are retried forever with the output's
+/// [`RetryPolicy`](crate::output::RetryPolicy); the batch stays queued
+/// meanwhile.
 fn output_loop(
     mut output: Box<dyn Output>,
     mut reader: QueueReader,
     queue_id: u64,
     hard_stop: CancellationToken,
+    handle: tokio::runtime::Handle,
 ) {
-    let mut backoff = Backoff::default();
+    let mut backoff = Backoff::new(output.retry_policy(), handle);
     let recovered = loop {
         match output.recover(queue_id) {
             Ok(r) => break r,
             Err(e) => {
-                backoff.failed(&e.to_string());
-                if !backoff.sleep(&hard_stop) {
+                backoff.failed(output.name(), &e);
+                if !backoff.sleep(&hard_stop, e.retry_after()) {
                     return;
                 }
             }
@@ -323,11 +335,17 @@ fn output_loop(
             tracing::error!(output = output.name(), error = %e, "cannot record the output's position");
         }
     }
+    let limits = output.batch_limits();
     loop {
         if hard_stop.is_cancelled() {
             return;
         }
-        let batch = match reader.next_batch(20_000, 2 << 20, Duration::from_millis(200)) {
+        let batch = match reader.next_batch_linger(
+            limits.max_events,
+            limits.max_bytes,
+            Duration::from_millis(200),
+            limits.max_wait,
+        ) {
             Ok(b) => b,
             Err(e) => {
                 tracing::error!(output = output.name(), error = %e, "cannot read the queue");
@@ -345,40 +363,54 @@ fn output_loop(
             match output.deliver(&batch) {
                 Ok(()) => break,
                 Err(e) => {
-                    backoff.failed(&e.to_string());
-                    if !backoff.sleep(&hard_stop) {
+                    backoff.failed(output.name(), &e);
+                    if !backoff.sleep(&hard_stop, e.retry_after()) {
                         return;
                     }
                 }
             }
         }
         if backoff.failures > 0 {
-            tracing::info!(output = output.name(), "output recovered; delivering again");
+            tracing::info!(output = output.name(), after = backoff.failures, "output recovered; delivering again");
             backoff.reset();
         }
         let last = batch.last_id().expect("non-empty batch");
         if let Err(e) = reader.ack(last) {
             tracing::error!(output = output.name(), error = %e, "cannot persist acknowledgement; the batch may be delivered again");
         }
-        if batch.len() < SMALL_BATCH && !hard_stop.is_cancelled() {
-            std::thread::sleep(OUTPUT_LINGER);
-        }
     }
 }
 
-#[derive(Default)]
+/// Consecutive failures of one output, and the wait before the next try.
 struct Backoff {
+    policy: RetryPolicy,
+    handle: tokio::runtime::Handle,
     failures: u32,
+    rng: u64,
 }
 
 impl Backoff {
-    fn failed(&mut self, what: &str) {
+    fn new(policy: RetryPolicy, handle: tokio::runtime::Handle) -> Self {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0x9e37_79b9, |d| d.as_nanos() as u64)
+            ^ (std::process::id() as u64) << 32;
+        Backoff {
+            policy,
+            handle,
+            failures: 0,
+            rng: seed | 1,
+        }
+    }
+
+    fn failed(&mut self, output: &str, e: &OutputError) {
         self.failures += 1;
         // Log the first failure and then every 20th, not every retry.
         if self.failures == 1 || self.failures % 20 == 0 {
             tracing::error!(
+                output,
                 failures = self.failures,
-                error = what,
+                error = %e,
                 "output failing; retrying, events stay queued"
             );
         }
@@ -388,16 +420,24 @@ impl Backoff {
         self.failures = 0;
     }
 
-    /// Sleeps the current backoff; false if `stop` fired meanwhile.
-    fn sleep(&self, stop: &CancellationToken) -> bool {
-        let ms = (100u64 << self.failures.min(6)).min(5_000);
-        let deadline = std::time::Instant::now() + Duration::from_millis(ms);
-        while std::time::Instant::now() < deadline {
-            if stop.is_cancelled() {
-                return false;
+    /// A uniform number in [0, 1) (xorshift; jitter needs no better).
+    fn unit(&mut self) -> f64 {
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        (self.rng >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Sleeps the current backoff on the runtime's clock; false if `stop`
+    /// fired meanwhile.
+    fn sleep(&mut self, stop: &CancellationToken, retry_after: Option<Duration>) -> bool {
+        let unit = self.unit();
+        let delay = self.policy.delay(self.failures, retry_after, unit);
+        self.handle.block_on(async {
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => true,
+                _ = stop.cancelled() => false,
             }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        !stop.is_cancelled()
+        })
     }
 }

@@ -24,9 +24,13 @@
 //! * `queue` names the agent's queue identity (its `seq` epoch). Sequence
 //!   numbers are unique and increasing within one queue identity; a new
 //!   identity (a reinstalled agent with fresh state) starts a new epoch.
-//! * `seq` values strictly increase through the batch, from `first` to
-//!   `last`. They need not be consecutive: a queue position record (a line a
-//!   filter dropped) takes a number without an event.
+//! * `seq` values strictly increase through the batch and lie in
+//!   `first..=last`; the last event's is `last`. The batch *covers* every
+//!   number from `first` to `last`: a number in that range without an event
+//!   belongs to no event (the agent's queue gave it to a position record, for
+//!   a line a filter dropped). Consecutive batches cover consecutive ranges,
+//!   so a batch whose `first` is past what the collector holds reveals a
+//!   gap.
 //! * A line ends with `\n`; the last line may omit it. No empty lines.
 //!
 //! The collector answers `200` with an [`IngestAck`] only after the events
@@ -61,7 +65,7 @@ pub struct BatchHeader {
     pub agent_id: String,
     /// The agent's queue identity, 16 hex digits.
     pub queue: String,
-    /// `seq` of the first event.
+    /// First `seq` the batch covers (at most the first event's).
     pub first: u64,
     /// `seq` of the last event.
     pub last: u64,
@@ -121,11 +125,15 @@ pub enum WireError {
 }
 
 /// Encodes a batch: the header, then `events` (NDJSON, each line ending in
-/// `\n`, as the agent's queue hands them out), gzip-compressed at `level`
-/// (0 = store, 1 = fastest … 9 = smallest).
-pub fn encode(header: &BatchHeader, events: &[u8], level: u32) -> Vec<u8> {
+/// `\n`, as the agent's queue hands them out), gzip-compressed at `gzip`
+/// (0 = store, 1 = fastest … 9 = smallest), or not compressed for `None`.
+pub fn encode(header: &BatchHeader, events: &[u8], gzip: Option<u32>) -> Vec<u8> {
     let mut head = serde_json::to_vec(header).expect("header serializes");
     head.push(b'\n');
+    let Some(level) = gzip else {
+        head.extend_from_slice(events);
+        return head;
+    };
     let mut gz = flate2::write::GzEncoder::new(
         Vec::with_capacity(events.len() / 4 + 64),
         flate2::Compression::new(level.min(9)),
@@ -232,7 +240,7 @@ pub struct DecodedBatch<'a> {
 }
 
 /// Splits and checks an inflated body: header, then events whose `seq`
-/// strictly increase within `first..=last`, whose `agent_id` is the
+/// strictly increase within `first..=last` (ending at `last`), whose `agent_id` is the
 /// header's, and whose count is the header's `events`.
 pub fn decode(body: &[u8]) -> Result<DecodedBatch<'_>, WireError> {
     let mut lines = body.split(|&b| b == b'\n');
@@ -297,9 +305,9 @@ pub fn decode(body: &[u8]) -> Result<DecodedBatch<'_>, WireError> {
             events.len()
         )));
     }
-    if events.first().map(|e| e.0) != Some(header.first) || prev != Some(header.last) {
+    if prev != Some(header.last) {
         return Err(WireError::Header(
-            "first and last must be the seq of the first and last event".into(),
+            "last must be the seq of the last event".into(),
         ));
     }
     Ok(DecodedBatch {

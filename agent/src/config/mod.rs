@@ -19,9 +19,13 @@ use auditship_plugins::{Format, Parser, ParserError, ParserOptions};
 use serde::Deserialize;
 
 use crate::filter::{build_chain, FilterConfig};
+use crate::output::CollectorOutputConfig;
 use crate::input::file::{FileInputConfig, ReadFrom};
 use crate::queue::{Fsync, QueueConfig};
 
+mod collector_output;
+
+pub use collector_output::RawCollectorOutput;
 pub use tomlconf::{
     parse_bytes, parse_duration, ByteSize, ConfigError, ConfigErrors, HumanDuration,
 };
@@ -162,6 +166,8 @@ pub enum RawOutput {
     File(RawFileOutput),
     /// Write NDJSON to standard output, at least once.
     Stdout(RawStdoutOutput),
+    /// Send batches to an auditship collector over HTTPS, exactly once.
+    Collector(RawCollectorOutput),
 }
 
 /// `[[outputs]]` with `type = "file"`.
@@ -254,6 +260,8 @@ pub enum OutputConfig {
         /// Name.
         name: String,
     },
+    /// An auditship collector.
+    Collector(CollectorOutputConfig),
 }
 
 impl OutputConfig {
@@ -261,6 +269,7 @@ impl OutputConfig {
     pub fn name(&self) -> &str {
         match self {
             OutputConfig::File { name, .. } | OutputConfig::Stdout { name } => name,
+            OutputConfig::Collector(c) => &c.name,
         }
     }
 }
@@ -436,6 +445,10 @@ impl RawConfig {
                 RawOutput::Stdout(s) => OutputConfig::Stdout {
                     name: s.name.unwrap_or_else(|| "stdout".into()),
                 },
+                RawOutput::Collector(c) => {
+                    let mut e = |key: &str, msg: String| err(format!("outputs[{i}].{key}"), msg);
+                    OutputConfig::Collector(c.validate(&self.state_dir, &mut e))
+                }
             };
             if !out_names.insert(out.name().to_string()) {
                 err(

@@ -17,8 +17,9 @@ use super::{delete_acked, io_err, write_acks, QueueError, Shared};
 const ACK_PERSIST_INTERVAL: Duration = Duration::from_secs(1);
 
 /// A run of consecutive events, payloads stored contiguously.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Batch {
+    from: u64,
     ids: Vec<u64>,
     data: Vec<u8>,
     ends: Vec<usize>,
@@ -38,6 +39,14 @@ impl Batch {
     /// Id of the last event (acknowledge this to acknowledge the batch).
     pub fn last_id(&self) -> Option<u64> {
         self.ids.last().copied()
+    }
+
+    /// The first id this batch *covers*: every id from here to
+    /// [`last_id`](Self::last_id) is either in the batch or a position-only
+    /// record (a line a filter dropped). Ids lost to quarantine are never
+    /// covered, so a receiver that tracks coverage sees them as a gap.
+    pub fn covers_from(&self) -> u64 {
+        self.from
     }
 
     /// Total payload bytes (with one newline each).
@@ -63,7 +72,30 @@ impl Batch {
     /// Adds an event (for tests building batches by hand).
     #[cfg(test)]
     pub(crate) fn push_for_test(&mut self, id: u64, payload: &[u8]) {
+        if self.ids.is_empty() {
+            self.from = id;
+        }
         self.push(id, payload);
+    }
+
+    /// Splits off the events after the first `n`; the rest covers from the
+    /// id after this part's last.
+    pub fn split_off(&mut self, n: usize) -> Batch {
+        let mut rest = Batch::default();
+        if n >= self.len() {
+            rest.from = self.last_id().map_or(self.from, |l| l + 1);
+            return rest;
+        }
+        let tail: Vec<(u64, Vec<u8>)> = self.iter().skip(n).map(|(i, p)| (i, p.to_vec())).collect();
+        let cut = if n == 0 { 0 } else { self.ends[n - 1] + 1 };
+        self.ids.truncate(n);
+        self.ends.truncate(n);
+        self.data.truncate(cut);
+        rest.from = self.last_id().map_or(self.from, |l| l + 1);
+        for (id, p) in tail {
+            rest.push(id, &p);
+        }
+        rest
     }
 
     fn push(&mut self, id: u64, payload: &[u8]) {
@@ -84,6 +116,11 @@ pub struct QueueReader {
     file: Option<File>,
     /// First id not yet delivered.
     next_id: u64,
+    /// Id of the last valid record read (event or position-only).
+    last_seen: u64,
+    /// Start of the unbroken run of position-only records just read (the
+    /// next batch covers from here).
+    run_from: u64,
     buf: Vec<u8>,
 }
 
@@ -110,6 +147,8 @@ impl QueueReader {
             offset: segment::HEADER_LEN as u64,
             file: None,
             next_id,
+            last_seen: next_id - 1,
+            run_from: next_id,
             buf: Vec::new(),
         })
     }
@@ -135,12 +174,31 @@ impl QueueReader {
         max_bytes: usize,
         wait: Duration,
     ) -> Result<Batch, QueueError> {
+        self.next_batch_linger(max_records, max_bytes, wait, Duration::ZERO)
+    }
+
+    /// Like [`next_batch`](Self::next_batch), but once the batch holds an
+    /// event, keeps collecting until it is full or `linger` has passed, so
+    /// a trickle of events travels in fewer, larger batches.
+    pub fn next_batch_linger(
+        &mut self,
+        max_records: usize,
+        max_bytes: usize,
+        wait: Duration,
+        linger: Duration,
+    ) -> Result<Batch, QueueError> {
         let mut batch = Batch::default();
-        let deadline = std::time::Instant::now() + wait;
+        let mut deadline = std::time::Instant::now() + wait;
+        let mut lingering = false;
         loop {
+            if !lingering && !batch.is_empty() {
+                lingering = true;
+                deadline = std::time::Instant::now() + linger;
+            }
             let (limit, is_last, committed) = {
-                let (next, waiting) = (self.next_id, batch.is_empty());
-                // With events already in the batch, hand them over rather than wait.
+                let next = self.next_id;
+                // With events already in the batch, wait only while lingering.
+                let waiting = batch.is_empty() || !linger.is_zero();
                 let st = self.shared.wait_until(deadline, |st| {
                     st.committed_id >= next || st.closed || !waiting
                 });
@@ -209,10 +267,19 @@ impl QueueReader {
                             break;
                         }
                         if id >= self.next_id {
+                            if id != self.last_seen + 1 {
+                                // Ids were skipped (quarantined): coverage restarts here.
+                                self.run_from = id;
+                            }
                             // An empty payload only moves a position.
                             if !payload.is_empty() {
+                                if batch.is_empty() {
+                                    batch.from = self.run_from;
+                                }
                                 batch.push(id, payload);
+                                self.run_from = id + 1;
                             }
+                            self.last_seen = id;
                             self.next_id = id + 1;
                         }
                     }
@@ -280,7 +347,11 @@ impl QueueReader {
     /// recovered their own durable watermark at start.
     pub fn skip_through(&mut self, id: u64) -> Result<(), QueueError> {
         self.ack(id)?;
-        self.next_id = self.next_id.max(id + 1);
+        if id >= self.next_id {
+            self.next_id = id + 1;
+            self.last_seen = id;
+            self.run_from = id + 1;
+        }
         Ok(())
     }
 }

@@ -151,6 +151,11 @@ impl QueueWriter {
         Ok(id)
     }
 
+    /// The id the next [`append`](Self::append) will get (the event's `seq`).
+    pub fn next_id(&self) -> u64 {
+        self.next_id
+    }
+
     /// Records that `stream`'s position is no longer needed (its file is gone
     /// and drained).
     pub fn forget(&mut self, stream: &[u8]) {

@@ -29,7 +29,9 @@ fn batch(agent: &str, seqs: &[u64]) -> (BatchHeader, Vec<u8>) {
 #[test]
 fn a_batch_survives_encode_inflate_decode() {
     let (header, body) = batch("web-1", &[3, 4, 7]);
-    let wire = encode(&header, &body, 1);
+    let wire = encode(&header, &body, Some(1));
+    let plain = encode(&header, &body, None);
+    assert_eq!(&*inflate(&wire, Some("gzip"), 1 << 20).unwrap(), &plain[..]);
     let inflated = inflate(&wire, Some("gzip"), 1 << 20).unwrap();
     let d = decode(&inflated).unwrap();
     assert_eq!(d.header, header);

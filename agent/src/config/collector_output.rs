@@ -1,0 +1,165 @@
+//! `[[outputs]]` with `type = "collector"`: the raw settings and their
+//! validation into [`CollectorOutputConfig`].
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use tomlconf::{ByteSize, HumanDuration};
+
+use crate::output::{BatchLimits, CollectorOutputConfig, RetryPolicy, TokenSource};
+
+/// `[[outputs]]` with `type = "collector"`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCollectorOutput {
+    /// Unique name (default "collector").
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Collector base URLs ("https://collector.example:8443"), tried in
+    /// order; a failing one hands over to the next. They must be one logical
+    /// collector.
+    pub endpoints: Vec<String>,
+    /// The ingest token. Prefer token_file.
+    #[serde(default)]
+    pub token: Option<String>,
+    /// File holding the ingest token (trailing whitespace ignored).
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+    /// CA certificates (PEM) that sign the collector's certificate; required for https.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// This agent's certificate (PEM), for collectors that require mutual TLS.
+    #[serde(default)]
+    pub client_cert_file: Option<PathBuf>,
+    /// The key of client_cert_file (PEM).
+    #[serde(default)]
+    pub client_key_file: Option<PathBuf>,
+    /// "gzip" (default) or "none".
+    #[serde(default)]
+    pub compression: Option<String>,
+    /// gzip level, 1 (fastest, default) to 9 (smallest).
+    #[serde(default)]
+    pub gzip_level: Option<u32>,
+    /// Most events per batch (default 5000).
+    #[serde(default)]
+    pub max_events: Option<usize>,
+    /// Most bytes per batch before compression (default "4MiB").
+    #[serde(default)]
+    pub max_bytes: Option<ByteSize>,
+    /// How long a batch may wait to fill once it holds an event (default "1s").
+    #[serde(default)]
+    pub max_wait: Option<HumanDuration>,
+    /// Time limit of one request, answer included (default "30s").
+    #[serde(default)]
+    pub timeout: Option<HumanDuration>,
+    /// Time limit of connecting (default "10s").
+    #[serde(default)]
+    pub connect_timeout: Option<HumanDuration>,
+    /// First retry delay (default "100ms"); doubles per failure, with full jitter.
+    #[serde(default)]
+    pub backoff_initial: Option<HumanDuration>,
+    /// Longest retry delay (default "30s"). A longer Retry-After is still honoured (up to 10 minutes).
+    #[serde(default)]
+    pub backoff_max: Option<HumanDuration>,
+    /// Where batches the collector refuses go (default "<state_dir>/deadletter/<name>").
+    #[serde(default)]
+    pub dead_letter_dir: Option<PathBuf>,
+}
+
+impl RawCollectorOutput {
+    /// Validates; errors are `(key under outputs[i], message)`.
+    pub fn validate(
+        self,
+        state_dir: &Path,
+        err: &mut dyn FnMut(&str, String),
+    ) -> CollectorOutputConfig {
+        let name = self.name.unwrap_or_else(|| "collector".into());
+        if self.endpoints.is_empty() {
+            err("endpoints", "needs at least one collector URL".into());
+        }
+        for (j, e) in self.endpoints.iter().enumerate() {
+            let key = format!("endpoints[{j}]");
+            match e.split_once("://") {
+                Some(("https", rest)) if !rest.is_empty() => {
+                    if self.ca_file.is_none() {
+                        err("ca_file", format!("is required for {e}: the CA that signs the collector's certificate"));
+                    }
+                }
+                Some(("http", rest)) if !rest.is_empty() => {
+                    let host = rest.split(['/', ':']).next().unwrap_or("");
+                    if !["127.0.0.1", "localhost", "[::1]"].contains(&host) {
+                        err(&key, format!("{e:?}: plain http is only allowed to this machine (127.0.0.1, localhost); use https"));
+                    }
+                }
+                _ => err(&key, format!("{e:?} is not an http(s):// URL")),
+            }
+        }
+        let token = match (self.token, self.token_file) {
+            (Some(t), None) if !t.is_empty() => TokenSource::Inline(t),
+            (None, Some(f)) => TokenSource::File(f),
+            _ => {
+                err("token", "set exactly one of token and token_file".into());
+                TokenSource::Inline(String::new())
+            }
+        };
+        let client_cert = match (self.client_cert_file, self.client_key_file) {
+            (Some(c), Some(k)) => Some((c, k)),
+            (None, None) => None,
+            _ => {
+                err("client_cert_file", "client_cert_file and client_key_file go together".into());
+                None
+            }
+        };
+        let gzip_level = match self.compression.as_deref() {
+            None | Some("gzip") => {
+                let l = self.gzip_level.unwrap_or(1);
+                if !(1..=9).contains(&l) {
+                    err("gzip_level", format!("{l} must be 1 to 9"));
+                }
+                Some(l)
+            }
+            Some("none") => None,
+            Some(o) => {
+                err("compression", format!("{o:?} is not gzip or none"));
+                None
+            }
+        };
+        let max_events = self.max_events.unwrap_or(5000);
+        if !(1..=100_000).contains(&max_events) {
+            err("max_events", format!("{max_events} must be 1 to 100000"));
+        }
+        let max_bytes = self.max_bytes.map_or(4 << 20, |b| b.0);
+        if !(1024..=256 << 20).contains(&max_bytes) {
+            err("max_bytes", format!("{max_bytes} must be between 1KiB and 256MiB"));
+        }
+        let d = |v: Option<HumanDuration>, ms: u64| v.map_or(Duration::from_millis(ms), |d| d.0);
+        let retry = RetryPolicy {
+            initial: d(self.backoff_initial, 100),
+            max: d(self.backoff_max, 30_000),
+        };
+        if retry.initial.is_zero() || retry.initial > retry.max {
+            err("backoff_initial", "must be above zero and at most backoff_max".into());
+        }
+        let dead_letter_dir = self
+            .dead_letter_dir
+            .unwrap_or_else(|| state_dir.join("deadletter").join(&name));
+        CollectorOutputConfig {
+            name,
+            endpoints: self.endpoints,
+            token,
+            ca_file: self.ca_file,
+            client_cert,
+            gzip_level,
+            limits: BatchLimits {
+                max_events,
+                max_bytes: max_bytes as usize,
+                max_wait: d(self.max_wait, 1000),
+            },
+            timeout: d(self.timeout, 30_000),
+            connect_timeout: d(self.connect_timeout, 10_000),
+            retry,
+            dead_letter_dir,
+        }
+    }
+}

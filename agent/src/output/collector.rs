@@ -1,0 +1,338 @@
+//! The collector output: batches over HTTPS to an auditship collector.
+//!
+//! Each batch becomes one [wire batch](auditship_core::wire) (gzip NDJSON
+//! with a header naming this agent, its queue identity and the `seq` range
+//! the batch covers), posted with the bearer token. The queue acknowledges
+//! the batch only after the collector answered 200, which it does only once
+//! the events are durable; the collector deduplicates retries by `seq`, so
+//! delivery is exactly-once end to end.
+//!
+//! What each answer does:
+//!
+//! | answer                                   | action                                   |
+//! |------------------------------------------|------------------------------------------|
+//! | 200                                      | delivered; acknowledged in the queue     |
+//! | connection error, timeout, 408, 429, 5xx | retried forever (backoff, full jitter, Retry-After), next endpoint |
+//! | 401, 403                                 | retried forever and logged as an error: the token or its agent binding is wrong, and every batch would fail alike, so nothing is dead-lettered; events stay queued until the credentials are fixed |
+//! | 413 with more than one event             | the batch is split in half and each half sent (smaller requests from then on) |
+//! | any other 4xx (and 413 for one event)    | the batch is written to the dead-letter directory with the answer, logged as an error and counted; then acknowledged |
+//!
+//! Endpoints are tried in order; a retryable failure moves to the next one,
+//! and the output stays on whichever works. They must be one logical
+//! collector (instances sharing a store), since deduplication is the
+//! collector's.
+//!
+//! The HTTP client is async (reqwest on rustls); `deliver` runs on the
+//! output's blocking thread and drives each request with the runtime's
+//! handle.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use auditship_core::wire::{self, BatchHeader, IngestAck};
+use tokio::runtime::Handle;
+
+use super::deadletter::{DeadLetter, Rejection};
+use super::{BatchLimits, Output, OutputError, RetryPolicy};
+use crate::queue::Batch;
+
+/// Validated settings of a collector output.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CollectorOutputConfig {
+    /// Output name.
+    pub name: String,
+    /// Collector base URLs, in order of preference.
+    pub endpoints: Vec<String>,
+    /// Bearer token (already read from its file).
+    pub token: TokenSource,
+    /// CA certificates to trust (PEM); required for https.
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate and key for mutual TLS.
+    pub client_cert: Option<(PathBuf, PathBuf)>,
+    /// gzip level, or `None` for no compression.
+    pub gzip_level: Option<u32>,
+    /// Batching.
+    pub limits: BatchLimits,
+    /// Per-request timeout.
+    pub timeout: Duration,
+    /// Connect timeout.
+    pub connect_timeout: Duration,
+    /// Backoff.
+    pub retry: RetryPolicy,
+    /// Where refused batches go.
+    pub dead_letter_dir: PathBuf,
+}
+
+/// Where the bearer token comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TokenSource {
+    /// In the config.
+    Inline(String),
+    /// In a file, read when the output starts.
+    File(PathBuf),
+}
+
+/// Counters of a collector output.
+#[derive(Debug, Default)]
+pub struct CollectorStats {
+    /// Batches delivered.
+    pub batches: AtomicU64,
+    /// Events newly stored by the collector.
+    pub stored: AtomicU64,
+    /// Events the collector already had (retries).
+    pub duplicates: AtomicU64,
+    /// Failed attempts (retried).
+    pub retries: AtomicU64,
+    /// Batches moved to the dead-letter directory.
+    pub dead_letters: AtomicU64,
+}
+
+/// The output.
+pub struct CollectorOutput {
+    cfg: CollectorOutputConfig,
+    agent_id: String,
+    queue: u64,
+    token: String,
+    client: reqwest::Client,
+    handle: Handle,
+    current: usize,
+    /// Largest number of events per request; halved by a 413.
+    max_request_events: usize,
+    dead: DeadLetter,
+    /// Counters.
+    pub stats: Arc<CollectorStats>,
+}
+
+/// What one request came to.
+enum Answer {
+    Delivered(IngestAck),
+    Retry {
+        why: String,
+        after: Option<Duration>,
+    },
+    Auth(String),
+    TooLarge(Rejection),
+    Rejected(Rejection),
+}
+
+impl CollectorOutput {
+    /// Builds the client (reads the token, CA and client certificate).
+    pub fn new(cfg: CollectorOutputConfig, agent_id: &str) -> Result<Self, String> {
+        let token = match &cfg.token {
+            TokenSource::Inline(t) => t.clone(),
+            TokenSource::File(p) => std::fs::read_to_string(p)
+                .map_err(|e| format!("token_file {}: {e}", p.display()))?
+                .trim_end()
+                .to_string(),
+        };
+        let client = build_client(&cfg)?;
+        let dead = DeadLetter::new(cfg.dead_letter_dir.clone());
+        Ok(CollectorOutput {
+            max_request_events: cfg.limits.max_events.max(1),
+            agent_id: agent_id.to_string(),
+            queue: 0,
+            token,
+            client,
+            handle: Handle::current(),
+            current: 0,
+            dead,
+            stats: Arc::new(CollectorStats::default()),
+            cfg,
+        })
+    }
+
+    /// Posts an already encoded body to the current endpoint.
+    fn post(&mut self, body: bytes::Bytes, events: usize) -> Answer {
+        let endpoint = self.cfg.endpoints[self.current].trim_end_matches('/').to_string();
+        let url = format!("{endpoint}{}", wire::INGEST_PATH);
+        let mut req = self
+            .client
+            .post(&url)
+            .header("content-type", "application/x-ndjson")
+            .bearer_auth(&self.token)
+            .body(body.clone());
+        if self.cfg.gzip_level.is_some() {
+            req = req.header("content-encoding", "gzip");
+        }
+        let result = self.handle.block_on(async move {
+            let resp = req.send().await?;
+            let status = resp.status();
+            let retry_after = resp
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_secs);
+            let text = resp.text().await.unwrap_or_default();
+            Ok::<_, reqwest::Error>((status, retry_after, text))
+        });
+        let (status, retry_after, text) = match result {
+            Ok(r) => r,
+            Err(e) => {
+                return Answer::Retry {
+                    why: format!("{url}: {}", error_chain(&e)),
+                    after: None,
+                }
+            }
+        };
+        let code = status.as_u16();
+        let rejection = |body: bytes::Bytes| Rejection {
+            status: code,
+            response: text.clone(),
+            endpoint: endpoint.clone(),
+            body,
+            gzip: self.cfg.gzip_level.is_some(),
+            events,
+        };
+        match code {
+            200..=299 => match serde_json::from_str::<IngestAck>(&text) {
+                Ok(ack) => Answer::Delivered(ack),
+                Err(e) => Answer::Retry {
+                    why: format!("{url}: answer {code} is not an ingest acknowledgement: {e}"),
+                    after: None,
+                },
+            },
+            408 | 429 | 500..=599 => Answer::Retry {
+                why: format!("{url}: {status}: {}", text.trim()),
+                after: retry_after,
+            },
+            401 | 403 => Answer::Auth(format!("{url}: {status}: {}", text.trim())),
+            413 => Answer::TooLarge(rejection(body)),
+            _ => Answer::Rejected(rejection(body)),
+        }
+    }
+
+    fn header(&self, from: u64, batch: &Batch) -> BatchHeader {
+        BatchHeader {
+            auditship_batch: wire::WIRE_VERSION,
+            agent_id: self.agent_id.clone(),
+            queue: wire::format_queue(self.queue),
+            first: from,
+            last: batch.last_id().expect("non-empty batch"),
+            events: batch.len() as u64,
+        }
+    }
+
+    fn unavailable(&self, message: String, retry_after: Option<Duration>) -> OutputError {
+        OutputError::Unavailable {
+            output: self.cfg.name.clone(),
+            message,
+            retry_after,
+        }
+    }
+
+    /// Delivers one part (all of a batch, or a piece of a split one).
+    fn deliver_part(&mut self, part: &Batch) -> Result<(), OutputError> {
+        if part.len() > self.max_request_events {
+            let mut rest = part.clone();
+            while !rest.is_empty() {
+                let tail = rest.split_off(self.max_request_events);
+                self.deliver_part(&rest)?;
+                rest = tail;
+            }
+            return Ok(());
+        }
+        let header = self.header(part.covers_from(), part);
+        let body = bytes::Bytes::from(wire::encode(&header, part.ndjson(), self.cfg.gzip_level));
+        match self.post(body, part.len()) {
+            Answer::Delivered(ack) => {
+                if ack.agent_id != self.agent_id || ack.queue != header.queue {
+                    return Err(self.unavailable(
+                        format!("collector acknowledged {}/{} instead of {}/{}", ack.agent_id, ack.queue, self.agent_id, header.queue),
+                        None,
+                    ));
+                }
+                self.stats.batches.fetch_add(1, Ordering::Relaxed);
+                self.stats.stored.fetch_add(ack.stored, Ordering::Relaxed);
+                self.stats.duplicates.fetch_add(ack.duplicates, Ordering::Relaxed);
+                Ok(())
+            }
+            Answer::Retry { why, after } => {
+                self.stats.retries.fetch_add(1, Ordering::Relaxed);
+                if self.cfg.endpoints.len() > 1 {
+                    self.current = (self.current + 1) % self.cfg.endpoints.len();
+                }
+                Err(self.unavailable(why, after))
+            }
+            Answer::Auth(why) => {
+                self.stats.retries.fetch_add(1, Ordering::Relaxed);
+                Err(self.unavailable(
+                    format!("{why} (check this agent's token and agent_id; events stay queued)"),
+                    None,
+                ))
+            }
+            Answer::TooLarge(_) if part.len() > 1 => {
+                self.max_request_events = (part.len() / 2).max(1);
+                tracing::warn!(output = %self.cfg.name, events = part.len(), now = self.max_request_events,
+                    "collector says the batch is too large (413); splitting it");
+                self.deliver_part(part)
+            }
+            Answer::TooLarge(r) | Answer::Rejected(r) => {
+                let path = self
+                    .dead
+                    .write(&header, &r)
+                    .map_err(|e| self.unavailable(format!("cannot write a dead letter: {e}"), None))?;
+                self.stats.dead_letters.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(output = %self.cfg.name, status = r.status, response = %r.response.trim(),
+                    first = header.first, last = header.last, events = header.events, file = %path.display(),
+                    "collector refused a batch; moved it to the dead-letter directory (auditship deadletter list|replay)");
+                Ok(())
+            }
+        }
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        src = inner.source();
+    }
+    s
+}
+
+/// The HTTP client for an output's settings.
+pub fn build_client(cfg: &CollectorOutputConfig) -> Result<reqwest::Client, String> {
+    let mut b = reqwest::Client::builder()
+        .timeout(cfg.timeout)
+        .connect_timeout(cfg.connect_timeout)
+        .pool_idle_timeout(Duration::from_secs(60))
+        .user_agent(concat!("auditship/", env!("CARGO_PKG_VERSION")));
+    if let Some(ca) = &cfg.ca_file {
+        let client = cfg
+            .client_cert
+            .as_ref()
+            .map(|(c, k)| (c.as_path(), k.as_path()));
+        let tls = auditship_tls::client_config(ca, client).map_err(|e| e.to_string())?;
+        b = b.tls_backend_preconfigured(tls);
+    }
+    b.build().map_err(|e| error_chain(&e))
+}
+
+impl Output for CollectorOutput {
+    fn name(&self) -> &str {
+        &self.cfg.name
+    }
+
+    fn recover(&mut self, queue_id: u64) -> Result<Option<u64>, OutputError> {
+        self.queue = queue_id;
+        // The collector deduplicates; nothing to skip here.
+        Ok(None)
+    }
+
+    fn deliver(&mut self, batch: &Batch) -> Result<(), OutputError> {
+        self.deliver_part(batch)
+    }
+
+    fn batch_limits(&self) -> BatchLimits {
+        self.cfg.limits
+    }
+
+    fn retry_policy(&self) -> RetryPolicy {
+        self.cfg.retry
+    }
+}
