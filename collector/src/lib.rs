@@ -7,4 +7,10 @@
 //!
 //! * [`store`]: the storage traits and version 1 (segment files + index).
 
+pub mod auth;
+pub mod config;
+pub mod gaps;
+pub mod ingest;
+pub mod query_api;
+pub mod server;
 pub mod store;

@@ -1,0 +1,81 @@
+use std::path::Path;
+
+use super::*;
+
+fn parse_str(s: &str) -> Result<CollectorConfig, ConfigErrors> {
+    parse(s, Path::new("/etc/auditship/collector.toml"))
+}
+
+const MINIMAL: &str = r#"
+data_dir = "data"
+listen = "127.0.0.1:8443"
+insecure_plain_http = true
+
+[[tokens]]
+name = "a"
+role = "ingest"
+agents = ["web-1"]
+token = "0123456789abcdef"
+"#;
+
+#[test]
+fn every_collector_example_in_config_dir_is_valid() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if name.starts_with("collector") && name.ends_with(".toml") {
+            let cfg = load(&path).unwrap_or_else(|e| panic!("{e}"));
+            assert!(!cfg.tokens.is_empty());
+            n += 1;
+        }
+    }
+    assert!(n >= 1, "collector examples missing in {}", dir.display());
+}
+
+#[test]
+fn minimal_config_gets_defaults_and_relative_paths_follow_the_file() {
+    let c = parse_str(MINIMAL).unwrap();
+    assert_eq!(c.data_dir, Path::new("/etc/auditship/data"));
+    assert!(c.tls.is_none());
+    assert_eq!(c.max_body_bytes, 16 << 20);
+    assert_eq!(c.max_decompressed_bytes, 128 << 20);
+    assert_eq!(c.tokens[0].agents.iter().next().unwrap(), "web-1");
+    assert_eq!(c.tokens[0].secret, Secret::Inline("0123456789abcdef".into()));
+}
+
+#[test]
+fn every_semantic_error_is_reported_with_its_line() {
+    let src = r#"data_dir = "d"
+listen = "nowhere"
+
+[[tokens]]
+name = "r"
+role = "reader"
+agents = ["x"]
+token_sha256 = "abc"
+"#;
+    let errs = parse_str(src).unwrap_err().to_string();
+    for want in [
+        "collector.toml:2: listen:",
+        "tls: a [tls] section is required",
+        "collector.toml:7: tokens[0].agents: only ingest tokens",
+        "collector.toml:8: tokens[0].token_sha256: must be 64 hex digits",
+        "tokens: at least one [[tokens]] with role = \"ingest\"",
+    ] {
+        assert!(errs.contains(want), "missing {want:?} in:\n{errs}");
+    }
+}
+
+#[test]
+fn unknown_keys_and_two_secrets_are_refused() {
+    let e = parse_str(&MINIMAL.replace("listen =", "listne =")).unwrap_err();
+    assert!(e.to_string().contains("unknown field `listne`"), "{e}");
+    let two = MINIMAL.replace(
+        "token = \"0123456789abcdef\"",
+        "token = \"0123456789abcdef\"\ntoken_file = \"x\"",
+    );
+    let e = parse_str(&two).unwrap_err().to_string();
+    assert!(e.contains("set exactly one of token"), "{e}");
+}

@@ -1,0 +1,319 @@
+//! The collector process: listener, TLS, routes, and shutdown.
+//!
+//! ```text
+//! TcpListener -> (TLS handshake, 10 s limit) -> HTTP/1.1 (hyper) -> axum routes
+//!   POST /v1/ingest   ingest token   -> ingest::PreparedBatch -> commit thread
+//!   GET  /v1/events   reader token   -> StoreReader::query (NDJSON, newest first)
+//!   GET  /v1/gaps     reader token   -> ranges of seq not received, per agent
+//!   GET  /health                     -> "ok"
+//! ```
+//!
+//! Status codes an agent acts on: 200 stored (durable); 400 the batch is
+//! malformed (the message says where); 401 no or unknown token; 403 the
+//! token may not do this (send as that agent, or read); 413 body or its
+//! decompressed form too large; 503 with `Retry-After` when the store cannot
+//! take data (a full disk): the collector keeps running.
+//!
+//! Shutdown: a [`CancellationToken`] stops accepting; open connections
+//! finish their request within the grace period; the commit thread ends
+//! when the last handler is gone.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use auditship_core::wire::{self, ErrorBody};
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use http_body_util::BodyExt;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::auth::Tokens;
+use crate::config::{CollectorConfig, Role};
+use crate::gaps::Gaps;
+use crate::ingest::{self, IngestError, IngestHandle, PreparedBatch};
+use crate::query_api;
+use crate::store::segments::{self, SegmentConfig};
+use crate::store::StoreReader;
+
+/// Why the collector could not start or run.
+#[derive(Debug, thiserror::Error)]
+pub enum CollectorError {
+    /// The data directory or a state file.
+    #[error("{path}: {source}")]
+    State {
+        /// The path.
+        path: std::path::PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The store could not be opened.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// A token file.
+    #[error("{0}")]
+    Tokens(String),
+    /// Certificates or keys.
+    #[error(transparent)]
+    Tls(#[from] auditship_tls::TlsError),
+    /// Binding the listen address.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+/// Shared by every request.
+#[derive(Clone)]
+pub struct AppState {
+    tokens: Arc<Tokens>,
+    ingest: IngestHandle,
+    pub(crate) reader: Arc<dyn StoreReader>,
+    gaps: Arc<std::sync::Mutex<serde_json::Value>>,
+    max_body: usize,
+    max_inflated: usize,
+    retry_after: Duration,
+}
+
+impl AppState {
+    pub(crate) fn tokens(&self) -> &Tokens {
+        &self.tokens
+    }
+}
+
+/// Runs the collector until `shutdown`. `on_listen` receives the bound
+/// address (useful with port 0). The address is also written to
+/// `<data_dir>/collector.addr`.
+pub async fn run(
+    cfg: CollectorConfig,
+    shutdown: CancellationToken,
+    on_listen: Option<tokio::sync::oneshot::Sender<SocketAddr>>,
+) -> Result<(), CollectorError> {
+    let state_err = |path: &std::path::Path| {
+        let path = path.to_path_buf();
+        move |source| CollectorError::State { path, source }
+    };
+    std::fs::create_dir_all(&cfg.data_dir).map_err(state_err(&cfg.data_dir))?;
+    let tokens = Tokens::load(&cfg.tokens).map_err(CollectorError::Tokens)?;
+    let tls = match &cfg.tls {
+        Some(t) => Some(tokio_rustls::TlsAcceptor::from(auditship_tls::server_config(
+            &t.cert_file,
+            &t.key_file,
+            t.client_ca_file.as_deref(),
+        )?)),
+        None => None,
+    };
+    let (writer, reader, recovery) = segments::open(SegmentConfig {
+        dir: cfg.data_dir.join("store"),
+        segment_bytes: cfg.segment_bytes,
+    })?;
+    tracing::info!(?recovery, "store opened");
+    let gaps = Gaps::load(&cfg.data_dir).map_err(state_err(&cfg.data_dir.join("gaps.json")))?;
+    let gaps_view = Arc::new(std::sync::Mutex::new(
+        serde_json::to_value(gaps.all()).unwrap_or_default(),
+    ));
+    let (ingest, commit_thread) = ingest::start(Box::new(writer), gaps, gaps_view.clone());
+    let state = AppState {
+        tokens: Arc::new(tokens),
+        ingest,
+        reader,
+        gaps: gaps_view,
+        max_body: cfg.max_body_bytes,
+        max_inflated: cfg.max_decompressed_bytes,
+        retry_after: cfg.retry_after,
+    };
+    let app = Router::new()
+        .route(wire::INGEST_PATH, post(ingest_handler))
+        .route("/v1/events", get(query_api::events))
+        .route("/v1/gaps", get(gaps_handler))
+        .route("/health", get(|| async { "ok\n" }))
+        .with_state(state);
+
+    let listener = TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|source| CollectorError::Listen {
+            addr: cfg.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| CollectorError::Listen {
+        addr: cfg.listen,
+        source,
+    })?;
+    let addr_file = cfg.data_dir.join("collector.addr");
+    std::fs::write(&addr_file, format!("{addr}\n")).map_err(state_err(&addr_file))?;
+    tracing::info!(%addr, tls = tls.is_some(), mtls = cfg.tls.as_ref().is_some_and(|t| t.client_ca_file.is_some()), "collector listening");
+    if let Some(tx) = on_listen {
+        let _ = tx.send(addr);
+    }
+
+    let tracker = TaskTracker::new();
+    loop {
+        let (tcp, peer) = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = tcp.set_nodelay(true);
+        let (app, tls, stop) = (app.clone(), tls.clone(), shutdown.clone());
+        tracker.spawn(async move {
+            match tls {
+                Some(acceptor) => {
+                    match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await
+                    {
+                        Ok(Ok(stream)) => serve(stream, app, stop).await,
+                        Ok(Err(e)) => tracing::info!(%peer, error = %e, "TLS handshake refused"),
+                        Err(_) => tracing::info!(%peer, "TLS handshake timed out"),
+                    }
+                }
+                None => serve(tcp, app, stop).await,
+            }
+        });
+    }
+    drop(listener);
+    drop(app);
+    tracker.close();
+    tracing::info!(grace = ?cfg.shutdown_grace, "stopping: finishing open requests");
+    if tokio::time::timeout(cfg.shutdown_grace, tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("grace period over; closing the remaining connections");
+    }
+    // The commit thread ends once every handle (held by handlers) is gone.
+    let _ = tokio::task::spawn_blocking(move || commit_thread.join()).await;
+    tracing::info!("collector stopped");
+    Ok(())
+}
+
+async fn serve<S>(stream: S, app: Router, stop: CancellationToken)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper_util::service::TowerToHyperService::new(app);
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30))
+        .serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    tokio::select! {
+        r = conn.as_mut() => {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        }
+        _ = stop.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
+}
+
+/// A JSON error answer.
+pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    let body = ErrorBody {
+        error: message.into(),
+    };
+    let mut r = (status, axum::Json(body)).into_response();
+    if status == StatusCode::UNAUTHORIZED {
+        r.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+    r
+}
+
+async fn ingest_handler(State(st): State<AppState>, req: Request) -> Response {
+    let auth = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let Some(grant) = st.tokens.check(auth).cloned() else {
+        return error(StatusCode::UNAUTHORIZED, "missing or unknown bearer token");
+    };
+    if grant.role != Role::Ingest {
+        return error(
+            StatusCode::FORBIDDEN,
+            format!("token {:?} may not send events", grant.name),
+        );
+    }
+    let encoding = req
+        .headers()
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let body = match http_body_util::Limited::new(req.into_body(), st.max_body)
+        .collect()
+        .await
+    {
+        Ok(b) => b.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("body is larger than {} bytes", st.max_body),
+            )
+        }
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("cannot read body: {e}")),
+    };
+    let limit = st.max_inflated;
+    let prepared = tokio::task::spawn_blocking(move || {
+        let inflated = wire::inflate(&body, encoding.as_deref(), limit)?.into_owned();
+        PreparedBatch::prepare(inflated)
+    })
+    .await;
+    let batch = match prepared {
+        Ok(Ok(b)) => b,
+        Ok(Err(e @ wire::WireError::TooLarge { .. })) => {
+            return error(StatusCode::PAYLOAD_TOO_LARGE, e.to_string())
+        }
+        Ok(Err(e)) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    if !grant.may_send_as(&batch.agent_id) {
+        tracing::warn!(token = %grant.name, agent = %batch.agent_id, "token used to send as an agent it is not bound to");
+        return error(
+            StatusCode::FORBIDDEN,
+            format!(
+                "token {:?} may not send as agent {:?}",
+                grant.name, batch.agent_id
+            ),
+        );
+    }
+    match st.ingest.submit(batch).await {
+        Ok(ack) => axum::Json(ack).into_response(),
+        Err(e) => {
+            let mut r = error(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
+            let secs = if matches!(e, IngestError::Stopped) {
+                1
+            } else {
+                st.retry_after.as_secs().max(1)
+            };
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            r
+        }
+    }
+}
+
+async fn gaps_handler(State(st): State<AppState>, req: Request<Body>) -> Response {
+    if let Err(r) = query_api::require_reader(&st, &req) {
+        return r;
+    }
+    let v = st.gaps.lock().expect("gaps view").clone();
+    axum::Json(v).into_response()
+}
