@@ -155,7 +155,8 @@ pub struct StoreStats {
     pub bytes: u64,
     /// Segment files.
     pub segments: u64,
-    /// Records quarantined at open.
+    /// Corrupt records set aside: found at open, or later when a query read
+    /// them (each counted once per process).
     pub quarantined: u64,
 }
 

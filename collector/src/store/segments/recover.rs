@@ -1,0 +1,264 @@
+//! Reading segment files back: scanning with quarantine and torn-tail
+//! truncation, rebuilding an index from a segment, and the recovery that
+//! [`super::open`] runs.
+
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::path::{Path, PathBuf};
+
+use super::format::{self, Body, EventRecord, Scan};
+use super::index::{self, Builder, Entry, IndexFile, IndexMeta};
+use super::{Quarantined, Recovery};
+use crate::store::{IndexKey, StoreError, Watermark};
+
+/// Path of segment `no`'s file.
+pub fn segment_path(dir: &Path, no: u64) -> PathBuf {
+    dir.join(format!("{no:020}.seg"))
+}
+
+/// Path of segment `no`'s index.
+pub fn index_path(dir: &Path, no: u64) -> PathBuf {
+    dir.join(format!("{no:020}.idx"))
+}
+
+/// Segment numbers in `dir`, ascending. Leftover temporary index files are
+/// removed on the way.
+pub fn list_segments(dir: &Path) -> Result<Vec<u64>, StoreError> {
+    let mut out = Vec::new();
+    for e in fs::read_dir(dir).map_err(|e| StoreError::io(dir, e))? {
+        let e = e.map_err(|e| StoreError::io(dir, e))?;
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if name.ends_with(".idx.tmp") {
+            let _ = fs::remove_file(e.path());
+        }
+        if let Some(no) = name
+            .strip_suffix(".seg")
+            .and_then(|n| (n.len() == 20).then(|| n.parse::<u64>().ok()).flatten())
+        {
+            out.push(no);
+        }
+    }
+    out.sort_unstable();
+    Ok(out)
+}
+
+/// Sets the watermark of `agent` after an event `(queue, seq)`: the highest
+/// seq of the agent's latest queue; a new queue replaces the watermark.
+pub fn advance(marks: &mut HashMap<String, Watermark>, agent: &str, queue: u64, seq: u64) {
+    match marks.get_mut(agent) {
+        Some(w) if w.queue == queue => w.seq = w.seq.max(seq),
+        Some(w) => *w = Watermark { queue, seq },
+        None => {
+            marks.insert(agent.to_string(), Watermark { queue, seq });
+        }
+    }
+}
+
+/// Copies `bytes` to the quarantine directory, best effort: the store opens
+/// even when they cannot be set aside.
+pub fn quarantine(qdir: &Path, no: u64, offset: u64, bytes: &[u8], reason: &str) -> Quarantined {
+    let file = qdir.join(format!("{no:020}-{offset}.bin"));
+    let copied = fs::create_dir_all(qdir).and_then(|_| fs::write(&file, bytes));
+    if let Err(e) = &copied {
+        tracing::error!(file = %file.display(), error = %e, "store: cannot copy corrupt bytes aside");
+    }
+    tracing::error!(
+        segment = no,
+        offset,
+        bytes = bytes.len(),
+        reason,
+        "store: corrupt record quarantined; the rest of the store is intact"
+    );
+    Quarantined {
+        segment: no,
+        offset,
+        bytes: bytes.len() as u64,
+        file: copied.ok().map(|_| file),
+        reason: reason.to_string(),
+    }
+}
+
+/// What a scan of one segment found.
+pub struct Scanned {
+    /// The file's length after any truncation.
+    pub len: u64,
+    /// The snapshot, if the first record is one.
+    pub snapshot: Option<HashMap<String, Watermark>>,
+    /// `(agent, queue, seq)` of every event, in order.
+    pub marks: Vec<(String, u64, u64)>,
+    /// Index entries and dictionaries of every event.
+    pub index: Builder,
+    /// The entries.
+    pub entries: Vec<Entry>,
+}
+
+/// Scans segment `no`. A bad header returns `Ok(None)` (the file is moved to
+/// quarantine, or removed when it is too short to hold anything). In the
+/// newest segment, bad bytes with no valid record after them are a torn tail
+/// and are cut off; anywhere else they are quarantined.
+pub fn scan_segment(
+    dir: &Path,
+    qdir: &Path,
+    no: u64,
+    newest: bool,
+    recovery: &mut Recovery,
+) -> Result<Option<Scanned>, StoreError> {
+    let path = segment_path(dir, no);
+    let data = fs::read(&path).map_err(|e| StoreError::io(&path, e))?;
+    if !format::header_ok(&data, no) {
+        if newest && data.len() < format::HEADER_LEN {
+            // A creation the crash interrupted: nothing in it was committed.
+            recovery.truncated_bytes += data.len() as u64;
+            fs::remove_file(&path).map_err(|e| StoreError::io(&path, e))?;
+            return Ok(None);
+        }
+        recovery
+            .quarantined
+            .push(quarantine(qdir, no, 0, &data, "bad segment header"));
+        fs::remove_file(&path).map_err(|e| StoreError::io(&path, e))?;
+        return Ok(None);
+    }
+    let mut out = Scanned {
+        len: data.len() as u64,
+        snapshot: None,
+        marks: Vec::new(),
+        index: Builder::default(),
+        entries: Vec::new(),
+    };
+    let mut at = format::HEADER_LEN;
+    let mut first = true;
+    loop {
+        match format::scan(&data, at) {
+            Scan::End => break,
+            Scan::Record { body, next } => {
+                match body {
+                    Body::Snapshot(m) if first => out.snapshot = Some(m),
+                    Body::Snapshot(_) => {}
+                    Body::Event(ev) => {
+                        out.marks.push((ev.agent.to_string(), ev.queue, ev.seq));
+                        let entry = entry_of(&mut out.index, &ev, at as u32, (next - at) as u32);
+                        out.entries.push(entry);
+                    }
+                }
+                first = false;
+                at = next;
+            }
+            Scan::Corrupt { resume, reason } => {
+                if newest && resume == data.len() {
+                    let cut = (data.len() - at) as u64;
+                    tracing::warn!(
+                        segment = no,
+                        offset = at,
+                        bytes = cut,
+                        reason,
+                        "store: torn tail truncated"
+                    );
+                    let f = OpenOptions::new()
+                        .write(true)
+                        .open(&path)
+                        .map_err(|e| StoreError::io(&path, e))?;
+                    f.set_len(at as u64)
+                        .and_then(|_| f.sync_all())
+                        .map_err(|e| StoreError::io(&path, e))?;
+                    recovery.truncated_bytes += cut;
+                    out.len = at as u64;
+                    break;
+                }
+                recovery.quarantined.push(quarantine(
+                    qdir,
+                    no,
+                    at as u64,
+                    &data[at..resume],
+                    reason,
+                ));
+                first = false;
+                at = resume;
+            }
+        }
+    }
+    Ok(Some(out))
+}
+
+/// The index entry of a stored event: the indexed fields are taken from the
+/// payload again (ingest extracted them the same way), the time from the
+/// record.
+pub fn entry_of(b: &mut Builder, ev: &EventRecord<'_>, offset: u32, len: u32) -> Entry {
+    let view: Option<auditship_core::wire::EventView<'_>> = serde_json::from_slice(ev.payload).ok();
+    let key = match &view {
+        Some(v) => IndexKey {
+            ts_millis: ev.ts_millis,
+            host: v.host.as_deref(),
+            actor: v.actor.user.as_deref(),
+            action: &v.action,
+            category: &v.category,
+            outcome: &v.outcome,
+            src_ip: v.src_ip,
+        },
+        None => IndexKey {
+            ts_millis: ev.ts_millis,
+            host: None,
+            actor: None,
+            action: "",
+            category: "",
+            outcome: "",
+            src_ip: None,
+        },
+    };
+    b.entry(&key, offset, len, |_, _| {})
+}
+
+/// Rebuilds the index of sealed segment `no` from its bytes and writes it
+/// (best effort: a query can use the returned entries either way).
+pub fn rebuild_index(
+    dir: &Path,
+    qdir: &Path,
+    no: u64,
+    recovery: &mut Recovery,
+) -> Result<Option<(Scanned, IndexMeta)>, StoreError> {
+    let Some(s) = scan_segment(dir, qdir, no, false, recovery)? else {
+        return Ok(None);
+    };
+    let path = index_path(dir, no);
+    let meta = match index::write(&path, no, s.len, &s.index.dicts, &[&s.entries]) {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::error!(file = %path.display(), error = %e, "store: cannot write a rebuilt index; queries rebuild it again");
+            let mut m = index::summarize(&[&s.entries]);
+            m.bytes = 0;
+            m
+        }
+    };
+    tracing::info!(
+        segment = no,
+        entries = meta.entries,
+        "store: index rebuilt from the segment"
+    );
+    Ok(Some((s, meta)))
+}
+
+/// A sealed segment's index, opened or rebuilt.
+pub fn sealed_index(
+    dir: &Path,
+    qdir: &Path,
+    no: u64,
+    recovery: &mut Recovery,
+) -> Result<Option<(u64, IndexMeta)>, StoreError> {
+    let path = segment_path(dir, no);
+    let len = fs::metadata(&path)
+        .map_err(|e| StoreError::io(&path, e))?
+        .len();
+    match IndexFile::open(&index_path(dir, no), no, len) {
+        Ok(f) => Ok(Some((len, f.meta))),
+        Err(why) => {
+            tracing::info!(segment = no, why, "store: index unusable, rebuilding");
+            recovery.indexes_rebuilt += 1;
+            Ok(rebuild_index(dir, qdir, no, recovery)?.map(|(s, m)| (s.len, m)))
+        }
+    }
+}
+
+/// fsyncs a directory, so that files created or removed in it survive.
+pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
