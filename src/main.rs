@@ -19,7 +19,15 @@ struct Cli {
 enum Command {
     /// Run the agent: tail logs, parse, queue durably, deliver to outputs.
     Agent(commands::agent::AgentArgs),
-    /// Check an agent configuration without starting.
+    /// Run the collector: receive batches over HTTPS, store them, answer queries.
+    Collector(commands::collector::CollectorArgs),
+    /// Start a collector and an agent on this machine, writing into a local directory.
+    Quickstart(commands::quickstart::QuickstartArgs),
+    /// Query a collector's stored events.
+    Query(commands::query::QueryArgs),
+    /// List or resend batches a collector refused.
+    Deadletter(commands::deadletter::DeadletterArgs),
+    /// Check an agent (or, with --collector, a collector) configuration without starting.
     Validate(commands::validate::ValidateArgs),
     /// Parse log lines from files or stdin into audit events, one JSON object per line.
     Parse(commands::parse::ParseArgs),
@@ -29,6 +37,10 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Agent(args) => commands::agent::run(args),
+        Command::Collector(args) => commands::collector::run(args),
+        Command::Quickstart(args) => commands::quickstart::run(args),
+        Command::Query(args) => commands::query::run(args),
+        Command::Deadletter(args) => commands::deadletter::run(args),
         Command::Validate(args) => commands::validate::run(args),
         Command::Parse(args) => commands::parse::run(args),
     };

@@ -371,7 +371,11 @@ fn output_loop(
             }
         }
         if backoff.failures > 0 {
-            tracing::info!(output = output.name(), after = backoff.failures, "output recovered; delivering again");
+            tracing::info!(
+                output = output.name(),
+                after = backoff.failures,
+                "output recovered; delivering again"
+            );
             backoff.reset();
         }
         let last = batch.last_id().expect("non-empty batch");

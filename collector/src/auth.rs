@@ -64,7 +64,10 @@ impl Tokens {
                 agents: t.agents.clone(),
             };
             if by_hash.insert(hash, grant).is_some() {
-                return Err(format!("{}: the same secret is used by another token", t.key));
+                return Err(format!(
+                    "{}: the same secret is used by another token",
+                    t.key
+                ));
             }
         }
         Ok(Tokens { by_hash })
@@ -105,7 +108,12 @@ mod tests {
         std::fs::write(&file, "from-a-file-0123456789\n").unwrap();
         let hashed = sha256(b"hashed-secret-0123456789");
         let t = Tokens::load(&[
-            token("web", Role::Ingest, &["web-1"], Secret::Inline("inline-secret-0123".into())),
+            token(
+                "web",
+                Role::Ingest,
+                &["web-1"],
+                Secret::Inline("inline-secret-0123".into()),
+            ),
             token("db", Role::Ingest, &["db-1"], Secret::File(file)),
             token("ro", Role::Reader, &[], Secret::Sha256(hashed)),
         ])
@@ -132,6 +140,9 @@ mod tests {
             Secret::File(PathBuf::from("/nonexistent/secret")),
         )])
         .unwrap_err();
-        assert!(e.starts_with("tokens[x].token_file: cannot read /nonexistent/secret"), "{e}");
+        assert!(
+            e.starts_with("tokens[x].token_file: cannot read /nonexistent/secret"),
+            "{e}"
+        );
     }
 }

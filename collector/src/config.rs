@@ -233,7 +233,10 @@ impl RawConfig {
         let listen = self.listen.parse::<SocketAddr>().unwrap_or_else(|_| {
             err(
                 "listen",
-                format!("{:?} is not an address:port such as \"0.0.0.0:8443\"", self.listen),
+                format!(
+                    "{:?} is not an address:port such as \"0.0.0.0:8443\"",
+                    self.listen
+                ),
             );
             SocketAddr::from(([127, 0, 0, 1], 0))
         });
@@ -297,9 +300,10 @@ impl RawConfig {
                     &k("agents"),
                     "an ingest token must name the agent ids it may send as".into(),
                 ),
-                Role::Reader if !t.agents.is_empty() => {
-                    err(&k("agents"), "only ingest tokens are bound to agents".into())
-                }
+                Role::Reader if !t.agents.is_empty() => err(
+                    &k("agents"),
+                    "only ingest tokens are bound to agents".into(),
+                ),
                 _ => {}
             }
             if t.agents.iter().any(|a| a.is_empty()) {
@@ -362,9 +366,7 @@ impl RawConfig {
             retry_after: l.retry_after.map_or(Duration::from_secs(5), |d| d.0),
             segment_bytes,
             tokens,
-            shutdown_grace: self
-                .shutdown_grace
-                .map_or(Duration::from_secs(10), |d| d.0),
+            shutdown_grace: self.shutdown_grace.map_or(Duration::from_secs(10), |d| d.0),
             log_level: level,
             log_format: self.log.format.unwrap_or_default(),
         })

@@ -261,7 +261,9 @@ fn commit_loop(
         }
         match outcome {
             Ok(acks) => {
-                stats.batches.fetch_add(group.len() as u64, Ordering::Relaxed);
+                stats
+                    .batches
+                    .fetch_add(group.len() as u64, Ordering::Relaxed);
                 for (req, ack) in group.into_iter().zip(acks) {
                     let _ = req.reply.send(Ok(ack));
                 }
@@ -294,9 +296,16 @@ fn commit_group(
     for req in group {
         let b = &req.batch;
         let queue_hex = wire::format_queue(b.queue);
-        let mark = marks
-            .entry(&b.agent_id)
-            .or_insert_with(|| store.watermarks().get(&b.agent_id).copied().unwrap_or(Watermark { queue: b.queue, seq: 0 }));
+        let mark = marks.entry(&b.agent_id).or_insert_with(|| {
+            store
+                .watermarks()
+                .get(&b.agent_id)
+                .copied()
+                .unwrap_or(Watermark {
+                    queue: b.queue,
+                    seq: 0,
+                })
+        });
         if mark.queue != b.queue {
             tracing::warn!(agent = %b.agent_id, old = %wire::format_queue(mark.queue), new = %queue_hex,
                 "agent's queue identity changed (fresh agent state?); starting a new sequence epoch");
@@ -352,9 +361,7 @@ fn commit_group(
             stats.duplicates.fetch_add(duplicates, Ordering::Relaxed);
             let queue = wire::format_queue(b.queue);
             let high = marks.get(b.agent_id.as_str()).map_or(b.last, |m| m.seq);
-            let durable_seq = gaps
-                .lowest(&b.agent_id, &queue)
-                .map_or(high, |low| low - 1);
+            let durable_seq = gaps.lowest(&b.agent_id, &queue).map_or(high, |low| low - 1);
             IngestAck {
                 agent_id: b.agent_id.clone(),
                 queue,

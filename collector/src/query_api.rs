@@ -127,9 +127,7 @@ pub fn parse_query(p: &HashMap<String, String>, now: i64) -> Result<Query, Strin
     let outcome = text("outcome");
     if let Some(o) = &outcome {
         if !["success", "failure", "unknown"].contains(&o.as_str()) {
-            return Err(format!(
-                "outcome: {o:?} is not success, failure or unknown"
-            ));
+            return Err(format!("outcome: {o:?} is not success, failure or unknown"));
         }
     }
     Ok(Query {

@@ -106,11 +106,9 @@ pub async fn run(
     std::fs::create_dir_all(&cfg.data_dir).map_err(state_err(&cfg.data_dir))?;
     let tokens = Tokens::load(&cfg.tokens).map_err(CollectorError::Tokens)?;
     let tls = match &cfg.tls {
-        Some(t) => Some(tokio_rustls::TlsAcceptor::from(auditship_tls::server_config(
-            &t.cert_file,
-            &t.key_file,
-            t.client_ca_file.as_deref(),
-        )?)),
+        Some(t) => Some(tokio_rustls::TlsAcceptor::from(
+            auditship_tls::server_config(&t.cert_file, &t.key_file, t.client_ca_file.as_deref())?,
+        )),
         None => None,
     };
     let (writer, reader, recovery) = segments::open(SegmentConfig {
@@ -139,16 +137,19 @@ pub async fn run(
         .route("/health", get(|| async { "ok\n" }))
         .with_state(state);
 
-    let listener = TcpListener::bind(cfg.listen)
-        .await
+    let listener =
+        TcpListener::bind(cfg.listen)
+            .await
+            .map_err(|source| CollectorError::Listen {
+                addr: cfg.listen,
+                source,
+            })?;
+    let addr = listener
+        .local_addr()
         .map_err(|source| CollectorError::Listen {
             addr: cfg.listen,
             source,
         })?;
-    let addr = listener.local_addr().map_err(|source| CollectorError::Listen {
-        addr: cfg.listen,
-        source,
-    })?;
     let addr_file = cfg.data_dir.join("collector.addr");
     std::fs::write(&addr_file, format!("{addr}\n")).map_err(state_err(&addr_file))?;
     tracing::info!(%addr, tls = tls.is_some(), mtls = cfg.tls.as_ref().is_some_and(|t| t.client_ca_file.is_some()), "collector listening");

@@ -32,18 +32,7 @@ pub fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
         .context("starting the async runtime")?;
     runtime.block_on(async move {
         let shutdown = CancellationToken::new();
-        let signals = shutdown.clone();
-        tokio::spawn(async move {
-            use tokio::signal::unix::{signal, SignalKind};
-            let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-            let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
-            tokio::select! {
-                _ = term.recv() => tracing::info!("SIGTERM received"),
-                _ = int.recv() => tracing::info!("SIGINT received"),
-                _ = signals.cancelled() => {}
-            }
-            signals.cancel();
-        });
+        shutdown_on_signals(shutdown.clone());
         tracing::info!(config = %args.config.display(), "agent starting");
         let summary = auditship_agent::runtime::run(cfg, shutdown).await?;
         Ok::<_, anyhow::Error>(if summary.drained {
@@ -52,6 +41,21 @@ pub fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
             ExitCode::from(3)
         })
     })
+}
+
+/// Cancels `token` on SIGTERM or SIGINT (call inside a runtime).
+pub fn shutdown_on_signals(token: CancellationToken) {
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+        let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received"),
+            _ = int.recv() => tracing::info!("SIGINT received"),
+            _ = token.cancelled() => {}
+        }
+        token.cancel();
+    });
 }
 
 /// Structured logs on stderr, through tracing. `RUST_LOG` overrides the level.

@@ -1,5 +1,10 @@
 //! The implementations of `auditship`'s subcommands.
 
 pub mod agent;
+pub mod collector;
+pub mod deadletter;
+pub mod demo;
 pub mod parse;
+pub mod query;
+pub mod quickstart;
 pub mod validate;

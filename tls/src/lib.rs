@@ -38,6 +38,13 @@ fn err(path: &Path, message: impl std::fmt::Display) -> TlsError {
     }
 }
 
+/// Makes `ring` the process's default rustls provider, for clients built
+/// without a preconfigured TLS setup (plain-http endpoints still need one).
+/// Harmless when a default is already installed.
+pub fn install_default_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
@@ -85,26 +92,27 @@ pub fn server_config(
         .map_err(|e| err(cert, e))?;
     let builder = match client_ca {
         Some(ca) => {
-            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots(ca)?), provider())
-                .build()
-                .map_err(|e| err(ca, format!("cannot verify clients with it: {e}")))?;
+            let verifier =
+                WebPkiClientVerifier::builder_with_provider(Arc::new(roots(ca)?), provider())
+                    .build()
+                    .map_err(|e| err(ca, format!("cannot verify clients with it: {e}")))?;
             builder.with_client_cert_verifier(verifier)
         }
         None => builder.with_no_client_auth(),
     };
-    let mut config = builder
-        .with_single_cert(chain, key_der)
-        .map_err(|e| err(key, format!("does not match the certificate in {}: {e}", cert.display())))?;
+    let mut config = builder.with_single_cert(chain, key_der).map_err(|e| {
+        err(
+            key,
+            format!("does not match the certificate in {}: {e}", cert.display()),
+        )
+    })?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
 
 /// An agent's TLS configuration: trust the CAs in `ca` and, for mutual
 /// TLS, present `client` = (certificate chain, key).
-pub fn client_config(
-    ca: &Path,
-    client: Option<(&Path, &Path)>,
-) -> Result<ClientConfig, TlsError> {
+pub fn client_config(ca: &Path, client: Option<(&Path, &Path)>) -> Result<ClientConfig, TlsError> {
     let builder = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| err(ca, e))?
@@ -136,7 +144,9 @@ mod tests {
 
         let e = server_config(&key, &key, None).unwrap_err().to_string();
         assert!(e.contains("k.pem: holds no CERTIFICATE block"), "{e}");
-        let e = client_config(&dir.path().join("missing.pem"), None).unwrap_err().to_string();
+        let e = client_config(&dir.path().join("missing.pem"), None)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("missing.pem: cannot read"), "{e}");
         let other = rcgen::generate_simple_self_signed(vec!["x".into()]).unwrap();
         std::fs::write(&key, other.signing_key.serialize_pem()).unwrap();

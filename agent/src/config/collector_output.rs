@@ -107,7 +107,10 @@ impl RawCollectorOutput {
             (Some(c), Some(k)) => Some((c, k)),
             (None, None) => None,
             _ => {
-                err("client_cert_file", "client_cert_file and client_key_file go together".into());
+                err(
+                    "client_cert_file",
+                    "client_cert_file and client_key_file go together".into(),
+                );
                 None
             }
         };
@@ -131,7 +134,10 @@ impl RawCollectorOutput {
         }
         let max_bytes = self.max_bytes.map_or(4 << 20, |b| b.0);
         if !(1024..=256 << 20).contains(&max_bytes) {
-            err("max_bytes", format!("{max_bytes} must be between 1KiB and 256MiB"));
+            err(
+                "max_bytes",
+                format!("{max_bytes} must be between 1KiB and 256MiB"),
+            );
         }
         let d = |v: Option<HumanDuration>, ms: u64| v.map_or(Duration::from_millis(ms), |d| d.0);
         let retry = RetryPolicy {
@@ -139,7 +145,10 @@ impl RawCollectorOutput {
             max: d(self.backoff_max, 30_000),
         };
         if retry.initial.is_zero() || retry.initial > retry.max {
-            err("backoff_initial", "must be above zero and at most backoff_max".into());
+            err(
+                "backoff_initial",
+                "must be above zero and at most backoff_max".into(),
+            );
         }
         let dead_letter_dir = self
             .dead_letter_dir

@@ -19,8 +19,8 @@ use auditship_plugins::{Format, Parser, ParserError, ParserOptions};
 use serde::Deserialize;
 
 use crate::filter::{build_chain, FilterConfig};
-use crate::output::CollectorOutputConfig;
 use crate::input::file::{FileInputConfig, ReadFrom};
+use crate::output::CollectorOutputConfig;
 use crate::queue::{Fsync, QueueConfig};
 
 mod collector_output;

@@ -145,7 +145,9 @@ impl CollectorOutput {
 
     /// Posts an already encoded body to the current endpoint.
     fn post(&mut self, body: bytes::Bytes, events: usize) -> Answer {
-        let endpoint = self.cfg.endpoints[self.current].trim_end_matches('/').to_string();
+        let endpoint = self.cfg.endpoints[self.current]
+            .trim_end_matches('/')
+            .to_string();
         let url = format!("{endpoint}{}", wire::INGEST_PATH);
         let mut req = self
             .client
@@ -240,13 +242,18 @@ impl CollectorOutput {
             Answer::Delivered(ack) => {
                 if ack.agent_id != self.agent_id || ack.queue != header.queue {
                     return Err(self.unavailable(
-                        format!("collector acknowledged {}/{} instead of {}/{}", ack.agent_id, ack.queue, self.agent_id, header.queue),
+                        format!(
+                            "collector acknowledged {}/{} instead of {}/{}",
+                            ack.agent_id, ack.queue, self.agent_id, header.queue
+                        ),
                         None,
                     ));
                 }
                 self.stats.batches.fetch_add(1, Ordering::Relaxed);
                 self.stats.stored.fetch_add(ack.stored, Ordering::Relaxed);
-                self.stats.duplicates.fetch_add(ack.duplicates, Ordering::Relaxed);
+                self.stats
+                    .duplicates
+                    .fetch_add(ack.duplicates, Ordering::Relaxed);
                 Ok(())
             }
             Answer::Retry { why, after } => {
@@ -270,10 +277,9 @@ impl CollectorOutput {
                 self.deliver_part(part)
             }
             Answer::TooLarge(r) | Answer::Rejected(r) => {
-                let path = self
-                    .dead
-                    .write(&header, &r)
-                    .map_err(|e| self.unavailable(format!("cannot write a dead letter: {e}"), None))?;
+                let path = self.dead.write(&header, &r).map_err(|e| {
+                    self.unavailable(format!("cannot write a dead letter: {e}"), None)
+                })?;
                 self.stats.dead_letters.fetch_add(1, Ordering::Relaxed);
                 tracing::error!(output = %self.cfg.name, status = r.status, response = %r.response.trim(),
                     first = header.first, last = header.last, events = header.events, file = %path.display(),
@@ -297,6 +303,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 
 /// The HTTP client for an output's settings.
 pub fn build_client(cfg: &CollectorOutputConfig) -> Result<reqwest::Client, String> {
+    auditship_tls::install_default_provider();
     let mut b = reqwest::Client::builder()
         .timeout(cfg.timeout)
         .connect_timeout(cfg.connect_timeout)

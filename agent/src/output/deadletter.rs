@@ -118,8 +118,15 @@ impl DeadLetter {
             if path.extension().is_some_and(|e| e == "batch") {
                 let meta = path.with_extension("json");
                 let letter = fs::read(&meta)
-                    .map_err(|e| format!("{}: {e} (a crash while writing it; the batch is still queued)", meta.display()))
-                    .and_then(|b| serde_json::from_slice(&b).map_err(|e| format!("{}: {e}", meta.display())));
+                    .map_err(|e| {
+                        format!(
+                            "{}: {e} (a crash while writing it; the batch is still queued)",
+                            meta.display()
+                        )
+                    })
+                    .and_then(|b| {
+                        serde_json::from_slice(&b).map_err(|e| format!("{}: {e}", meta.display()))
+                    });
                 out.push((path, letter));
             }
         }

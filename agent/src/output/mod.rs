@@ -19,7 +19,9 @@ pub mod deadletter;
 mod file;
 mod stdout;
 
-pub use collector::{CollectorOutput, CollectorOutputConfig, CollectorStats, TokenSource};
+pub use collector::{
+    build_client, CollectorOutput, CollectorOutputConfig, CollectorStats, TokenSource,
+};
 pub use file::FileOutput;
 pub use stdout::StdoutOutput;
 
@@ -155,7 +157,10 @@ mod tests {
             max: Duration::from_secs(30),
         };
         // The upper bound doubles per failure...
-        assert_eq!(p.delay(1, None, 0.999_999), Duration::from_millis(100) - Duration::from_nanos(100));
+        assert_eq!(
+            p.delay(1, None, 0.999_999),
+            Duration::from_millis(100) - Duration::from_nanos(100)
+        );
         assert!(p.delay(4, None, 0.999_999) > Duration::from_millis(799));
         // ...up to the cap.
         assert!(p.delay(40, None, 0.999_999) <= Duration::from_secs(30));
@@ -163,7 +168,13 @@ mod tests {
         // Full jitter: anywhere from zero.
         assert_eq!(p.delay(10, None, 0.0), Duration::ZERO);
         // Retry-After is a floor, bounded.
-        assert_eq!(p.delay(1, Some(Duration::from_secs(7)), 0.5), Duration::from_secs(7));
-        assert_eq!(p.delay(1, Some(Duration::from_secs(86_400)), 0.5), MAX_RETRY_AFTER);
+        assert_eq!(
+            p.delay(1, Some(Duration::from_secs(7)), 0.5),
+            Duration::from_secs(7)
+        );
+        assert_eq!(
+            p.delay(1, Some(Duration::from_secs(86_400)), 0.5),
+            MAX_RETRY_AFTER
+        );
     }
 }

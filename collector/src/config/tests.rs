@@ -42,7 +42,10 @@ fn minimal_config_gets_defaults_and_relative_paths_follow_the_file() {
     assert_eq!(c.max_body_bytes, 16 << 20);
     assert_eq!(c.max_decompressed_bytes, 128 << 20);
     assert_eq!(c.tokens[0].agents.iter().next().unwrap(), "web-1");
-    assert_eq!(c.tokens[0].secret, Secret::Inline("0123456789abcdef".into()));
+    assert_eq!(
+        c.tokens[0].secret,
+        Secret::Inline("0123456789abcdef".into())
+    );
 }
 
 #[test]
