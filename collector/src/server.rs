@@ -5,6 +5,7 @@
 //!   POST /v1/ingest   ingest token   -> ingest::PreparedBatch -> commit thread
 //!   GET  /v1/events   reader token   -> StoreReader::query (NDJSON, newest first)
 //!   GET  /v1/gaps     reader token   -> ranges of seq not received, per agent
+//!   GET  /v1/stats    reader token   -> store size and ingest counters (JSON)
 //!   GET  /health                     -> "ok"
 //! ```
 //!
@@ -134,6 +135,7 @@ pub async fn run(
         .route(wire::INGEST_PATH, post(ingest_handler))
         .route("/v1/events", get(query_api::events))
         .route("/v1/gaps", get(gaps_handler))
+        .route("/v1/stats", get(stats_handler))
         .route("/health", get(|| async { "ok\n" }))
         .with_state(state);
 
@@ -317,4 +319,30 @@ async fn gaps_handler(State(st): State<AppState>, req: Request<Body>) -> Respons
     }
     let v = st.gaps.lock().expect("gaps view").clone();
     axum::Json(v).into_response()
+}
+
+async fn stats_handler(State(st): State<AppState>, req: Request<Body>) -> Response {
+    if let Err(r) = query_api::require_reader(&st, &req) {
+        return r;
+    }
+    use std::sync::atomic::Ordering::Relaxed;
+    let s = st.reader.stats();
+    let i = &st.ingest.stats;
+    axum::Json(serde_json::json!({
+        "store": {
+            "events": s.events,
+            "bytes": s.bytes,
+            "segments": s.segments,
+            "quarantined": s.quarantined,
+        },
+        "ingest": {
+            "batches": i.batches.load(Relaxed),
+            "stored": i.stored.load(Relaxed),
+            "duplicates": i.duplicates.load(Relaxed),
+            "commits": i.commits.load(Relaxed),
+            "gaps": i.gaps.load(Relaxed),
+            "failures": i.failures.load(Relaxed),
+        },
+    }))
+    .into_response()
 }

@@ -1,0 +1,273 @@
+//! Helpers shared by the end-to-end tests: real `auditship` processes,
+//! configs, and reading back what the collector stored.
+#![allow(dead_code)]
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running `auditship` process; SIGKILLed when dropped.
+pub struct Proc {
+    pub child: Child,
+}
+
+impl Proc {
+    /// Starts `auditship <args>`, stderr appended to `log`.
+    pub fn start(args: &[&str], log: &Path) -> Proc {
+        let err = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_auditship"))
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(err)
+            .spawn()
+            .expect("auditship starts");
+        Proc { child }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then wait for the exit code.
+    pub fn term(mut self) -> i32 {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s.code().unwrap_or(-1);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "process did not stop after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn exited(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_some()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A small deterministic random source.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.next() % (hi - lo)
+    }
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub const INGEST_TOKEN: &str = "ingest-token-0123456789";
+pub const READER_TOKEN: &str = "reader-token-0123456789";
+
+/// Writes a collector config into `dir`; `extra` is appended at top level
+/// before the tables (e.g. a `[tls]` or `[limits]` section goes in `tables`).
+pub fn collector_config(dir: &Path, port: u16, top: &str, tables: &str) -> PathBuf {
+    let path = dir.join("collector.toml");
+    fs::write(
+        &path,
+        format!(
+            r#"data_dir = "{data}"
+listen = "127.0.0.1:{port}"
+shutdown_grace = "2s"
+{top}
+
+{tables}
+
+[[tokens]]
+name = "agents"
+role = "ingest"
+agents = ["e2e-agent"]
+token = "{INGEST_TOKEN}"
+
+[[tokens]]
+name = "reader"
+role = "reader"
+token = "{READER_TOKEN}"
+"#,
+            data = dir.join("collector-data").display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// Writes an agent config tailing `include` into the collector at
+/// `endpoint`; `output_extra` adds keys to the output table.
+pub fn agent_config(dir: &Path, include: &str, endpoint: &str, output_extra: &str) -> PathBuf {
+    let path = dir.join("agent.toml");
+    fs::write(
+        &path,
+        format!(
+            r#"state_dir = "{state}"
+agent_id = "e2e-agent"
+shutdown_grace = "20s"
+
+[[inputs]]
+type = "file"
+name = "logs"
+include = ["{include}"]
+format = "auto"
+timezone = "UTC"
+partial_line_timeout = "300ms"
+rotate_wait = "1s"
+rescan_interval = "200ms"
+max_line_bytes = "512KiB"
+
+[[outputs]]
+type = "collector"
+endpoints = ["{endpoint}"]
+max_wait = "100ms"
+backoff_initial = "50ms"
+backoff_max = "1s"
+{output_extra}
+"#,
+            state = dir.join("agent-state").display(),
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// Every stored event's `raw`, by querying the collector with the real CLI
+/// (`auditship query --all`), plus extra CLI args such as `--ca-file`.
+pub fn stored_raws(url: &str, extra: &[&str]) -> Vec<String> {
+    let out = Command::new(env!("CARGO_BIN_EXE_auditship"))
+        .args([
+            "query",
+            "--url",
+            url,
+            "--token",
+            READER_TOKEN,
+            "--all",
+            "--format",
+            "ndjson",
+            "--limit",
+            "10000",
+        ])
+        .args(extra)
+        .output()
+        .expect("query runs");
+    assert!(
+        out.status.success(),
+        "query failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["raw"].as_str().unwrap().to_string()
+        })
+        .collect()
+}
+
+/// `GET path` over plain HTTP with the reader token: (status, body).
+pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {READER_TOKEN}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let status = text.split(' ').nth(1)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n")?.1.to_string();
+    Some((status, body))
+}
+
+/// How many events the collector holds (cheap check while waiting), over
+/// plain HTTP; 0 while it is down.
+pub fn stored_count(port: u16) -> u64 {
+    http_get(port, "/v1/stats")
+        .filter(|(s, _)| *s == 200)
+        .and_then(|(_, b)| serde_json::from_str::<serde_json::Value>(&b).ok())
+        .and_then(|v| v["store"]["events"].as_u64())
+        .unwrap_or(0)
+}
+
+/// Appends lines to a file (creating it).
+pub fn append_lines(path: &Path, lines: impl IntoIterator<Item = String>) {
+    let mut f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    let mut buf = String::new();
+    for l in lines {
+        buf.push_str(&l);
+        buf.push('\n');
+    }
+    f.write_all(buf.as_bytes()).unwrap();
+}
+
+/// Checks that `raws` holds each of `expected` exactly once; panics with
+/// the first missing and duplicated lines otherwise.
+pub fn assert_exactly_once(raws: &[String], expected: &[String]) {
+    let mut counts = std::collections::HashMap::new();
+    for r in raws {
+        *counts.entry(r.as_str()).or_insert(0usize) += 1;
+    }
+    let missing: Vec<&String> = expected
+        .iter()
+        .filter(|e| !counts.contains_key(e.as_str()))
+        .take(5)
+        .collect();
+    let dups: Vec<(&&str, &usize)> = counts.iter().filter(|(_, &n)| n > 1).take(5).collect();
+    assert!(
+        missing.is_empty() && dups.is_empty() && raws.len() == expected.len(),
+        "stored {} of {} expected; missing (first 5) {missing:?}; duplicated (first 5) {dups:?}",
+        raws.len(),
+        expected.len()
+    );
+}
