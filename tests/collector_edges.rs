@@ -1,0 +1,454 @@
+//! End-to-end tests of the collector's edges with real processes: TLS and
+//! mutual TLS with certificates generated here (rcgen), tokens, request
+//! limits, malformed bodies, a gzip bomb, and the dead-letter round trip.
+
+mod common;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+
+/// A CA, a server certificate for `localhost` and a client certificate,
+/// written as PEM files into `dir`.
+struct Pki {
+    ca: PathBuf,
+    server_cert: PathBuf,
+    server_key: PathBuf,
+    client_cert: PathBuf,
+    client_key: PathBuf,
+}
+
+fn make_pki(dir: &Path) -> Pki {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let server_key = KeyPair::generate().unwrap();
+    let server = CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .signed_by(&server_key, &issuer)
+        .unwrap();
+    let client_key = KeyPair::generate().unwrap();
+    let client = CertificateParams::new(vec!["e2e-agent".to_string()])
+        .unwrap()
+        .signed_by(&client_key, &issuer)
+        .unwrap();
+    let w = |name: &str, pem: String| {
+        let p = dir.join(name);
+        std::fs::write(&p, pem).unwrap();
+        p
+    };
+    Pki {
+        ca: w("ca.pem", ca_cert.pem()),
+        server_cert: w("server.pem", server.pem()),
+        server_key: w("server.key", server_key.serialize_pem()),
+        client_cert: w("client.pem", client.pem()),
+        client_key: w("client.key", client_key.serialize_pem()),
+    }
+}
+
+fn start(dir: &Path, args: &[&str], log: &str) -> Proc {
+    Proc::start(args, &dir.join(log))
+}
+
+/// A blocking HTTPS/HTTP client made the way the agent makes it.
+fn client(ca: Option<&Path>, cert: Option<(&Path, &Path)>) -> reqwest::Client {
+    auditship_tls::install_default_provider();
+    let mut b = reqwest::Client::builder().timeout(Duration::from_secs(20));
+    if let Some(ca) = ca {
+        b = b.tls_backend_preconfigured(auditship_tls::client_config(ca, cert).unwrap());
+    }
+    b.build().unwrap()
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// POSTs a body to /v1/ingest: (status, body), or the transport error.
+fn post(
+    c: &reqwest::Client,
+    url: &str,
+    token: &str,
+    gzip: bool,
+    body: Vec<u8>,
+) -> Result<(u16, String), String> {
+    rt().block_on(async {
+        let mut r = c
+            .post(format!("{url}/v1/ingest"))
+            .bearer_auth(token)
+            .body(body);
+        if gzip {
+            r = r.header("content-encoding", "gzip");
+        }
+        let resp = r.send().await.map_err(|e| format!("{e:?}"))?;
+        let s = resp.status().as_u16();
+        Ok((s, resp.text().await.unwrap_or_default()))
+    })
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+fn wait_up(c: &reqwest::Client, url: &str) {
+    wait_for("collector up", Duration::from_secs(30), || {
+        rt().block_on(async { c.get(format!("{url}/health")).send().await.is_ok() })
+    });
+}
+
+#[test]
+fn tls_server_only_and_mutual_tls_and_hostname_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = make_pki(dir.path());
+    let port = free_port();
+    let tls = format!(
+        "[tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\n",
+        pki.server_cert.display(),
+        pki.server_key.display()
+    );
+    let ccfg = collector_config(dir.path(), port, "", &tls);
+    let collector = start(
+        dir.path(),
+        &["collector", "--config", ccfg.to_str().unwrap()],
+        "c1.log",
+    );
+    let url = format!("https://localhost:{port}");
+    let trusted = client(Some(&pki.ca), None);
+    wait_up(&trusted, &url);
+
+    // Server-only TLS: an agent trusting the CA delivers.
+    let log = dir.path().join("auth.log");
+    append_lines(&log, (0..50).map(|n| format!("Nov 22 10:00:{:02} h sshd[1]: Failed password for root from 192.0.2.{n} port 22 ssh2", n % 60)));
+    let acfg = agent_config(
+        dir.path(),
+        &log.display().to_string(),
+        &url,
+        &format!(
+            "token = \"{INGEST_TOKEN}\"\nca_file = \"{}\"",
+            pki.ca.display()
+        ),
+    );
+    let agent = start(
+        dir.path(),
+        &["agent", "--config", acfg.to_str().unwrap()],
+        "a1.log",
+    );
+    let ca = pki.ca.to_str().unwrap();
+    wait_for("50 events over TLS", Duration::from_secs(60), || {
+        stored_raws(&url, &["--ca-file", ca]).len() == 50
+    });
+    agent.kill9();
+
+    // A wrong host name: the certificate names localhost, not 127.0.0.1.
+    let by_ip = format!("https://127.0.0.1:{port}");
+    let e = post(&trusted, &by_ip, INGEST_TOKEN, false, b"x".to_vec()).unwrap_err();
+    assert!(
+        e.contains("NotValidForName") || e.to_lowercase().contains("certificate"),
+        "{e}"
+    );
+    // An untrusted CA.
+    let other = make_pki(&{
+        let d = dir.path().join("other");
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    });
+    let e = post(
+        &client(Some(&other.ca), None),
+        &url,
+        INGEST_TOKEN,
+        false,
+        b"x".to_vec(),
+    )
+    .unwrap_err();
+    assert!(
+        e.contains("UnknownIssuer") || e.to_lowercase().contains("certificate"),
+        "{e}"
+    );
+    collector.kill9();
+
+    // Mutual TLS: no client certificate, no connection; with one, delivery.
+    let mtls = format!("{tls}client_ca_file = \"{}\"\n", pki.ca.display());
+    let ccfg = collector_config(dir.path(), port, "", &mtls);
+    let _collector = start(
+        dir.path(),
+        &["collector", "--config", ccfg.to_str().unwrap()],
+        "c2.log",
+    );
+    let with_cert = client(Some(&pki.ca), Some((&pki.client_cert, &pki.client_key)));
+    wait_up(&with_cert, &url);
+    let e = post(&trusted, &url, INGEST_TOKEN, false, b"x".to_vec());
+    assert!(
+        e.is_err(),
+        "a client without a certificate got an answer: {e:?}"
+    );
+    let (status, _) = post(&with_cert, &url, INGEST_TOKEN, false, b"x".to_vec()).unwrap();
+    assert_eq!(status, 400, "the handshake passed, the body is garbage");
+    append_lines(&log, (0..10).map(|n| format!("Nov 22 10:01:{n:02} h sshd[1]: Accepted password for alice from 192.0.2.9 port 22 ssh2")));
+    let acfg = agent_config(
+        dir.path(),
+        &log.display().to_string(),
+        &url,
+        &format!(
+            "token = \"{INGEST_TOKEN}\"\nca_file = \"{}\"\nclient_cert_file = \"{}\"\nclient_key_file = \"{}\"",
+            pki.ca.display(),
+            pki.client_cert.display(),
+            pki.client_key.display()
+        ),
+    );
+    let _agent = start(
+        dir.path(),
+        &["agent", "--config", acfg.to_str().unwrap()],
+        "a2.log",
+    );
+    // The reader CLI has no client certificate option: ask /v1/stats with one.
+    let c = with_cert.clone();
+    wait_for("60 events over mutual TLS", Duration::from_secs(60), || {
+        rt().block_on(async {
+            let r = c
+                .get(format!("{url}/v1/stats"))
+                .bearer_auth(READER_TOKEN)
+                .send()
+                .await;
+            match r {
+                Ok(r) => {
+                    serde_json::from_str::<serde_json::Value>(&r.text().await.unwrap_or_default())
+                        .ok()
+                        .and_then(|v| v["store"]["events"].as_u64())
+                        == Some(60)
+                }
+                Err(_) => false,
+            }
+        })
+    });
+}
+
+#[test]
+fn bad_tokens_bodies_and_bombs_get_clear_answers_and_a_bounded_collector() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let limits = "[limits]\nmax_body_bytes = \"2MiB\"\nmax_decompressed_bytes = \"8MiB\"\n";
+    let ccfg = collector_config(dir.path(), port, "insecure_plain_http = true", limits);
+    let collector = start(
+        dir.path(),
+        &["collector", "--config", ccfg.to_str().unwrap()],
+        "c.log",
+    );
+    let url = format!("http://127.0.0.1:{port}");
+    let c = client(None, None);
+    wait_up(&c, &url);
+
+    let header = |first: u64, last: u64, n: u64| {
+        format!("{{\"auditship_batch\":1,\"agent_id\":\"e2e-agent\",\"queue\":\"00000000000000ab\",\"first\":{first},\"last\":{last},\"events\":{n}}}\n")
+    };
+    let event = |seq: u64| {
+        format!("{{\"action\":\"x\",\"agent_id\":\"e2e-agent\",\"category\":\"unknown\",\"outcome\":\"unknown\",\"raw\":\"line {seq}\",\"seq\":{seq},\"src_ip\":null,\"ts\":null,\"actor\":{{}},\"target\":{{}},\"v\":1}}\n")
+    };
+    let good = format!("{}{}", header(1, 1, 1), event(1));
+
+    let (s, b) = post(
+        &c,
+        &url,
+        "wrong-token-0123456789",
+        false,
+        good.clone().into_bytes(),
+    )
+    .unwrap();
+    assert_eq!(s, 401, "{b}");
+    let (s, b) = post(&c, &url, READER_TOKEN, false, good.clone().into_bytes()).unwrap();
+    assert_eq!(s, 403, "a reader token cannot send: {b}");
+    let other_agent = good.replace("e2e-agent", "someone-else");
+    let (s, b) = post(&c, &url, INGEST_TOKEN, false, other_agent.into_bytes()).unwrap();
+    assert_eq!(s, 403, "{b}");
+    assert!(
+        b.contains("may not send as agent \\\"someone-else\\\""),
+        "{b}"
+    );
+
+    let (s, b) = post(
+        &c,
+        &url,
+        INGEST_TOKEN,
+        true,
+        b"definitely not gzip".to_vec(),
+    )
+    .unwrap();
+    assert_eq!(s, 400, "{b}");
+    assert!(b.contains("not valid gzip"), "{b}");
+    let bad_json = format!("{}{{\"seq\": 1, oops\n", header(1, 1, 1));
+    let (s, b) = post(&c, &url, INGEST_TOKEN, true, gzip(bad_json.as_bytes())).unwrap();
+    assert_eq!(s, 400, "{b}");
+    assert!(b.contains("line 2: not an audit event"), "{b}");
+
+    let big = vec![b'x'; 3 << 20];
+    let (s, b) = post(&c, &url, INGEST_TOKEN, false, big).unwrap();
+    assert_eq!(s, 413, "{b}");
+
+    // 1 GiB of zeros in about 1 MiB of gzip (within the body limit):
+    // refused once it inflates past 8 MiB.
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    let zeros = vec![0u8; 1 << 20];
+    for _ in 0..1024 {
+        e.write_all(&zeros).unwrap();
+    }
+    let bomb = e.finish().unwrap();
+    assert!(bomb.len() < 2 << 20, "bomb is {} bytes", bomb.len());
+    let (s, b) = post(&c, &url, INGEST_TOKEN, true, bomb).unwrap();
+    assert_eq!(s, 413, "{b}");
+    assert!(b.contains("inflates past the limit"), "{b}");
+    let hwm_kb: u64 = std::fs::read_to_string(format!("/proc/{}/status", collector.pid()))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+        .unwrap();
+    assert!(
+        hwm_kb < 100 << 10,
+        "collector peak RSS {hwm_kb} kB after a 1 GiB bomb"
+    );
+
+    // And a good batch is still taken, once.
+    let (s, b) = post(&c, &url, INGEST_TOKEN, true, gzip(good.as_bytes())).unwrap();
+    assert_eq!((s, b.contains("\"stored\":1")), (200, true), "{b}");
+    let (s, b) = post(&c, &url, INGEST_TOKEN, true, gzip(good.as_bytes())).unwrap();
+    assert_eq!((s, b.contains("\"duplicates\":1")), (200, true), "{b}");
+}
+
+#[test]
+fn a_bad_token_keeps_events_queued_until_it_is_fixed() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let ccfg = collector_config(dir.path(), port, "insecure_plain_http = true", "");
+    let _collector = start(
+        dir.path(),
+        &["collector", "--config", ccfg.to_str().unwrap()],
+        "c.log",
+    );
+    let log = dir.path().join("auth.log");
+    let lines: Vec<String> = (0..200)
+        .map(|n| format!("Nov 22 10:02:{:02} h sudo[{n}]:  alice : TTY=pts/0 ; PWD=/ ; USER=root ; COMMAND=/bin/true {n}", n % 60))
+        .collect();
+    append_lines(&log, lines.iter().cloned());
+    let wrong = agent_config(
+        dir.path(),
+        &log.display().to_string(),
+        &url,
+        "token = \"not-the-right-token-000\"",
+    );
+    let agent = start(
+        dir.path(),
+        &["agent", "--config", wrong.to_str().unwrap()],
+        "a.log",
+    );
+    wait_for("the 401 to be logged", Duration::from_secs(30), || {
+        std::fs::read_to_string(dir.path().join("a.log")).is_ok_and(|l| l.contains("401"))
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    agent.kill9();
+    assert_eq!(stored_count(port), 0);
+    let dead = dir.path().join("agent-state/deadletter/collector");
+    assert!(
+        !dead.exists() || std::fs::read_dir(&dead).unwrap().next().is_none(),
+        "a 401 must not dead-letter"
+    );
+    let right = agent_config(
+        dir.path(),
+        &log.display().to_string(),
+        &url,
+        &format!("token = \"{INGEST_TOKEN}\""),
+    );
+    let _agent = start(
+        dir.path(),
+        &["agent", "--config", right.to_str().unwrap()],
+        "a.log",
+    );
+    wait_for("all 200 stored", Duration::from_secs(60), || {
+        stored_count(port) == 200
+    });
+    assert_exactly_once(&stored_raws(&url, &[]), &lines);
+}
+
+#[test]
+fn a_refused_batch_is_dead_lettered_and_replay_delivers_it_after_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    // A collector that refuses bodies over 16 KiB.
+    let small = "[limits]\nmax_body_bytes = \"16KiB\"\nmax_decompressed_bytes = \"64KiB\"\n";
+    let ccfg = collector_config(dir.path(), port, "insecure_plain_http = true", small);
+    let collector = start(
+        dir.path(),
+        &["collector", "--config", ccfg.to_str().unwrap()],
+        "c.log",
+    );
+    let log = dir.path().join("app.log");
+    let acfg = agent_config(
+        dir.path(),
+        &log.display().to_string(),
+        &url,
+        &format!("token = \"{INGEST_TOKEN}\"\ncompression = \"none\""),
+    );
+    let agent = start(
+        dir.path(),
+        &["agent", "--config", acfg.to_str().unwrap()],
+        "a.log",
+    );
+    let mut rng = Rng(7);
+    let huge: String = (0..100_000)
+        .map(|_| (b'a' + (rng.next() % 26) as u8) as char)
+        .collect();
+    let mut expected = vec!["before the big one".to_string(), huge.clone()];
+    expected.extend((0..20).map(|n| format!("after the big one {n}")));
+    append_lines(&log, expected.iter().cloned());
+    let dl = dir.path().join("agent-state/deadletter/collector");
+    wait_for(
+        "a dead letter and the rest stored",
+        Duration::from_secs(60),
+        || std::fs::read_dir(&dl).is_ok_and(|d| d.count() == 2) && stored_count(port) == 21,
+    );
+    let list = Command::new(env!("CARGO_BIN_EXE_auditship"))
+        .args(["deadletter", "list", "--config", acfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        listed.contains("413") && listed.contains("1 dead-lettered batch"),
+        "{listed}"
+    );
+    agent.kill9();
+
+    // Fix the cause (a larger limit) and replay.
+    collector.kill9();
+    let ccfg = collector_config(dir.path(), port, "insecure_plain_http = true", "");
+    let _collector = start(
+        dir.path(),
+        &["collector", "--config", ccfg.to_str().unwrap()],
+        "c.log",
+    );
+    wait_for("collector up", Duration::from_secs(30), || {
+        http_get(port, "/health").is_some()
+    });
+    let replay = Command::new(env!("CARGO_BIN_EXE_auditship"))
+        .args(["deadletter", "replay", "--config", acfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&replay.stdout);
+    assert!(
+        replay.status.success() && out.contains("1 stored"),
+        "{out}{}",
+        String::from_utf8_lossy(&replay.stderr)
+    );
+    assert_eq!(std::fs::read_dir(&dl).unwrap().count(), 0);
+    assert_exactly_once(&stored_raws(&url, &[]), &expected);
+}
