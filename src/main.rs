@@ -24,7 +24,7 @@ enum Command {
     /// Start a collector and an agent on this machine, writing into a local directory.
     Quickstart(commands::quickstart::QuickstartArgs),
     /// Query a collector's stored events.
-    Query(commands::query::QueryArgs),
+    Query(Box<commands::query::QueryArgs>),
     /// List or resend batches a collector refused.
     Deadletter(commands::deadletter::DeadletterArgs),
     /// Check an agent (or, with --collector, a collector) configuration without starting.
@@ -39,7 +39,7 @@ fn main() -> std::process::ExitCode {
         Command::Agent(args) => commands::agent::run(args),
         Command::Collector(args) => commands::collector::run(args),
         Command::Quickstart(args) => commands::quickstart::run(args),
-        Command::Query(args) => commands::query::run(args),
+        Command::Query(args) => commands::query::run(*args),
         Command::Deadletter(args) => commands::deadletter::run(args),
         Command::Validate(args) => commands::validate::run(args),
         Command::Parse(args) => commands::parse::run(args),

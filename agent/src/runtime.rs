@@ -132,7 +132,7 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<RunSum
             OutputConfig::File { name, path } => Box::new(FileOutput::new(name, path)),
             OutputConfig::Stdout { name } => Box::new(StdoutOutput::new(name)),
             OutputConfig::Collector(c) => Box::new(
-                CollectorOutput::new(c.clone(), &cfg.agent_id).map_err(|message| {
+                CollectorOutput::new((**c).clone(), &cfg.agent_id).map_err(|message| {
                     AgentError::Output {
                         name: c.name.clone(),
                         message,

@@ -52,7 +52,7 @@ pub fn run(args: DeadletterArgs) -> anyhow::Result<ExitCode> {
         .outputs
         .iter()
         .filter_map(|o| match o {
-            OutputConfig::Collector(c) => Some(c),
+            OutputConfig::Collector(c) => Some(&**c),
             _ => None,
         })
         .filter(|c| common.output.as_ref().is_none_or(|n| *n == c.name))

@@ -167,7 +167,7 @@ pub enum RawOutput {
     /// Write NDJSON to standard output, at least once.
     Stdout(RawStdoutOutput),
     /// Send batches to an auditship collector over HTTPS, exactly once.
-    Collector(RawCollectorOutput),
+    Collector(Box<RawCollectorOutput>),
 }
 
 /// `[[outputs]]` with `type = "file"`.
@@ -261,7 +261,7 @@ pub enum OutputConfig {
         name: String,
     },
     /// An auditship collector.
-    Collector(CollectorOutputConfig),
+    Collector(Box<CollectorOutputConfig>),
 }
 
 impl OutputConfig {
@@ -447,7 +447,7 @@ impl RawConfig {
                 },
                 RawOutput::Collector(c) => {
                     let mut e = |key: &str, msg: String| err(format!("outputs[{i}].{key}"), msg);
-                    OutputConfig::Collector(c.validate(&self.state_dir, &mut e))
+                    OutputConfig::Collector(Box::new(c.validate(&self.state_dir, &mut e)))
                 }
             };
             if !out_names.insert(out.name().to_string()) {
