@@ -317,6 +317,11 @@ pub fn decode(body: &[u8]) -> Result<DecodedBatch<'_>, WireError> {
     })
 }
 
+/// Parses a collector's 200 answer.
+pub fn parse_ack(text: &str) -> Result<IngestAck, serde_json::Error> {
+    serde_json::from_str(text)
+}
+
 /// Formats a queue identity as the header writes it.
 pub fn format_queue(queue: u64) -> String {
     format!("{queue:016x}")

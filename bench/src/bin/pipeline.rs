@@ -3,7 +3,14 @@
 //! ```text
 //! pipeline --auditship target/release/auditship [--lines N] [--kind nginx|auth|mixed]
 //!          [--fsync always|interval] [--dir DIR] [--rate R --seconds S]
+//!          [--output file|collector] [--agent-cpu N] [--collector-cpu N]
 //! ```
+//!
+//! With `--output collector`, a real collector is started on this machine
+//! (plain HTTP on 127.0.0.1) and the agent ships to it with gzip; progress
+//! is the collector's stored event count, and the report has CPU and peak
+//! RSS for both processes. `--agent-cpu`/`--collector-cpu` pin a process
+//! to one core with `taskset`.
 //!
 //! With `--rate`, the files start empty and lines are appended at R lines per
 //! second for S seconds while the agent runs (a typical host); the report is
@@ -72,27 +79,82 @@ fn main() {
     };
     let cfg = dir.join("agent.toml");
     let out = dir.join("out.ndjson");
+    let to_collector = arg(&args, "--output").as_deref() == Some("collector");
+    let pin = |cpu: Option<String>, argv: Vec<String>| -> Command {
+        match cpu {
+            Some(c) => {
+                let mut cmd = Command::new("taskset");
+                cmd.args(["-c", &c]).args(argv);
+                cmd
+            }
+            None => {
+                let mut cmd = Command::new(&argv[0]);
+                cmd.args(&argv[1..]);
+                cmd
+            }
+        }
+    };
+    let collector = to_collector.then(|| {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let ccfg = dir.join("collector.toml");
+        fs::write(
+            &ccfg,
+            format!(
+                "data_dir = \"{}\"\nlisten = \"127.0.0.1:{port}\"\ninsecure_plain_http = true\n[log]\nlevel = \"warn\"\n\
+                 [[tokens]]\nname = \"a\"\nrole = \"ingest\"\nagents = [\"bench\"]\ntoken = \"bench-ingest-token-0\"\n\
+                 [[tokens]]\nname = \"r\"\nrole = \"reader\"\ntoken = \"bench-reader-token-0\"\n",
+                dir.join("collector-data").display()
+            ),
+        )
+        .expect("collector config");
+        let child = pin(
+            arg(&args, "--collector-cpu"),
+            vec![bin.clone(), "collector".into(), "--config".into(), ccfg.display().to_string()],
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start auditship collector");
+        while collector_events(port).is_none() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        (child, port)
+    });
+    let output_cfg = match &collector {
+        Some((_, port)) => format!(
+            "[[outputs]]\ntype = \"collector\"\nendpoints = [\"http://127.0.0.1:{port}\"]\ntoken = \"bench-ingest-token-0\"\n"
+        ),
+        None => format!("[[outputs]]\ntype = \"file\"\npath = \"{}\"\n", out.display()),
+    };
     fs::write(
         &cfg,
         format!(
-            "state_dir = \"{}\"\n[queue]\nmax_bytes = \"4GiB\"\nsegment_bytes = \"64MiB\"\n{fsync_cfg}\n\
+            "state_dir = \"{}\"\nagent_id = \"bench\"\n[queue]\nmax_bytes = \"4GiB\"\nsegment_bytes = \"64MiB\"\n{fsync_cfg}\n\
              [[inputs]]\ntype = \"file\"\nname = \"bench\"\ninclude = [\"{}/*.log\"]\nformat = \"auto\"\ntimezone = \"UTC\"\n\
-             [[outputs]]\ntype = \"file\"\npath = \"{}\"\n[log]\nlevel = \"warn\"\n",
+             {output_cfg}[log]\nlevel = \"warn\"\n",
             dir.join("state").display(),
             dir.join("logs").display(),
-            out.display()
         ),
     )
     .expect("config");
 
     let start = Instant::now();
-    let mut child = Command::new(&bin)
-        .args(["agent", "--config"])
-        .arg(&cfg)
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start auditship agent");
+    let mut child = pin(
+        arg(&args, "--agent-cpu"),
+        vec![
+            bin.clone(),
+            "agent".into(),
+            "--config".into(),
+            cfg.display().to_string(),
+        ],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::inherit())
+    .spawn()
+    .expect("start auditship agent");
     let pid = child.id();
     let writer = rate.map(|r| {
         let path = dir.join("logs/access.log");
@@ -104,18 +166,24 @@ fn main() {
     // by re-reading the output. Lines are counted once, after the clock stops.
     let ack = PathBuf::from(format!("{}.ack", out.display()));
     let (mut cpu, mut rss) = (0.0, 0u64);
+    let (mut ccpu, mut crss) = (0.0, 0u64);
+    let cpid = collector.as_ref().map(|(c, _)| c.id());
+    let progress = || match &collector {
+        Some((_, port)) => collector_events(*port).unwrap_or(0),
+        None => delivered(&ack),
+    };
     loop {
-        if delivered(&ack) >= lines as u64 {
+        if progress() >= lines as u64 {
             break;
         }
         if let Some((c, r)) = proc_stats(pid) {
             (cpu, rss) = (c, r);
         }
+        if let Some((c, r)) = cpid.and_then(proc_stats) {
+            (ccpu, crss) = (c, r);
+        }
         if start.elapsed() > Duration::from_secs(600) {
-            eprintln!(
-                "timed out with {} of {lines} lines delivered",
-                delivered(&ack)
-            );
+            eprintln!("timed out with {} of {lines} lines delivered", progress());
             break;
         }
         std::thread::sleep(Duration::from_millis(10));
@@ -124,7 +192,31 @@ fn main() {
     if let Some((c, r)) = proc_stats(pid) {
         (cpu, rss) = (c, r);
     }
-    let counted = count_lines(&out);
+    if let Some((c, r)) = cpid.and_then(proc_stats) {
+        (ccpu, crss) = (c, r);
+    }
+    let counted = match &collector {
+        Some((_, port)) => collector_events(*port).unwrap_or(0) as usize,
+        None => count_lines(&out),
+    };
+    let collector_report = format!(
+        " collector_cpu_s_per_1m={:.2} collector_peak_rss_mb={:.1}",
+        ccpu / (counted as f64 / 1e6),
+        crss as f64 / 1024.0
+    );
+    let collector_report = if collector.is_some() {
+        collector_report
+    } else {
+        String::new()
+    };
+    let stop_collector = |collector: Option<(std::process::Child, u16)>| {
+        if let Some((mut c, _)) = collector {
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+            let _ = c.wait();
+        }
+    };
     if let Some(w) = writer {
         let _ = w.join();
         let _ = Command::new("kill")
@@ -132,11 +224,17 @@ fn main() {
             .status();
         let _ = child.wait();
         println!(
-            "steady rate={} lines/s for {seconds}s: lines={counted} cpu_pct_of_one_core={:.2} peak_rss_mb={:.1}",
+            "steady rate={} lines/s for {seconds}s: lines={counted} cpu_pct_of_one_core={:.2} peak_rss_mb={:.1}{}",
             rate.unwrap_or(0),
             cpu / wall * 100.0,
-            rss as f64 / 1024.0
+            rss as f64 / 1024.0,
+            if collector.is_some() {
+                format!(" collector_cpu_pct={:.2} collector_peak_rss_mb={:.1}", ccpu / wall * 100.0, crss as f64 / 1024.0)
+            } else {
+                String::new()
+            }
         );
+        stop_collector(collector);
         return;
     }
     let _ = Command::new("kill")
@@ -144,12 +242,33 @@ fn main() {
         .status();
     let _ = child.wait();
     println!(
-        "kind={kind} fsync={fsync} lines={counted} wall={wall:.2}s lines_per_s={:.0} cpu_s_per_1m={:.2} peak_rss_mb={:.1} input_mb={:.0}",
+        "kind={kind} fsync={fsync} output={} lines={counted} wall={wall:.2}s lines_per_s={:.0} cpu_s_per_1m={:.2} peak_rss_mb={:.1} input_mb={:.0}{collector_report}",
+        if collector.is_some() { "collector" } else { "file" },
         counted as f64 / wall,
         cpu / (counted as f64 / 1e6),
         rss as f64 / 1024.0,
         bytes as f64 / 1e6
     );
+    stop_collector(collector);
+}
+
+/// Events the collector holds, from `GET /v1/stats` (None while it is not up).
+fn collector_events(port: u16) -> Option<u64> {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    write!(
+        s,
+        "GET /v1/stats HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer bench-reader-token-0\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let body = text.split_once("\r\n\r\n")?.1;
+    let at = body.find("\"events\":")? + 9;
+    body[at..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// The id of the last event the file output acknowledged (see

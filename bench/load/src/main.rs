@@ -1,0 +1,156 @@
+//! The collector's ingest rate alone, from several concurrent senders.
+//!
+//! ```text
+//! ingestload --url http://127.0.0.1:PORT --token T --agents A1,A2,... [--senders N]
+//!            [--events E] [--batch B] [--gzip LEVEL]
+//! ```
+//!
+//! Builds realistic events first (generated nginx and auth lines, parsed by
+//! the real parsers, canonically encoded), encodes them into wire batches
+//! of B events (gzip, level 1 by default), then N senders, one per agent id,
+//! post their batches concurrently and wait for each answer. The clock runs
+//! only while posting. Prints events per second, batches per second and
+//! the stored count the collector acknowledged. Point it at a collector
+//! whose ingest token is bound to the agent ids given.
+
+use std::time::Instant;
+
+use auditship_bench::{Kind, LineGen};
+use auditship_core::wire::{self, BatchHeader, IngestAck};
+use auditship_core::{canonical, Timestamp};
+use auditship_plugins::{Parser, ParserOptions};
+
+fn arg(args: &[String], name: &str) -> Option<String> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let url = arg(&args, "--url").expect("--url");
+    let token = arg(&args, "--token").expect("--token");
+    let agents: Vec<String> = arg(&args, "--agents")
+        .expect("--agents")
+        .split(',')
+        .map(str::to_string)
+        .collect();
+    let senders: usize =
+        arg(&args, "--senders").map_or(agents.len(), |s| s.parse().expect("--senders"));
+    let events: usize = arg(&args, "--events").map_or(1_000_000, |s| s.parse().expect("--events"));
+    let batch: usize = arg(&args, "--batch").map_or(5_000, |s| s.parse().expect("--batch"));
+    let gzip: Option<u32> = match arg(&args, "--gzip").as_deref() {
+        Some("none") => None,
+        Some(l) => Some(l.parse().expect("--gzip")),
+        None => Some(1),
+    };
+    assert!(senders <= agents.len(), "one agent id per sender");
+
+    // Build every sender's batches up front.
+    let t = Instant::now();
+    let mut parser = Parser::new(&ParserOptions::default()).expect("parser");
+    let mut gen = LineGen::new(11);
+    let per_sender = events / senders;
+    let mut plans: Vec<Vec<Vec<u8>>> = Vec::new();
+    let mut total_bytes = 0usize;
+    for agent in agents.iter().take(senders) {
+        let mut bodies = Vec::new();
+        let mut seq = 0u64;
+        let mut ndjson = Vec::new();
+        let mut line = String::new();
+        let mut in_batch = 0;
+        for i in 0..per_sender {
+            line.clear();
+            gen.line(
+                if i % 4 == 3 {
+                    Kind::Auth
+                } else {
+                    Kind::NginxCombined
+                },
+                &mut line,
+            );
+            let mut ev = parser.parse_at(line.as_bytes(), Timestamp::now_utc());
+            seq += 1;
+            ev.seq = Some(seq);
+            ev.agent_id = Some(agent.clone());
+            ev.observed_ts = Some(Timestamp::now_utc());
+            canonical::encode_into(&ev, &mut ndjson);
+            ndjson.push(b'\n');
+            in_batch += 1;
+            if in_batch == batch || i + 1 == per_sender {
+                let header = BatchHeader {
+                    auditship_batch: wire::WIRE_VERSION,
+                    agent_id: agent.clone(),
+                    queue: wire::format_queue(0x10ad),
+                    first: seq + 1 - in_batch as u64,
+                    last: seq,
+                    events: in_batch as u64,
+                };
+                let body = wire::encode(&header, &ndjson, gzip);
+                total_bytes += body.len();
+                bodies.push(body);
+                ndjson.clear();
+                in_batch = 0;
+            }
+        }
+        plans.push(bodies);
+    }
+    eprintln!(
+        "prepared {} events in {} batches ({:.1} MB on the wire) in {:.1}s",
+        per_sender * senders,
+        plans.iter().map(Vec::len).sum::<usize>(),
+        total_bytes as f64 / 1e6,
+        t.elapsed().as_secs_f64()
+    );
+
+    auditship_tls::install_default_provider();
+    let client = reqwest::Client::builder().build().expect("client");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let start = Instant::now();
+    let stored: u64 = rt.block_on(async {
+        let mut tasks = Vec::new();
+        for bodies in plans {
+            let (client, url, token) = (client.clone(), url.clone(), token.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut stored = 0;
+                for body in bodies {
+                    let mut req = client
+                        .post(format!("{url}{}", wire::INGEST_PATH))
+                        .bearer_auth(&token)
+                        .body(body);
+                    if gzip.is_some() {
+                        req = req.header("content-encoding", "gzip");
+                    }
+                    let resp = req.send().await.expect("post");
+                    let status = resp.status();
+                    let text = resp.text().await.unwrap_or_default();
+                    assert!(status.is_success(), "{status}: {text}");
+                    let ack: IngestAck = serde_json_ack(&text);
+                    stored += ack.stored;
+                }
+                stored
+            }));
+        }
+        let mut total = 0;
+        for t in tasks {
+            total += t.await.expect("sender");
+        }
+        total
+    });
+    let wall = start.elapsed().as_secs_f64();
+    println!(
+        "senders={senders} batch={batch} gzip={gzip:?} events={} stored={stored} wall={wall:.2}s events_per_s={:.0}",
+        per_sender * senders,
+        (per_sender * senders) as f64 / wall
+    );
+}
+
+fn serde_json_ack(text: &str) -> IngestAck {
+    // The ack is small; parse it with the same types the agent uses.
+    auditship_core::wire::parse_ack(text).unwrap_or_else(|e| panic!("bad ack {text:?}: {e}"))
+}
