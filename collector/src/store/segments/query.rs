@@ -29,7 +29,7 @@ use crate::store::{Cursor, Page, Query, StoreError, StoreReader, StoreStats, Sto
 
 /// The store's reader; see [`StoreReader`] and the module docs.
 pub struct SegmentReader {
-    shared: Arc<Shared>,
+    pub(super) shared: Arc<Shared>,
     /// Corrupt records already counted, so repeated queries count them once.
     bad: Mutex<HashSet<(u64, u64)>>,
 }
