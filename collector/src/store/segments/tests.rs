@@ -35,7 +35,8 @@ impl Ev {
         let actor = (seq % 11 != 0).then(|| format!("u{}", seq % 7));
         let action = ["login", "logout", "sudo"][(seq % 3) as usize].to_string();
         let category = ["authentication", "process"][(seq % 2) as usize].to_string();
-        let outcome = ["success", "failure", "unknown"][(seq % 3 + seq / 3 % 2) as usize % 3].to_string();
+        let outcome =
+            ["success", "failure", "unknown"][(seq % 3 + seq / 3 % 2) as usize % 3].to_string();
         let ip: Option<IpAddr> = match seq % 4 {
             0 => None,
             1 => Some(format!("2001:db8::{:x}", seq % 300).parse().unwrap()),
@@ -118,7 +119,8 @@ impl Ev {
             && eq(&q.action, Some(&self.action))
             && eq(&q.category, Some(&self.category))
             && eq(&q.outcome, Some(&self.outcome))
-            && q.src.is_none_or(|n| self.ip.is_some_and(|ip| n.contains(ip)))
+            && q.src
+                .is_none_or(|n| self.ip.is_some_and(|ip| n.contains(ip)))
             && q.text.as_deref().is_none_or(|t| self.raw.contains(t))
     }
 }
@@ -181,7 +183,10 @@ pub(super) fn newest_first(evs: &[Ev]) -> Vec<StoredEvent> {
 }
 
 /// A store with several segments: agents a and b, b switching queue.
-pub(super) fn populated(dir: &Path, segment_bytes: u64) -> (SegmentWriter, Arc<SegmentReader>, Vec<Ev>) {
+pub(super) fn populated(
+    dir: &Path,
+    segment_bytes: u64,
+) -> (SegmentWriter, Arc<SegmentReader>, Vec<Ev>) {
     let (mut w, r, _) = open(config(dir, segment_bytes)).unwrap();
     let mut stored = Vec::new();
     for round in 0..12u64 {
@@ -210,7 +215,11 @@ fn committed_events_watermarks_and_queries_survive_reopen_and_uncommitted_do_not
     // Appended, never committed.
     append(&mut w, &batch("agent-a", 1, 121..131));
     append(&mut w, &batch("agent-c", 3, 1..4));
-    assert_eq!(query_all(&r, &all(50)).len(), stored.len(), "uncommitted visible");
+    assert_eq!(
+        query_all(&r, &all(50)).len(),
+        stored.len(),
+        "uncommitted visible"
+    );
     drop((w, r));
 
     let (w, r, rec) = open(config(dir.path(), 4096)).unwrap();
@@ -350,13 +359,19 @@ fn a_flipped_byte_in_a_sealed_segment_is_skipped_and_counted_once_when_read() {
     data[at] ^= 0x01;
     fs::write(&seg, &data).unwrap();
     let (_w, r, rec) = open(config(dir.path(), 4096)).unwrap();
-    assert!(rec.quarantined.is_empty(), "sealed segments are not read at open");
+    assert!(
+        rec.quarantined.is_empty(),
+        "sealed segments are not read at open"
+    );
     let got = query_all(&r, &all(10));
     assert_eq!(got.len(), stored.len() - 1);
     assert_eq!(r.stats().quarantined, 1);
     assert_eq!(query_all(&r, &all(10)).len(), stored.len() - 1);
     assert_eq!(r.stats().quarantined, 1, "counted once");
-    assert_eq!(fs::read_dir(dir.path().join("quarantine")).unwrap().count(), 1);
+    assert_eq!(
+        fs::read_dir(dir.path().join("quarantine")).unwrap().count(),
+        1
+    );
 }
 
 fn sample_queries() -> Vec<Query> {
@@ -366,19 +381,61 @@ fn sample_queries() -> Vec<Query> {
     };
     let t0 = 1_700_000_000_000;
     vec![
-        Query { host: Some("h3".into()), ..base() },
-        Query { actor: Some("u2".into()), ..base() },
-        Query { action: Some("sudo".into()), ..base() },
-        Query { category: Some("process".into()), ..base() },
-        Query { outcome: Some("failure".into()), ..base() },
-        Query { outcome: Some("no-such".into()), ..base() },
-        Query { since_millis: Some(t0 + 20_000), until_millis: Some(t0 + 45_000), ..base() },
-        Query { until_millis: Some(t0 + 3_000), ..base() },
-        Query { src: Some(IpNet::parse("10.0.1.0/24").unwrap()), ..base() },
-        Query { src: Some(IpNet::parse("2001:db8::/32").unwrap()), ..base() },
-        Query { text: Some("tag3".into()), ..base() },
-        Query { text: Some("said \"hi\"\\".into()), ..base() },
-        Query { text: Some("line".into()), actor: Some("u1".into()), action: Some("login".into()), ..base() },
+        Query {
+            host: Some("h3".into()),
+            ..base()
+        },
+        Query {
+            actor: Some("u2".into()),
+            ..base()
+        },
+        Query {
+            action: Some("sudo".into()),
+            ..base()
+        },
+        Query {
+            category: Some("process".into()),
+            ..base()
+        },
+        Query {
+            outcome: Some("failure".into()),
+            ..base()
+        },
+        Query {
+            outcome: Some("no-such".into()),
+            ..base()
+        },
+        Query {
+            since_millis: Some(t0 + 20_000),
+            until_millis: Some(t0 + 45_000),
+            ..base()
+        },
+        Query {
+            until_millis: Some(t0 + 3_000),
+            ..base()
+        },
+        Query {
+            src: Some(IpNet::parse("10.0.1.0/24").unwrap()),
+            ..base()
+        },
+        Query {
+            src: Some(IpNet::parse("2001:db8::/32").unwrap()),
+            ..base()
+        },
+        Query {
+            text: Some("tag3".into()),
+            ..base()
+        },
+        Query {
+            text: Some("said \"hi\"\\".into()),
+            ..base()
+        },
+        Query {
+            text: Some("line".into()),
+            actor: Some("u1".into()),
+            action: Some("login".into()),
+            ..base()
+        },
         Query {
             host: Some("h1".into()),
             category: Some("authentication".into()),
@@ -386,13 +443,23 @@ fn sample_queries() -> Vec<Query> {
             since_millis: Some(t0 + 10_000),
             ..base()
         },
-        Query { host: Some("h1".into()), actor: Some("u6".into()), outcome: Some("success".into()), ..base() },
+        Query {
+            host: Some("h1".into()),
+            actor: Some("u6".into()),
+            outcome: Some("success".into()),
+            ..base()
+        },
     ]
 }
 
 fn check_queries(r: &SegmentReader, stored: &[Ev]) {
     for q in sample_queries() {
-        let want: Vec<_> = stored.iter().rev().filter(|e| e.matches(&q)).map(Ev::stored).collect();
+        let want: Vec<_> = stored
+            .iter()
+            .rev()
+            .filter(|e| e.matches(&q))
+            .map(Ev::stored)
+            .collect();
         assert_eq!(query_all(r, &q), want, "{q:?}");
     }
 }
@@ -415,8 +482,20 @@ fn every_filter_matches_what_a_full_scan_finds() {
 fn paging_across_segments_while_ingest_appends_has_no_duplicates_or_gaps() {
     let dir = tempfile::tempdir().unwrap();
     let (mut w, r, mut stored) = populated(dir.path(), 4096);
-    for q in [all(7), Query { actor: Some("u3".into()), limit: 3, ..Query::default() }] {
-        let snapshot: Vec<_> = stored.iter().rev().filter(|e| e.matches(&q)).map(Ev::stored).collect();
+    for q in [
+        all(7),
+        Query {
+            actor: Some("u3".into()),
+            limit: 3,
+            ..Query::default()
+        },
+    ] {
+        let snapshot: Vec<_> = stored
+            .iter()
+            .rev()
+            .filter(|e| e.matches(&q))
+            .map(Ev::stored)
+            .collect();
         let mut got = Vec::new();
         let mut q = q.clone();
         let mut next_seq = 1000 + stored.len() as u64;
@@ -444,7 +523,10 @@ fn bad_cursor_and_zero_limit_are_refused() {
     let mut q = all(0);
     assert!(matches!(r.query(&q), Err(StoreError::BadQuery(_))));
     q.limit = 1;
-    q.cursor = Some(Cursor { segment: 999, index: 0 });
+    q.cursor = Some(Cursor {
+        segment: 999,
+        index: 0,
+    });
     assert!(matches!(r.query(&q), Err(StoreError::BadQuery(_))));
 }
 
@@ -471,7 +553,10 @@ fn a_deleted_or_damaged_index_is_rebuilt_at_open_and_at_query_time() {
     check_queries(&r, &stored);
     assert!(idx1.exists(), "rebuilt at query time");
     let meta = r.shared.lock().sealed[1];
-    assert!(index::IndexFile::open(&idx2, 2, meta.len).unwrap().src().is_ok());
+    assert!(index::IndexFile::open(&idx2, 2, meta.len)
+        .unwrap()
+        .src()
+        .is_ok());
     assert_eq!(r.stats().quarantined, 0);
     drop((w, r));
     // A short index is rebuilt at open.
@@ -507,7 +592,9 @@ impl Tmpfs {
 
 impl Drop for Tmpfs {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg(self.0.path()).status();
+        let _ = std::process::Command::new("umount")
+            .arg(self.0.path())
+            .status();
     }
 }
 
@@ -553,7 +640,10 @@ fn a_full_disk_rolls_the_commit_back_and_a_later_commit_succeeds() {
     assert_eq!(query_all(&r, &all(500)), newest_first(&stored));
     drop((w, r));
     let (w, r, rec) = open(config(&dir, 64 << 10)).unwrap();
-    assert!(rec.quarantined.is_empty() && rec.truncated_bytes == 0, "{rec:?}");
+    assert!(
+        rec.quarantined.is_empty() && rec.truncated_bytes == 0,
+        "{rec:?}"
+    );
     assert_eq!(query_all(&r, &all(500)), newest_first(&stored));
     assert_eq!(w.watermarks(), &marks_of(&stored));
 }
