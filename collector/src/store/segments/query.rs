@@ -29,7 +29,7 @@ use crate::store::{Cursor, Page, Query, StoreError, StoreReader, StoreStats, Sto
 
 /// The store's reader; see [`StoreReader`] and the module docs.
 pub struct SegmentReader {
-    shared: Arc<Shared>,
+    pub(super) shared: Arc<Shared>,
     /// Corrupt records already counted, so repeated queries count them once.
     bad: Mutex<HashSet<(u64, u64)>>,
 }
@@ -80,7 +80,7 @@ impl<'q> Filter<'q> {
     fn entry(&self, e: &Entry, ids: &[u32; FIELDS]) -> bool {
         (0..FIELDS).all(|f| self.wanted[f].is_none() || e.fields[f] == ids[f])
             && self.time(e.ts_millis)
-            && self.ip(e.src_ip())
+            && (self.q.src.is_none() || self.ip(e.src_ip()))
     }
 
     /// The text filter: the escaped text in the payload bytes, confirmed in
