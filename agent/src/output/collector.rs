@@ -38,6 +38,9 @@ use super::deadletter::{DeadLetter, Rejection};
 use super::{BatchLimits, Output, OutputError, RetryPolicy};
 use crate::queue::Batch;
 
+/// Requests' worth of events read from the queue at once.
+const READ_AHEAD: usize = 3;
+
 /// Validated settings of a collector output.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CollectorOutputConfig {
@@ -143,8 +146,9 @@ impl CollectorOutput {
         })
     }
 
-    /// Posts an already encoded body to the current endpoint.
-    fn post(&mut self, body: bytes::Bytes, events: usize) -> Answer {
+    /// Starts posting an encoded body to the current endpoint; the
+    /// request runs on the runtime while this thread goes on.
+    fn send(&self, body: bytes::Bytes) -> Sent {
         let endpoint = self.cfg.endpoints[self.current]
             .trim_end_matches('/')
             .to_string();
@@ -158,9 +162,9 @@ impl CollectorOutput {
         if self.cfg.gzip_level.is_some() {
             req = req.header("content-encoding", "gzip");
         }
-        let result = self.handle.block_on(async move {
-            let resp = req.send().await?;
-            let status = resp.status();
+        let task = self.handle.spawn(async move {
+            let resp = req.send().await.map_err(|e| error_chain(&e))?;
+            let status = resp.status().as_u16();
             let retry_after = resp
                 .headers()
                 .get("retry-after")
@@ -168,28 +172,42 @@ impl CollectorOutput {
                 .and_then(|v| v.trim().parse::<u64>().ok())
                 .map(Duration::from_secs);
             let text = resp.text().await.unwrap_or_default();
-            Ok::<_, reqwest::Error>((status, retry_after, text))
+            Ok((status, retry_after, text))
         });
-        let (status, retry_after, text) = match result {
+        Sent {
+            task,
+            url,
+            endpoint,
+            body,
+        }
+    }
+
+    /// Waits for a request and classifies its answer.
+    fn answer(&self, sent: Sent, events: usize) -> Answer {
+        let result = self
+            .handle
+            .block_on(sent.task)
+            .unwrap_or_else(|e| Err(format!("request task failed: {e}")));
+        let (code, retry_after, text) = match result {
             Ok(r) => r,
             Err(e) => {
                 return Answer::Retry {
-                    why: format!("{url}: {}", error_chain(&e)),
+                    why: format!("{}: {e}", sent.url),
                     after: None,
                 }
             }
         };
-        let code = status.as_u16();
-        let rejection = |body: bytes::Bytes| Rejection {
+        let url = &sent.url;
+        let rejection = Rejection {
             status: code,
             response: text.clone(),
-            endpoint: endpoint.clone(),
-            body,
+            endpoint: sent.endpoint,
+            body: sent.body,
             gzip: self.cfg.gzip_level.is_some(),
             events,
         };
         match code {
-            200..=299 => match serde_json::from_str::<IngestAck>(&text) {
+            200..=299 => match wire::parse_ack(&text) {
                 Ok(ack) => Answer::Delivered(ack),
                 Err(e) => Answer::Retry {
                     why: format!("{url}: answer {code} is not an ingest acknowledgement: {e}"),
@@ -197,12 +215,12 @@ impl CollectorOutput {
                 },
             },
             408 | 429 | 500..=599 => Answer::Retry {
-                why: format!("{url}: {status}: {}", text.trim()),
+                why: format!("{url}: {code}: {}", text.trim()),
                 after: retry_after,
             },
-            401 | 403 => Answer::Auth(format!("{url}: {status}: {}", text.trim())),
-            413 => Answer::TooLarge(rejection(body)),
-            _ => Answer::Rejected(rejection(body)),
+            401 | 403 => Answer::Auth(format!("{url}: {code}: {}", text.trim())),
+            413 => Answer::TooLarge(rejection),
+            _ => Answer::Rejected(rejection),
         }
     }
 
@@ -225,20 +243,68 @@ impl CollectorOutput {
         }
     }
 
-    /// Delivers one part (all of a batch, or a piece of a split one).
-    fn deliver_part(&mut self, part: &Batch) -> Result<(), OutputError> {
-        if part.len() > self.max_request_events {
-            let mut rest = part.clone();
-            while !rest.is_empty() {
-                let tail = rest.split_off(self.max_request_events);
-                self.deliver_part(&rest)?;
-                rest = tail;
+    /// Delivers a batch as requests of at most `max_request_events`
+    /// events, in order. While one request is in flight the next part is
+    /// compressed, so the agent's gzip and the collector's work overlap;
+    /// the next request is sent only after the previous one's answer, so
+    /// the collector sees this agent's `seq` in order.
+    fn deliver_parts(&mut self, batch: &Batch) -> Result<(), OutputError> {
+        let mut in_flight: Option<(Sent, Batch, BatchHeader)> = None;
+        let mut at = 0;
+        while at < batch.len() {
+            let n = self.part_len(batch, at);
+            let part = batch.slice(at, at + n);
+            at += n;
+            let header = self.header(part.covers_from(), &part);
+            let body =
+                bytes::Bytes::from(wire::encode(&header, part.ndjson(), self.cfg.gzip_level));
+            if let Some((sent, prev, prev_header)) = in_flight.take() {
+                let answer = self.answer(sent, prev.len());
+                self.settle(answer, &prev, &prev_header)?;
             }
-            return Ok(());
+            in_flight = Some((self.send(body), part, header));
+        }
+        if let Some((sent, prev, prev_header)) = in_flight {
+            let answer = self.answer(sent, prev.len());
+            self.settle(answer, &prev, &prev_header)?;
+        }
+        Ok(())
+    }
+
+    /// How many leading events of `batch` go into the next request: at most
+    /// `max_request_events`, and at most `max_bytes` of payload (at least one).
+    fn part_len(&self, batch: &Batch, from: usize) -> usize {
+        let mut bytes = 0;
+        let mut n = 0;
+        for (_, p) in batch.iter().skip(from).take(self.max_request_events) {
+            bytes += p.len() + 1;
+            if n > 0 && bytes > self.cfg.limits.max_bytes {
+                break;
+            }
+            n += 1;
+        }
+        n.max(1)
+    }
+
+    /// Delivers one part with one request (splitting it if it is too large).
+    fn deliver_part(&mut self, part: &Batch) -> Result<(), OutputError> {
+        if self.part_len(part, 0) < part.len() {
+            return self.deliver_parts(part);
         }
         let header = self.header(part.covers_from(), part);
         let body = bytes::Bytes::from(wire::encode(&header, part.ndjson(), self.cfg.gzip_level));
-        match self.post(body, part.len()) {
+        let answer = self.answer(self.send(body), part.len());
+        self.settle(answer, part, &header)
+    }
+
+    /// Acts on the answer to `part`'s request.
+    fn settle(
+        &mut self,
+        answer: Answer,
+        part: &Batch,
+        header: &BatchHeader,
+    ) -> Result<(), OutputError> {
+        match answer {
             Answer::Delivered(ack) => {
                 if ack.agent_id != self.agent_id || ack.queue != header.queue {
                     return Err(self.unavailable(
@@ -277,7 +343,7 @@ impl CollectorOutput {
                 self.deliver_part(part)
             }
             Answer::TooLarge(r) | Answer::Rejected(r) => {
-                let path = self.dead.write(&header, &r).map_err(|e| {
+                let path = self.dead.write(header, &r).map_err(|e| {
                     self.unavailable(format!("cannot write a dead letter: {e}"), None)
                 })?;
                 self.stats.dead_letters.fetch_add(1, Ordering::Relaxed);
@@ -288,6 +354,14 @@ impl CollectorOutput {
             }
         }
     }
+}
+
+/// A request in flight.
+struct Sent {
+    task: tokio::task::JoinHandle<Result<(u16, Option<Duration>, String), String>>,
+    url: String,
+    endpoint: String,
+    body: bytes::Bytes,
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
@@ -332,11 +406,17 @@ impl Output for CollectorOutput {
     }
 
     fn deliver(&mut self, batch: &Batch) -> Result<(), OutputError> {
-        self.deliver_part(batch)
+        self.deliver_parts(batch)
     }
 
     fn batch_limits(&self) -> BatchLimits {
-        self.cfg.limits
+        // Read ahead: a queue batch of several requests lets deliver_parts
+        // compress one while the previous is in flight.
+        BatchLimits {
+            max_events: self.cfg.limits.max_events * READ_AHEAD,
+            max_bytes: self.cfg.limits.max_bytes * READ_AHEAD,
+            max_wait: self.cfg.limits.max_wait,
+        }
     }
 
     fn retry_policy(&self) -> RetryPolicy {

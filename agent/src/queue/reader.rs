@@ -81,21 +81,32 @@ impl Batch {
     /// Splits off the events after the first `n`; the rest covers from the
     /// id after this part's last.
     pub fn split_off(&mut self, n: usize) -> Batch {
-        let mut rest = Batch::default();
-        if n >= self.len() {
-            rest.from = self.last_id().map_or(self.from, |l| l + 1);
-            return rest;
-        }
-        let tail: Vec<(u64, Vec<u8>)> = self.iter().skip(n).map(|(i, p)| (i, p.to_vec())).collect();
+        let n = n.min(self.len());
+        let rest = self.slice(n, self.len());
         let cut = if n == 0 { 0 } else { self.ends[n - 1] + 1 };
         self.ids.truncate(n);
         self.ends.truncate(n);
         self.data.truncate(cut);
-        rest.from = self.last_id().map_or(self.from, |l| l + 1);
-        for (id, p) in tail {
-            rest.push(id, &p);
-        }
         rest
+    }
+
+    /// A copy of events `a..b`, covering from the id after event `a - 1`
+    /// (or from where this batch covers, for `a == 0`).
+    pub fn slice(&self, a: usize, b: usize) -> Batch {
+        let b = b.min(self.len());
+        let a = a.min(b);
+        let start = if a == 0 { 0 } else { self.ends[a - 1] + 1 };
+        let end = if b == 0 { 0 } else { self.ends[b - 1] + 1 };
+        Batch {
+            from: if a == 0 {
+                self.from
+            } else {
+                self.ids[a - 1] + 1
+            },
+            ids: self.ids[a..b].to_vec(),
+            data: self.data[start..end].to_vec(),
+            ends: self.ends[a..b].iter().map(|e| e - start).collect(),
+        }
     }
 
     fn push(&mut self, id: u64, payload: &[u8]) {

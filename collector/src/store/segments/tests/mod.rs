@@ -7,7 +7,6 @@ use std::fs;
 use std::net::IpAddr;
 use std::path::Path;
 
-
 use super::*;
 use crate::store::{
     Cursor, IndexKey, NewEvent, Query, StoreReader, StoreWriter, StoredEvent, Watermark,
