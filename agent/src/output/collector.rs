@@ -356,9 +356,12 @@ impl CollectorOutput {
     }
 }
 
+/// Status, Retry-After and body of an answer, or the transport error.
+type RawAnswer = Result<(u16, Option<Duration>, String), String>;
+
 /// A request in flight.
 struct Sent {
-    task: tokio::task::JoinHandle<Result<(u16, Option<Duration>, String), String>>,
+    task: tokio::task::JoinHandle<RawAnswer>,
     url: String,
     endpoint: String,
     body: bytes::Bytes,
