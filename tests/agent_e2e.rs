@@ -6,61 +6,21 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use serde_json::Value;
 
-/// A running agent; killed when dropped so a failing test leaves nothing behind.
-struct Agent {
-    child: Child,
-}
+mod common;
+
+use common::{wait_for, Proc, Rng};
+
+/// The agent, as a process of its own; SIGKILLed when dropped.
+struct Agent;
 
 impl Agent {
-    fn start(config: &Path, log: &Path) -> Agent {
-        let err = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_auditship"))
-            .args(["agent", "--config"])
-            .arg(config)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(err)
-            .spawn()
-            .expect("agent starts");
-        Agent { child }
-    }
-
-    fn kill9(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    fn term(mut self) -> i32 {
-        let pid = self.child.id().to_string();
-        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                return s.code().unwrap_or(-1);
-            }
-            assert!(
-                Instant::now() < deadline,
-                "agent did not stop after SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    fn start(config: &Path, log: &Path) -> Proc {
+        Proc::start(&["agent", "--config", config.to_str().unwrap()], log)
     }
 }
 
@@ -112,14 +72,6 @@ fn output_raws(path: &Path) -> Vec<String> {
         .collect()
 }
 
-fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 fn dir_bytes(dir: &Path) -> u64 {
     fs::read_dir(dir)
         .map(|rd| {
@@ -129,17 +81,6 @@ fn dir_bytes(dir: &Path) -> u64 {
                 .sum()
         })
         .unwrap_or(0)
-}
-
-/// A small deterministic random source for kill timing.
-struct Rng(u64);
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
 }
 
 const FILES: usize = 4;
@@ -236,7 +177,7 @@ fn crash_test_every_line_exactly_once_across_kills_and_rotations() {
     let mut kills = 0;
     let mut agent = Agent::start(&cfg, &agent_log);
     while !writer.is_finished() || kills < 10 {
-        std::thread::sleep(Duration::from_millis(150 + rng.below(500)));
+        std::thread::sleep(Duration::from_millis(150 + rng.range(0, 500)));
         agent.kill9();
         kills += 1;
         agent = Agent::start(&cfg, &agent_log);

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use tomlconf::{ByteSize, ConfigErrors, HumanDuration};
+pub use tomlconf::{LogFormat, RawLog};
 
 /// The collector configuration file, as written.
 #[derive(Debug, Deserialize)]
@@ -118,29 +119,6 @@ pub enum Role {
     Ingest,
     /// Queries.
     Reader,
-}
-
-/// `[log]`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawLog {
-    /// "error", "warn", "info" (default), "debug" or "trace"; RUST_LOG overrides it.
-    #[serde(default)]
-    pub level: Option<String>,
-    /// "text" (default) or "json".
-    #[serde(default)]
-    pub format: Option<LogFormat>,
-}
-
-/// Log formats.
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum LogFormat {
-    /// Human-readable.
-    #[default]
-    Text,
-    /// One JSON object per line.
-    Json,
 }
 
 /// Where a token's secret comes from.

@@ -27,11 +27,7 @@ pub fn run(args: CollectorArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
-    let format = match cfg.log_format {
-        config::LogFormat::Json => auditship_agent::config::LogFormat::Json,
-        config::LogFormat::Text => auditship_agent::config::LogFormat::Text,
-    };
-    init_logging(&cfg.log_level, format);
+    init_logging(&cfg.log_level, cfg.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

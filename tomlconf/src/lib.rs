@@ -17,6 +17,29 @@ use serde::de::DeserializeOwned;
 
 pub use units::{parse_bytes, parse_duration, ByteSize, HumanDuration};
 
+/// `[log]`: a process's own logs (on stderr), the same for every role.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLog {
+    /// "error", "warn", "info" (default), "debug" or "trace"; RUST_LOG overrides it.
+    #[serde(default)]
+    pub level: Option<String>,
+    /// "text" (default) or "json".
+    #[serde(default)]
+    pub format: Option<LogFormat>,
+}
+
+/// Log line format.
+#[derive(Clone, Copy, Debug, Default, serde::Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
 /// One configuration problem, located.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {

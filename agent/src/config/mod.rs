@@ -27,7 +27,8 @@ mod collector_output;
 
 pub use collector_output::RawCollectorOutput;
 pub use tomlconf::{
-    parse_bytes, parse_duration, ByteSize, ConfigError, ConfigErrors, HumanDuration,
+    parse_bytes, parse_duration, ByteSize, ConfigError, ConfigErrors, HumanDuration, LogFormat,
+    RawLog,
 };
 
 /// The agent configuration file, as written.
@@ -188,29 +189,6 @@ pub struct RawStdoutOutput {
     /// Unique name (default "stdout").
     #[serde(default)]
     pub name: Option<String>,
-}
-
-/// `[log]`: the agent's own logs (on stderr).
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawLog {
-    /// "error", "warn", "info" (default), "debug" or "trace"; RUST_LOG overrides it.
-    #[serde(default)]
-    pub level: Option<String>,
-    /// "text" (default) or "json".
-    #[serde(default)]
-    pub format: Option<LogFormat>,
-}
-
-/// Log line format.
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum LogFormat {
-    /// Human-readable.
-    #[default]
-    Text,
-    /// One JSON object per line.
-    Json,
 }
 
 /// The validated, runtime configuration.
