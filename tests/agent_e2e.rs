@@ -451,25 +451,10 @@ fn a_line_of_control_bytes_does_not_stall_the_agent() {
 fn full_disk_pauses_inputs_and_loses_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let small = tmp.path().join("small");
-    fs::create_dir(&small).unwrap();
-    let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=6m", "tmpfs"])
-        .arg(&small)
-        .status()
-        .is_ok_and(|s| s.success());
-    let uid = Command::new("id").arg("-u").output().unwrap();
-    if !mounted && String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+    let Some(_unmount) = common::Tmpfs::mount(&small, "6m") else {
         eprintln!("SKIPPED full_disk test: mounting a tmpfs needs root");
         return;
-    }
-    assert!(mounted, "mount a 6 MiB tmpfs for the queue");
-    struct Unmount(PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg(&self.0).status();
-        }
-    }
-    let _unmount = Unmount(small.clone());
+    };
     let logs = tmp.path().join("logs");
     fs::create_dir(&logs).unwrap();
     let n = 30_000;

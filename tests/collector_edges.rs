@@ -452,3 +452,80 @@ fn a_refused_batch_is_dead_lettered_and_replay_delivers_it_after_the_fix() {
     assert_eq!(std::fs::read_dir(&dl).unwrap().count(), 0);
     assert_exactly_once(&stored_raws(&url, &[]), &expected);
 }
+
+#[test]
+fn a_full_store_disk_gets_503_with_retry_after_and_the_collector_keeps_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let small = dir.path().join("small");
+    let Some(disk) = Tmpfs::mount(&small, "3m") else {
+        eprintln!("SKIPPED collector full-disk test: mounting a tmpfs needs root");
+        return;
+    };
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let cfg_path = collector_config(
+        &small,
+        port,
+        "insecure_plain_http = true",
+        "[store]\nsegment_bytes = \"1MiB\"\n",
+    );
+    let _collector = start(
+        dir.path(),
+        &["collector", "--config", cfg_path.to_str().unwrap()],
+        "c.log",
+    );
+    let c = client(None, None);
+    wait_up(&c, &url);
+    let batch = |first: u64, n: u64| {
+        let mut b = format!("{{\"auditship_batch\":1,\"agent_id\":\"e2e-agent\",\"queue\":\"00000000000000ab\",\"first\":{first},\"last\":{},\"events\":{n}}}\n", first + n - 1);
+        for seq in first..first + n {
+            b.push_str(&format!("{{\"action\":\"x\",\"agent_id\":\"e2e-agent\",\"category\":\"unknown\",\"outcome\":\"unknown\",\"raw\":\"{seq:0>400}\",\"seq\":{seq},\"src_ip\":null,\"ts\":null,\"v\":1}}\n"));
+        }
+        gzip(b.as_bytes())
+    };
+    // Fill the disk: 1,000 events of ~500 bytes per batch.
+    let (mut next, mut acked) = (1u64, 0u64);
+    let mut refused = None;
+    for _ in 0..40 {
+        let resp = rt().block_on(async {
+            let r = c
+                .post(format!("{url}/v1/ingest"))
+                .bearer_auth(INGEST_TOKEN)
+                .header("content-encoding", "gzip")
+                .body(batch(next, 1000))
+                .send()
+                .await
+                .unwrap();
+            let retry = r
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().to_string());
+            (r.status().as_u16(), retry, r.text().await.unwrap())
+        });
+        match resp {
+            (200, _, _) => {
+                acked += 1000;
+                next += 1000;
+            }
+            (status, retry, body) => {
+                refused = Some((status, retry, body));
+                break;
+            }
+        }
+    }
+    let (status, retry, body) = refused.expect("the disk never filled up");
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        retry.is_some_and(|r| r.parse::<u64>().unwrap() >= 1),
+        "Retry-After missing"
+    );
+    assert!(body.contains("full"), "{body}");
+    assert!(acked > 0, "some batches fit before the disk filled");
+    // Still running, and holding exactly what it acknowledged.
+    assert_eq!(stored_count(port), acked);
+    // Space comes back: the same batch is now stored, once.
+    disk.resize("64m");
+    let (s, b) = post(&c, &url, INGEST_TOKEN, true, batch(next, 1000)).unwrap();
+    assert_eq!((s, b.contains("\"stored\":1000")), (200, true), "{b}");
+    assert_eq!(stored_count(port), acked + 1000);
+}

@@ -271,3 +271,41 @@ pub fn assert_exactly_once(raws: &[String], expected: &[String]) {
         expected.len()
     );
 }
+
+/// A tmpfs mounted on a directory for a test, unmounted when dropped.
+pub struct Tmpfs(pub PathBuf);
+
+impl Tmpfs {
+    /// Mounts a tmpfs of `size` (e.g. "6m") on `dir`. `None` when not root
+    /// (the caller skips, saying so); panics if root and the mount fails.
+    pub fn mount(dir: &Path, size: &str) -> Option<Tmpfs> {
+        fs::create_dir_all(dir).unwrap();
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        let uid = Command::new("id").arg("-u").output().unwrap();
+        if !mounted && String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+            return None;
+        }
+        assert!(mounted, "mount a {size} tmpfs on {}", dir.display());
+        Some(Tmpfs(dir.to_path_buf()))
+    }
+
+    /// Changes the size (to let a full disk fill up no more, or free up).
+    pub fn resize(&self, size: &str) {
+        let ok = Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(&self.0)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "remount {} with size={size}", self.0.display());
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
