@@ -330,7 +330,7 @@ fn a_bad_token_keeps_events_queued_until_it_is_fixed() {
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
     let ccfg = collector_config(dir.path(), port, "insecure_plain_http = true", "");
-    let _collector = start(
+    let collector = start(
         dir.path(),
         &["collector", "--config", ccfg.to_str().unwrap()],
         "c.log",
@@ -368,7 +368,7 @@ fn a_bad_token_keeps_events_queued_until_it_is_fixed() {
         &url,
         &format!("token = \"{INGEST_TOKEN}\""),
     );
-    let _agent = start(
+    let agent = start(
         dir.path(),
         &["agent", "--config", right.to_str().unwrap()],
         "a.log",
@@ -377,6 +377,10 @@ fn a_bad_token_keeps_events_queued_until_it_is_fixed() {
         stored_count(port) == 200
     });
     assert_exactly_once(&stored_raws(&url, &[]), &lines);
+    // SIGTERM: both drain and exit cleanly (the agent's idle keep-alive
+    // connection must not hold up the collector's shutdown).
+    assert_eq!(agent.term(), 0);
+    assert_eq!(collector.term(), 0);
 }
 
 #[test]

@@ -197,10 +197,14 @@ pub async fn run(
         .await
         .is_err()
     {
+        // Requests still running hold ingest handles, so the commit thread
+        // would not end; leave it. Nothing unanswered was acknowledged, and
+        // whatever it committed is durable.
         tracing::warn!("grace period over; closing the remaining connections");
+    } else {
+        // The commit thread ends once every handle (held by handlers) is gone.
+        let _ = tokio::task::spawn_blocking(move || commit_thread.join()).await;
     }
-    // The commit thread ends once every handle (held by handlers) is gone.
-    let _ = tokio::task::spawn_blocking(move || commit_thread.join()).await;
     tracing::info!("collector stopped");
     Ok(())
 }
