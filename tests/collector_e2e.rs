@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -35,12 +35,17 @@ fn start_agent(dir: &Path, cfg: &Path) -> Proc {
     )
 }
 
-fn up(port: u16) -> bool {
-    http_get(port, "/health").is_some_and(|(s, _)| s == 200)
+/// A collector on a free port (plain HTTP) and an agent tailing one log into it.
+struct Setup {
+    dir: tempfile::TempDir,
+    port: u16,
+    url: String,
+    ccfg: PathBuf,
+    log: PathBuf,
+    acfg: PathBuf,
 }
 
-#[test]
-fn collector_outage_of_30s_loses_and_duplicates_nothing() {
+fn setup() -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
@@ -52,6 +57,30 @@ fn collector_outage_of_30s_loses_and_duplicates_nothing() {
         &url,
         &format!("token = \"{INGEST_TOKEN}\""),
     );
+    Setup {
+        dir,
+        port,
+        url,
+        ccfg,
+        log,
+        acfg,
+    }
+}
+
+fn up(port: u16) -> bool {
+    http_get(port, "/health").is_some_and(|(s, _)| s == 200)
+}
+
+#[test]
+fn collector_outage_of_30s_loses_and_duplicates_nothing() {
+    let Setup {
+        dir,
+        port,
+        url,
+        ccfg,
+        log,
+        acfg,
+    } = setup();
     let collector = start_collector(dir.path(), &ccfg);
     wait_for("collector up", Duration::from_secs(30), || up(port));
     let _agent = start_agent(dir.path(), &acfg);
@@ -87,17 +116,14 @@ fn collector_outage_of_30s_loses_and_duplicates_nothing() {
 
 #[test]
 fn agent_and_collector_killed_at_random_moments_store_every_line_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let url = format!("http://127.0.0.1:{port}");
-    let ccfg = collector_config(dir.path(), port, "insecure_plain_http = true", "");
-    let log = dir.path().join("access.log");
-    let acfg = agent_config(
-        dir.path(),
-        &log.display().to_string(),
-        &url,
-        &format!("token = \"{INGEST_TOKEN}\""),
-    );
+    let Setup {
+        dir,
+        port,
+        url,
+        ccfg,
+        log,
+        acfg,
+    } = setup();
     let mut collector = Some(start_collector(dir.path(), &ccfg));
     wait_for("collector up", Duration::from_secs(30), || up(port));
     let mut agent = Some(start_agent(dir.path(), &acfg));

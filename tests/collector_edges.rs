@@ -533,3 +533,45 @@ fn a_full_store_disk_gets_503_with_retry_after_and_the_collector_keeps_running()
     assert_eq!((s, b.contains("\"stored\":1000")), (200, true), "{b}");
     assert_eq!(stored_count(port), acked + 1000);
 }
+
+#[test]
+fn an_unreachable_first_endpoint_fails_over_to_the_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let (dead, port) = (free_port(), free_port());
+    let url = format!("http://127.0.0.1:{port}");
+    let ccfg = collector_config(dir.path(), port, "insecure_plain_http = true", "");
+    let _collector = start(
+        dir.path(),
+        &["collector", "--config", ccfg.to_str().unwrap()],
+        "c.log",
+    );
+    let log = dir.path().join("auth.log");
+    let lines: Vec<String> = (0..100)
+        .map(|n| format!("Nov 22 10:03:{:02} h sshd[{n}]: Failed password for root from 192.0.2.1 port {n} ssh2", n % 60))
+        .collect();
+    append_lines(&log, lines.iter().cloned());
+    // endpoints = ["http://127.0.0.1:<nothing listening>", "<the collector>"]
+    let endpoints = format!("http://127.0.0.1:{dead}\", \"{url}");
+    let acfg = agent_config(
+        dir.path(),
+        &log.display().to_string(),
+        &endpoints,
+        &format!("token = \"{INGEST_TOKEN}\""),
+    );
+    let _agent = start(
+        dir.path(),
+        &["agent", "--config", acfg.to_str().unwrap()],
+        "a.log",
+    );
+    wait_for(
+        "all 100 stored through the second endpoint",
+        Duration::from_secs(60),
+        || stored_count(port) == 100,
+    );
+    assert_exactly_once(&stored_raws(&url, &[]), &lines);
+    let agent_log = std::fs::read_to_string(dir.path().join("a.log")).unwrap();
+    assert!(
+        agent_log.contains(&format!("127.0.0.1:{dead}")),
+        "the first endpoint was tried: {agent_log}"
+    );
+}

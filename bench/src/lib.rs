@@ -268,6 +268,14 @@ impl LineGen {
     }
 }
 
+/// The value after `--name` on a benchmark binary's command line.
+pub fn arg(args: &[String], name: &str) -> Option<String> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -26,6 +26,7 @@
 //! output's blocking thread and drives each request with the runtime's
 //! handle.
 
+use std::borrow::Cow;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -249,11 +250,16 @@ impl CollectorOutput {
     /// the next request is sent only after the previous one's answer, so
     /// the collector sees this agent's `seq` in order.
     fn deliver_parts(&mut self, batch: &Batch) -> Result<(), OutputError> {
-        let mut in_flight: Option<(Sent, Batch, BatchHeader)> = None;
+        let mut in_flight: Option<(Sent, Cow<'_, Batch>, BatchHeader)> = None;
         let mut at = 0;
         while at < batch.len() {
             let n = self.part_len(batch, at);
-            let part = batch.slice(at, at + n);
+            // A batch that fits one request is sent as it is, not copied.
+            let part = if n == batch.len() {
+                Cow::Borrowed(batch)
+            } else {
+                Cow::Owned(batch.slice(at, at + n))
+            };
             at += n;
             let header = self.header(part.covers_from(), &part);
             let body =

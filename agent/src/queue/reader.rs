@@ -78,18 +78,6 @@ impl Batch {
         self.push(id, payload);
     }
 
-    /// Splits off the events after the first `n`; the rest covers from the
-    /// id after this part's last.
-    pub fn split_off(&mut self, n: usize) -> Batch {
-        let n = n.min(self.len());
-        let rest = self.slice(n, self.len());
-        let cut = if n == 0 { 0 } else { self.ends[n - 1] + 1 };
-        self.ids.truncate(n);
-        self.ends.truncate(n);
-        self.data.truncate(cut);
-        rest
-    }
-
     /// A copy of events `a..b`, covering from the id after event `a - 1`
     /// (or from where this batch covers, for `a == 0`).
     pub fn slice(&self, a: usize, b: usize) -> Batch {

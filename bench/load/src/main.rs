@@ -15,17 +15,10 @@
 
 use std::time::Instant;
 
-use auditship_bench::{Kind, LineGen};
+use auditship_bench::{arg, Kind, LineGen};
 use auditship_core::wire::{self, BatchHeader, IngestAck};
 use auditship_core::{canonical, Timestamp};
 use auditship_plugins::{Parser, ParserOptions};
-
-fn arg(args: &[String], name: &str) -> Option<String> {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .cloned()
-}
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();

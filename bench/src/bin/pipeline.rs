@@ -29,14 +29,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use auditship_bench::{Kind, LineGen};
-
-fn arg(args: &[String], name: &str) -> Option<String> {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .cloned()
-}
+use auditship_bench::{arg, Kind, LineGen};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
