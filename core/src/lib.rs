@@ -19,6 +19,7 @@ pub mod canonical;
 pub mod cidr;
 pub mod ecs;
 pub mod event;
+pub mod hex;
 pub mod lossless;
 pub mod ocsf;
 pub mod time;
@@ -26,3 +27,6 @@ pub mod wire;
 
 pub use event::{Actor, AuditEvent, Category, Flags, Http, Outcome, Target};
 pub use time::Timestamp;
+
+/// A SHA-256 digest: chain hashes, Merkle leaf and node hashes, roots.
+pub type Hash = [u8; 32];

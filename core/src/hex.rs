@@ -1,0 +1,72 @@
+//! Lowercase hexadecimal, the text form of every hash, key and signature
+//! in auditship's formats (wire headers, sealed events, checkpoints,
+//! bundles). Hex rather than base64 so that a verifier in any language
+//! needs nothing beyond its standard library.
+
+use crate::Hash;
+
+const DIGITS: &[u8; 16] = b"0123456789abcdef";
+
+/// Appends the lowercase hex form of `bytes` to `out`.
+pub fn encode_into(bytes: &[u8], out: &mut Vec<u8>) {
+    out.reserve(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[(b >> 4) as usize]);
+        out.push(DIGITS[(b & 15) as usize]);
+    }
+}
+
+/// The lowercase hex form of `bytes`.
+pub fn encode(bytes: &[u8]) -> String {
+    let mut out = Vec::with_capacity(bytes.len() * 2);
+    encode_into(bytes, &mut out);
+    // Only ASCII digits were written.
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Decodes hex (either case) into exactly `N` bytes; `None` for any other
+/// length or a non-hex character.
+pub fn decode_array<const N: usize>(text: &str) -> Option<[u8; N]> {
+    let t = text.as_bytes();
+    if t.len() != N * 2 {
+        return None;
+    }
+    let mut out = [0u8; N];
+    for (i, pair) in t.chunks_exact(2).enumerate() {
+        out[i] = (digit(pair[0])? << 4) | digit(pair[1])?;
+    }
+    Some(out)
+}
+
+/// Decodes a 64-digit hex hash.
+pub fn decode_hash(text: &str) -> Option<Hash> {
+    decode_array::<32>(text)
+}
+
+fn digit(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_rejects_bad_text() {
+        let bytes: Vec<u8> = (0..=255).collect();
+        let text = encode(&bytes);
+        assert_eq!(&text[..8], "00010203");
+        assert_eq!(&text[text.len() - 4..], "feff");
+        let back: [u8; 256] = decode_array(&text).unwrap();
+        assert_eq!(back.to_vec(), bytes);
+        assert_eq!(decode_array::<2>("ABcd"), Some([0xab, 0xcd]));
+        assert_eq!(decode_array::<2>("abc"), None);
+        assert_eq!(decode_array::<2>("abcg"), None);
+        assert_eq!(decode_array::<1>("abcd"), None);
+    }
+}
