@@ -12,16 +12,21 @@
 //! * [`ecs`] and [`ocsf`]: renderings for SIEMs that speak the Elastic Common
 //!   Schema or OCSF.
 //!
-//! Hash chains, the wire batch format, the Merkle tree and checkpoints will
-//! join these modules; they all build on the canonical encoding.
+//! * [`seal`]: the per-agent hash chain and the sealed event form;
+//! * [`identity`]: Ed25519 keys of agents and collectors;
+//! * [`checkpoint`]: the collector's signed statements of its Merkle root;
+//! * [`wire`]: the signed batch format agents send collectors.
 
 pub mod canonical;
+pub mod checkpoint;
 pub mod cidr;
 pub mod ecs;
 pub mod event;
 pub mod hex;
+pub mod identity;
 pub mod lossless;
 pub mod ocsf;
+pub mod seal;
 pub mod time;
 pub mod wire;
 

@@ -4,7 +4,7 @@
 //! collector refused can be written to a dead-letter file and sent again
 //! byte for byte.
 //!
-//! # Format, version 1
+//! # Format, version 2
 //!
 //! ```text
 //! POST /v1/ingest
@@ -13,11 +13,21 @@
 //! Authorization:    Bearer <ingest token>
 //!
 //! body (after decompression), NDJSON, UTF-8:
-//!   line 1       header: {"auditship_batch":1,"agent_id":"web-1",
-//!                         "queue":"<16 hex digits>","first":101,"last":250,"events":150}
+//!   line 1       header: {"auditship_batch":2,"agent_id":"web-1",
+//!                         "queue":"<16 hex digits>","first":101,"last":250,"events":150,
+//!                         "prev_hash":"<64 hex>","last_hash":"<64 hex>","sig":"<128 hex>"}
 //!   lines 2..    one event per line, in canonical encoding (see `canonical`),
 //!                each with "seq" and "agent_id"; `events` lines in all
 //! ```
+//!
+//! * `prev_hash` is the agent's chain hash before the first event of the
+//!   batch, `last_hash` the chain hash of its last event, and `sig` the
+//!   agent's Ed25519 signature of [`crate::seal::batch_message`] over the
+//!   header's fields. The events travel without their chain fields: the
+//!   collector recomputes every hash from `prev_hash` (see [`crate::seal`])
+//!   and must arrive at `last_hash`, so the one signature covers every
+//!   event. (Sending the hashes per event would add ~150 incompressible
+//!   bytes to each.)
 //!
 //! * `agent_id` is the sending agent. It must be the agent the ingest token
 //!   is bound to, and every event's `agent_id` must equal it.
@@ -47,10 +57,10 @@ use std::io::{Read, Write};
 
 use serde::{Deserialize, Serialize};
 
-use crate::Timestamp;
+use crate::{hex, seal, Hash, Timestamp};
 
 /// Version written in the header's `auditship_batch` key.
-pub const WIRE_VERSION: u32 = 1;
+pub const WIRE_VERSION: u32 = 2;
 
 /// Path batches are posted to.
 pub const INGEST_PATH: &str = "/v1/ingest";
@@ -71,6 +81,36 @@ pub struct BatchHeader {
     pub last: u64,
     /// Number of events.
     pub events: u64,
+    /// Chain hash before the first event (hex).
+    pub prev_hash: String,
+    /// Chain hash of the last event (hex).
+    pub last_hash: String,
+    /// Ed25519 signature of the batch message (hex).
+    pub sig: String,
+}
+
+impl BatchHeader {
+    /// The bytes `sig` signs (see [`crate::seal::batch_message`]); `None`
+    /// when a hash field is not 64 hex digits.
+    pub fn signed_message(&self) -> Option<Vec<u8>> {
+        Some(crate::seal::batch_message(
+            &self.agent_id,
+            &self.queue,
+            self.first,
+            self.last,
+            self.events,
+            &crate::hex::decode_hash(&self.prev_hash)?,
+            &crate::hex::decode_hash(&self.last_hash)?,
+        ))
+    }
+
+    /// Signs the header in place with the agent's key.
+    pub fn sign(&mut self, key: &crate::identity::Identity) {
+        let msg = self
+            .signed_message()
+            .expect("hashes are set before signing");
+        self.sig = crate::hex::encode(&key.sign(&msg));
+    }
 }
 
 /// The collector's answer to an accepted batch.
@@ -228,20 +268,57 @@ impl EventView<'_> {
     }
 }
 
-/// A decoded, checked batch: the header and each event's bytes and view.
+/// One event of a decoded batch.
+#[derive(Debug)]
+pub struct DecodedEvent<'a> {
+    /// Its `seq`.
+    pub seq: u64,
+    /// Its canonical bytes as received, without the newline.
+    pub bytes: &'a [u8],
+    /// The indexed fields.
+    pub view: EventView<'a>,
+    /// Its chain hash, recomputed from the batch's `prev_hash`.
+    pub hash: Hash,
+}
+
+/// A decoded, syntactically checked batch. Whether the chain and the
+/// signature hold is for the receiver to judge ([`DecodedBatch::chain_intact`],
+/// and the signature against the agent's enrolled key): a batch that fails
+/// them is evidence, not garbage.
 #[derive(Debug)]
 pub struct DecodedBatch<'a> {
     /// The header.
     pub header: BatchHeader,
     /// Queue identity as a number.
     pub queue: u64,
-    /// `(seq, bytes without the newline, view)` of every event, in order.
-    pub events: Vec<(u64, &'a [u8], EventView<'a>)>,
+    /// `prev_hash` as bytes.
+    pub prev_hash: Hash,
+    /// `last_hash` as bytes.
+    pub last_hash: Hash,
+    /// `sig` as bytes.
+    pub sig: [u8; 64],
+    /// Every event, in order.
+    pub events: Vec<DecodedEvent<'a>>,
+}
+
+impl DecodedBatch<'_> {
+    /// Whether the events, chained from `prev_hash`, end at `last_hash`.
+    pub fn chain_intact(&self) -> bool {
+        self.events.last().map(|e| e.hash) == Some(self.last_hash)
+    }
+
+    /// Whether `sig` is `key`'s signature of the header.
+    pub fn signed_by(&self, key: &crate::identity::PublicKey) -> bool {
+        self.header
+            .signed_message()
+            .is_some_and(|m| key.verify(&m, &self.sig))
+    }
 }
 
 /// Splits and checks an inflated body: header, then events whose `seq`
-/// strictly increase within `first..=last` (ending at `last`), whose `agent_id` is the
-/// header's, and whose count is the header's `events`.
+/// strictly increase within `first..=last` (ending at `last`), whose
+/// `agent_id` is the header's, and whose count is the header's `events`.
+/// Computes every event's chain hash on the way.
 pub fn decode(body: &[u8]) -> Result<DecodedBatch<'_>, WireError> {
     let mut lines = body.split(|&b| b == b'\n');
     let first = lines.next().unwrap_or_default();
@@ -262,8 +339,17 @@ pub fn decode(body: &[u8]) -> Result<DecodedBatch<'_>, WireError> {
             "a batch holds at least one event and first <= last".into(),
         ));
     }
+    let hash_field = |name: &str, text: &str| {
+        hex::decode_hash(text)
+            .ok_or_else(|| WireError::Header(format!("{name} is not 64 hex digits")))
+    };
+    let prev_hash = hash_field("prev_hash", &header.prev_hash)?;
+    let last_hash = hash_field("last_hash", &header.last_hash)?;
+    let sig = hex::decode_array::<64>(&header.sig)
+        .ok_or_else(|| WireError::Header("sig is not 128 hex digits".into()))?;
     let mut events = Vec::with_capacity(header.events.min(1 << 20) as usize);
     let mut prev: Option<u64> = None;
+    let mut chain = prev_hash;
     let mut body_lines = lines.enumerate().peekable();
     while let Some((i, line)) = body_lines.next() {
         let line_no = i + 2;
@@ -295,8 +381,17 @@ pub fn decode(body: &[u8]) -> Result<DecodedBatch<'_>, WireError> {
                 view.agent_id, header.agent_id
             )));
         }
+        if line.last() != Some(&b'}') {
+            return Err(bad("event does not end in '}'".into()));
+        }
         prev = Some(seq);
-        events.push((seq, line, view));
+        chain = seal::chain_hash(&chain, line);
+        events.push(DecodedEvent {
+            seq,
+            bytes: line,
+            view,
+            hash: chain,
+        });
     }
     if events.len() as u64 != header.events {
         return Err(WireError::Header(format!(
@@ -313,6 +408,9 @@ pub fn decode(body: &[u8]) -> Result<DecodedBatch<'_>, WireError> {
     Ok(DecodedBatch {
         header,
         queue,
+        prev_hash,
+        last_hash,
+        sig,
         events,
     })
 }

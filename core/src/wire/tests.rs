@@ -9,6 +9,10 @@ fn event(seq: u64, agent: &str, raw: &str) -> Vec<u8> {
     canonical::encode(&ev)
 }
 
+fn key() -> crate::identity::Identity {
+    crate::identity::Identity::from_seed([5; 32])
+}
+
 fn batch(agent: &str, seqs: &[u64]) -> (BatchHeader, Vec<u8>) {
     let mut body = Vec::new();
     for &s in seqs {
@@ -22,7 +26,17 @@ fn batch(agent: &str, seqs: &[u64]) -> (BatchHeader, Vec<u8>) {
         first: seqs[0],
         last: *seqs.last().unwrap(),
         events: seqs.len() as u64,
+        prev_hash: hex::encode(&seal::GENESIS),
+        last_hash: String::new(),
+        sig: String::new(),
     };
+    let mut chain = seal::GENESIS;
+    for line in body.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        chain = seal::chain_hash(&chain, line);
+    }
+    let mut header = header;
+    header.last_hash = hex::encode(&chain);
+    header.sign(&key());
     (header, body)
 }
 
@@ -36,13 +50,13 @@ fn a_batch_survives_encode_inflate_decode() {
     let d = decode(&inflated).unwrap();
     assert_eq!(d.header, header);
     assert_eq!(d.queue, 0xfeed);
-    let seqs: Vec<u64> = d.events.iter().map(|e| e.0).collect();
+    let seqs: Vec<u64> = d.events.iter().map(|e| e.seq).collect();
     assert_eq!(seqs, [3, 4, 7]);
-    assert_eq!(d.events[2].2.raw, "line 7");
+    assert_eq!(d.events[2].view.raw, "line 7");
     // The event bytes are passed through exactly as the agent encoded them.
-    assert_eq!(d.events[0].1, &event(3, "web-1", "line 3")[..]);
+    assert_eq!(d.events[0].bytes, &event(3, "web-1", "line 3")[..]);
     assert_eq!(
-        d.events[0].2.time_millis(),
+        d.events[0].view.time_millis(),
         Timestamp::new(1_795_338_000, 250_000_000, 60)
             .unwrap()
             .unix_millis()
@@ -124,4 +138,43 @@ fn queue_identities_round_trip_and_reject_junk() {
     assert_eq!(parse_queue(&format_queue(u64::MAX)), Ok(u64::MAX));
     assert!(parse_queue("12").is_err());
     assert!(parse_queue("zzzzzzzzzzzzzzzz").is_err());
+}
+
+#[test]
+fn the_chain_and_signature_of_a_batch_are_checked_not_assumed() {
+    let (header, body) = batch("web-1", &[1, 2, 3]);
+    let good = encode(&header, &body, None);
+    let d = decode(&good).unwrap();
+    assert!(d.chain_intact());
+    assert!(d.signed_by(&key().public()));
+    assert!(!d.signed_by(&crate::identity::Identity::from_seed([6; 32]).public()));
+    // Each event's hash links to the one before it.
+    assert_eq!(
+        d.events[0].hash,
+        seal::chain_hash(&seal::GENESIS, d.events[0].bytes)
+    );
+    assert_eq!(
+        d.events[2].hash,
+        seal::chain_hash(&d.events[1].hash, d.events[2].bytes)
+    );
+
+    // An altered event still decodes (it is evidence), but its chain no
+    // longer reaches the signed last_hash.
+    let text = String::from_utf8(good.clone())
+        .unwrap()
+        .replace("line 2", "line X");
+    let d = decode(text.as_bytes()).unwrap();
+    assert!(!d.chain_intact());
+
+    // A header changed after signing fails the signature.
+    let mut moved = header.clone();
+    moved.first = 0;
+    let d2 = encode(&moved, &body, None);
+    assert!(!decode(&d2).unwrap().signed_by(&key().public()));
+
+    // Malformed hash fields are a bad header.
+    let mut bad = header.clone();
+    bad.sig = "00".into();
+    let e = decode(&encode(&bad, &body, None)).unwrap_err().to_string();
+    assert!(e.contains("sig is not 128 hex digits"), "{e}");
 }
