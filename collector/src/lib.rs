@@ -8,9 +8,13 @@
 //! * [`store`]: the storage traits and version 1 (segment files + index).
 
 pub mod auth;
+pub mod checkpoints;
 pub mod config;
+pub mod enrol;
 pub mod gaps;
 pub mod ingest;
+pub mod integrity;
+pub mod liveness;
 pub mod query_api;
 pub mod server;
 pub mod store;
