@@ -10,10 +10,12 @@
 //! * [`canonical`]: the versioned, documented byte form that hashes and
 //!   signatures cover;
 //! * [`ecs`] and [`ocsf`]: renderings for SIEMs that speak the Elastic Common
-//!   Schema or OCSF.
+//!   Schema or OCSF;
+//! * [`merkle`]: the RFC 9162 Merkle tree over stored events: roots,
+//!   inclusion and consistency proofs and their verification.
 //!
-//! Hash chains, the wire batch format, the Merkle tree and checkpoints will
-//! join these modules; they all build on the canonical encoding.
+//! Hash chains and checkpoints will join these modules; they build on the
+//! canonical encoding and the Merkle tree.
 
 pub mod canonical;
 pub mod cidr;
@@ -21,6 +23,7 @@ pub mod ecs;
 pub mod event;
 pub mod hex;
 pub mod lossless;
+pub mod merkle;
 pub mod ocsf;
 pub mod time;
 pub mod wire;
