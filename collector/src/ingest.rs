@@ -64,7 +64,6 @@ pub use prepare::PreparedBatch;
 use crate::checkpoints::Checkpointer;
 use crate::enrol::Enrolment;
 use crate::gaps::Gaps;
-use crate::liveness::Liveness;
 use crate::merkle_log::MerkleLog;
 use crate::store::{StoreError, StoreReader, StoreWriter};
 

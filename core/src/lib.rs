@@ -16,8 +16,10 @@
 //! * [`seal`]: the per-agent hash chain and the sealed event form;
 //! * [`identity`]: Ed25519 keys of agents and collectors;
 //! * [`checkpoint`]: the collector's signed statements of its Merkle root;
-//! * [`wire`]: the signed batch format agents send collectors.
+//! * [`wire`]: the signed batch format agents send collectors;
+//! * [`bundle`]: export bundles of events with inclusion proofs.
 
+pub mod bundle;
 pub mod canonical;
 pub mod checkpoint;
 pub mod cidr;

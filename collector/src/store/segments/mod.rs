@@ -158,6 +158,7 @@ pub mod index;
 mod leaves;
 mod query;
 mod recover;
+pub mod walk;
 mod writer;
 
 use std::fs;
