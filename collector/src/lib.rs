@@ -6,6 +6,8 @@
 //! answers. Readers query what is stored.
 //!
 //! * [`store`]: the storage traits and version 1 (segment files + index).
+//! * [`merkle_log`]: the RFC 9162 Merkle tree over the stored events, on
+//!   disk, for roots and proofs at any size.
 
 pub mod auth;
 pub mod checkpoints;

@@ -39,7 +39,10 @@ pub enum ProofError {
         actual: usize,
     },
     /// The root computed from the inclusion proof is not the given root.
-    #[error("inclusion proof leads to root {computed}, not the expected root", computed = crate::hex::encode(.computed))]
+    #[error(
+        "inclusion proof leads to root {computed}, not the expected root",
+        computed = crate::hex::encode(.computed)
+    )]
     RootMismatch {
         /// The root the proof leads to.
         computed: Hash,

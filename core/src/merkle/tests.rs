@@ -473,7 +473,8 @@ proptest! {
         let r = tree.root();
         for index in 0..size {
             let proof = inclusion_proof(&tree, index, size).unwrap();
-            prop_assert!(verify_inclusion(&tree.leaf(index).unwrap(), index, size, &proof, &r).is_ok());
+            let leaf = tree.leaf(index).unwrap();
+            prop_assert!(verify_inclusion(&leaf, index, size, &proof, &r).is_ok());
         }
         let mut frontier = Frontier::new();
         for old in 0..=size {
