@@ -31,6 +31,10 @@ enum Command {
     Validate(commands::validate::ValidateArgs),
     /// Parse log lines from files or stdin into audit events, one JSON object per line.
     Parse(commands::parse::ParseArgs),
+    /// Check a collector's store, or an export bundle, against the collector's public key.
+    Verify(commands::verify::VerifyArgs),
+    /// Export matching events with inclusion proofs and the signed checkpoint.
+    Export(Box<commands::export::ExportArgs>),
 }
 
 fn main() -> std::process::ExitCode {
@@ -43,6 +47,8 @@ fn main() -> std::process::ExitCode {
         Command::Deadletter(args) => commands::deadletter::run(args),
         Command::Validate(args) => commands::validate::run(args),
         Command::Parse(args) => commands::parse::run(args),
+        Command::Verify(args) => commands::verify::run(args),
+        Command::Export(args) => commands::export::run(*args),
     };
     match result {
         Ok(code) => code,

@@ -7,54 +7,20 @@
 //! otherwise the next page's cursor is printed on stderr.
 
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use auditship_core::AuditEvent;
 
+use super::remote::{Filters, Remote};
+
 /// Arguments of `auditship query`.
 #[derive(clap::Args, Debug)]
 pub struct QueryArgs {
-    /// Collector base URL, e.g. https://collector:8443.
-    #[arg(long, env = "AUDITSHIP_URL")]
-    url: String,
-    /// Reader token.
-    #[arg(long, env = "AUDITSHIP_TOKEN", hide_env_values = true)]
-    token: Option<String>,
-    /// File holding the reader token.
-    #[arg(long)]
-    token_file: Option<PathBuf>,
-    /// CA certificate(s) of the collector (PEM), for https.
-    #[arg(long)]
-    ca_file: Option<PathBuf>,
-    /// At or after: RFC 3339, or an age such as 15m, 1h, 7d.
-    #[arg(long)]
-    since: Option<String>,
-    /// Before: RFC 3339, or an age.
-    #[arg(long)]
-    until: Option<String>,
-    /// Host equals.
-    #[arg(long)]
-    host: Option<String>,
-    /// Actor (user) equals.
-    #[arg(long)]
-    actor: Option<String>,
-    /// Action equals (ssh_login, sudo_command, http_request, ...).
-    #[arg(long)]
-    action: Option<String>,
-    /// Category equals (authentication, session, privilege, account, web, ...).
-    #[arg(long)]
-    category: Option<String>,
-    /// success, failure or unknown.
-    #[arg(long)]
-    outcome: Option<String>,
-    /// Source IP address or CIDR block.
-    #[arg(long)]
-    src: Option<String>,
-    /// Text the raw line contains (case-sensitive).
-    #[arg(long, short = 'q')]
-    text: Option<String>,
+    #[command(flatten)]
+    remote: Remote,
+    #[command(flatten)]
+    filters: Filters,
     /// Events per page (1 to 10000).
     #[arg(long, default_value_t = 100)]
     limit: usize,
@@ -77,43 +43,14 @@ pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
         "ndjson" => false,
         o => bail!("--format {o:?}: use auto, table or ndjson"),
     };
-    let token = match (&args.token, &args.token_file) {
-        (Some(t), None) => t.clone(),
-        (None, Some(f)) => std::fs::read_to_string(f)
-            .with_context(|| format!("reading {}", f.display()))?
-            .trim_end()
-            .to_string(),
-        _ => bail!("give exactly one of --token and --token-file"),
-    };
-    auditship_tls::install_default_provider();
-    let mut builder = reqwest::Client::builder();
-    if let Some(ca) = &args.ca_file {
-        builder = builder.tls_backend_preconfigured(auditship_tls::client_config(ca, None)?);
-    } else if args.url.starts_with("https://") {
-        bail!("--ca-file is required for an https:// collector");
-    }
-    let client = builder.build()?;
+    let token = args.remote.token()?;
+    let client = args.remote.client()?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let mut params: Vec<(&str, String)> = Vec::new();
-    for (k, v) in [
-        ("since", &args.since),
-        ("until", &args.until),
-        ("host", &args.host),
-        ("actor", &args.actor),
-        ("action", &args.action),
-        ("category", &args.category),
-        ("outcome", &args.outcome),
-        ("src", &args.src),
-        ("q", &args.text),
-    ] {
-        if let Some(v) = v {
-            params.push((k, v.clone()));
-        }
-    }
+    let mut params = args.filters.params();
     params.push(("limit", args.limit.to_string()));
-    let url = format!("{}/v1/events", args.url.trim_end_matches('/'));
+    let url = args.remote.endpoint("/v1/events");
     let mut cursor = args.cursor.clone();
     let mut out = std::io::stdout().lock();
     let mut printed = 0usize;

@@ -1,0 +1,113 @@
+//! `auditship verify`: check a collector's store, or an export bundle,
+//! with nothing but the collector's public key.
+//!
+//! Exit status: 0 when everything verifies, 1 when something does not
+//! (the report names the first bad record: segment, offset, agent, seq and
+//! what is wrong), 2 when the check could not run.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use auditship_core::identity::PublicKey;
+
+/// Arguments of `auditship verify`.
+#[derive(clap::Args, Debug)]
+pub struct VerifyArgs {
+    /// A collector's data directory (holding store/ and checkpoints.ndjson).
+    #[arg(long, conflicts_with = "bundle")]
+    store: Option<PathBuf>,
+    /// An export bundle.
+    #[arg(long)]
+    bundle: Option<PathBuf>,
+    /// The collector's public key file (collector.pub in its data directory).
+    #[arg(long)]
+    pubkey: PathBuf,
+    /// Print every problem, not only the first ten.
+    #[arg(long)]
+    all: bool,
+}
+
+/// Runs the verification.
+pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
+    let key = PublicKey::load(&args.pubkey)?;
+    match (&args.store, &args.bundle) {
+        (Some(dir), None) => store(dir, &key, args.all),
+        (None, Some(file)) => bundle(file, &key),
+        _ => bail!("give --store DIR or --bundle FILE"),
+    }
+}
+
+fn bundle(file: &PathBuf, key: &PublicKey) -> anyhow::Result<ExitCode> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    match auditship_core::bundle::verify(&text, key) {
+        Ok(s) => {
+            println!(
+                "OK: {} event(s) from {} chain(s), each included in the log of {} records signed by key {} ({} chain link(s) checked)",
+                s.events,
+                s.chains,
+                s.size,
+                key.key_id(),
+                s.links
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            println!("FAILED: {}: {e}", file.display());
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+fn store(dir: &PathBuf, key: &PublicKey, all: bool) -> anyhow::Result<ExitCode> {
+    let tty = std::io::stderr().is_terminal();
+    let start = Instant::now();
+    let mut progress = |p: auditship_collector::verify::Progress| {
+        if !tty || p.total == 0 {
+            return;
+        }
+        let secs = start.elapsed().as_secs_f64().max(0.001);
+        let rate = p.bytes as f64 / secs;
+        let eta = (p.total.saturating_sub(p.bytes)) as f64 / rate.max(1.0);
+        eprint!(
+            "\r{:>5.1}%  {} records  {:.0} MB/s  ETA {:.0}s   ",
+            100.0 * p.bytes as f64 / p.total as f64,
+            p.records,
+            rate / 1e6,
+            eta
+        );
+    };
+    let report = auditship_collector::verify::verify_store(dir, key, &mut progress)
+        .map_err(|e| anyhow::anyhow!(e))?;
+    if tty {
+        eprintln!();
+    }
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "{} records in {} segment(s), {} agent chain(s), {} checkpoint(s) matched, {} recorded integrity event(s) explain discontinuities; {:.1} s ({:.0} records/s, {:.0} MB/s)",
+        report.records,
+        report.segments,
+        report.chains,
+        report.checkpoints_ok,
+        report.explained,
+        secs,
+        report.records as f64 / secs.max(1e-9),
+        report.bytes as f64 / secs.max(1e-9) / 1e6
+    );
+    if report.ok() {
+        println!("OK: every record, chain and checkpoint verifies");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let n = report.problems.len();
+    println!("FAILED: {n} problem(s); the first bad record:");
+    for (i, p) in report.problems.iter().enumerate() {
+        if i == 10 && !all {
+            println!("  … and {} more (--all shows them)", n - 10);
+            break;
+        }
+        println!("  {p}");
+    }
+    Ok(ExitCode::from(1))
+}
