@@ -248,13 +248,8 @@ fn bad_tokens_bodies_and_bombs_get_clear_answers_and_a_bounded_collector() {
     let c = client(None, None);
     wait_up(&c, &url);
 
-    let header = |first: u64, last: u64, n: u64| {
-        format!("{{\"auditship_batch\":1,\"agent_id\":\"e2e-agent\",\"queue\":\"00000000000000ab\",\"first\":{first},\"last\":{last},\"events\":{n}}}\n")
-    };
-    let event = |seq: u64| {
-        format!("{{\"action\":\"x\",\"agent_id\":\"e2e-agent\",\"category\":\"unknown\",\"outcome\":\"unknown\",\"raw\":\"line {seq}\",\"seq\":{seq},\"src_ip\":null,\"ts\":null,\"actor\":{{}},\"target\":{{}},\"v\":1}}\n")
-    };
-    let good = format!("{}{}", header(1, 1, 1), event(1));
+    let mut writer = BatchWriter::new("e2e-agent", 0xab, 7);
+    let good = String::from_utf8(writer.batch(1..2, |s| format!("line {s}"))).unwrap();
 
     let (s, b) = post(
         &c,
@@ -285,7 +280,8 @@ fn bad_tokens_bodies_and_bombs_get_clear_answers_and_a_bounded_collector() {
     .unwrap();
     assert_eq!(s, 400, "{b}");
     assert!(b.contains("not valid gzip"), "{b}");
-    let bad_json = format!("{}{{\"seq\": 1, oops\n", header(1, 1, 1));
+    let head = good.lines().next().unwrap();
+    let bad_json = format!("{head}\n{{\"seq\": 1, oops\n");
     let (s, b) = post(&c, &url, INGEST_TOKEN, true, gzip(bad_json.as_bytes())).unwrap();
     assert_eq!(s, 400, "{b}");
     assert!(b.contains("line 2: not an audit event"), "{b}");
@@ -322,6 +318,17 @@ fn bad_tokens_bodies_and_bombs_get_clear_answers_and_a_bounded_collector() {
     assert_eq!((s, b.contains("\"stored\":1")), (200, true), "{b}");
     let (s, b) = post(&c, &url, INGEST_TOKEN, true, gzip(good.as_bytes())).unwrap();
     assert_eq!((s, b.contains("\"duplicates\":1")), (200, true), "{b}");
+    // An event altered after the agent signed the batch: refused with 422
+    // (the agent dead-letters it) and recorded, never stored.
+    let altered = good.replace("line 1", "line X");
+    let (s, b) = post(&c, &url, INGEST_TOKEN, true, gzip(altered.as_bytes())).unwrap();
+    assert_eq!(s, 422, "{b}");
+    assert!(b.contains("altered after signing"), "{b}");
+    let integrity = stored_raws(&url, &["--category", "integrity"]);
+    assert!(
+        integrity.iter().any(|r| r.contains("refused")),
+        "{integrity:?}"
+    );
 }
 
 #[test]
@@ -480,13 +487,9 @@ fn a_full_store_disk_gets_503_with_retry_after_and_the_collector_keeps_running()
     );
     let c = client(None, None);
     wait_up(&c, &url);
-    let batch = |first: u64, n: u64| {
-        let mut b = format!("{{\"auditship_batch\":1,\"agent_id\":\"e2e-agent\",\"queue\":\"00000000000000ab\",\"first\":{first},\"last\":{},\"events\":{n}}}\n", first + n - 1);
-        for seq in first..first + n {
-            b.push_str(&format!("{{\"action\":\"x\",\"agent_id\":\"e2e-agent\",\"category\":\"unknown\",\"outcome\":\"unknown\",\"raw\":\"{seq:0>400}\",\"seq\":{seq},\"src_ip\":null,\"ts\":null,\"v\":1}}\n"));
-        }
-        gzip(b.as_bytes())
-    };
+    let mut writer = BatchWriter::new("e2e-agent", 0xab, 7);
+    let mut batch =
+        |first: u64, n: u64| gzip(&writer.batch(first..first + n, |seq| format!("{seq:0>400}")));
     // Fill the disk: 1,000 events of ~500 bytes per batch.
     let (mut next, mut acked) = (1u64, 0u64);
     let mut refused = None;

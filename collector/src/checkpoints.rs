@@ -93,7 +93,10 @@ impl Checkpointer {
     }
 
     fn read(&self) -> Option<SignedCheckpoint> {
-        self.latest.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.latest
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Whether a checkpoint of `size` is due now.
@@ -102,7 +105,8 @@ impl Checkpointer {
             None => true,
             Some(c) if size <= c.size => false,
             Some(c) => {
-                size - c.size >= self.cadence.every || self.last_at.elapsed() >= self.cadence.interval
+                size - c.size >= self.cadence.every
+                    || self.last_at.elapsed() >= self.cadence.interval
             }
         }
     }

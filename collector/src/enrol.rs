@@ -67,8 +67,8 @@ impl Enrolment {
         let path = data_dir.join("pinned_keys.json");
         let pinned = match std::fs::read_to_string(&path) {
             Ok(text) => {
-                let raw: BTreeMap<String, String> = serde_json::from_str(&text)
-                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                let raw: BTreeMap<String, String> =
+                    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
                 raw.into_iter()
                     .map(|(a, k)| {
                         PublicKey::parse(&k)
@@ -90,13 +90,21 @@ impl Enrolment {
 
     /// The key that signs `agent`'s batches, if any.
     pub fn key_for(&self, agent: &str) -> Option<&PublicKey> {
-        self.configured.get(agent).or_else(|| self.pinned.get(agent))
+        self.configured
+            .get(agent)
+            .or_else(|| self.pinned.get(agent))
     }
 
     /// Judges a batch: `claimed` is the key its header names, `signed`
     /// whether its signature verifies under `claimed`, `chained` whether its
     /// events hash to the signed `last_hash`.
-    pub fn judge(&self, agent: &str, claimed: &PublicKey, signed: bool, chained: bool) -> KeyVerdict {
+    pub fn judge(
+        &self,
+        agent: &str,
+        claimed: &PublicKey,
+        signed: bool,
+        chained: bool,
+    ) -> KeyVerdict {
         let problem = if !signed {
             Some(format!(
                 "signature does not verify under the key it names ({})",
@@ -175,7 +183,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut e = Enrolment::load(dir.path(), HashMap::new(), Mode::Tofu).unwrap();
         assert_eq!(e.judge("a", &key(1), true, true), KeyVerdict::Pin);
-        assert!(matches!(e.judge("a", &key(1), false, true), KeyVerdict::Bad(_)), "never pin a bad batch");
+        assert!(
+            matches!(e.judge("a", &key(1), false, true), KeyVerdict::Bad(_)),
+            "never pin a bad batch"
+        );
         e.pin("a", key(1)).unwrap();
         let e = Enrolment::load(dir.path(), HashMap::new(), Mode::Tofu).unwrap();
         assert_eq!(e.judge("a", &key(1), true, true), KeyVerdict::Accept);
@@ -198,7 +209,10 @@ mod tests {
         let e = Enrolment::load(dir.path(), configured, Mode::Strict).unwrap();
         assert_eq!(e.judge("b", &key(1), true, true), KeyVerdict::NotEnrolled);
         assert_eq!(e.judge("a", &key(3), true, true), KeyVerdict::Accept);
-        assert!(matches!(e.judge("a", &key(1), true, true), KeyVerdict::Bad(_)));
+        assert!(matches!(
+            e.judge("a", &key(1), true, true),
+            KeyVerdict::Bad(_)
+        ));
         assert_eq!(e.all().len(), 1);
     }
 }

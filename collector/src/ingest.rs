@@ -191,6 +191,8 @@ pub struct Views {
     pub gaps: Arc<Mutex<serde_json::Value>>,
     /// Agents (JSON, as `GET /v1/agents` shows them).
     pub agents: Arc<Mutex<serde_json::Value>>,
+    /// Events of the collector's own chain (integrity events) stored.
+    pub own_events: Arc<AtomicU64>,
 }
 
 /// Starts the commit thread. It runs until every [`IngestHandle`] is dropped.

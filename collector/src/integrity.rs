@@ -230,24 +230,40 @@ impl Finding {
         };
         put("agent_id", self.agent().to_string());
         match self {
-            Finding::Gap { queue, from, to, .. } => {
+            Finding::Gap {
+                queue, from, to, ..
+            } => {
                 put("queue", format_queue(*queue));
                 put("from", from.to_string());
                 put("to", to.to_string());
             }
-            Finding::Fork { queue, seq, stored, received, .. } => {
+            Finding::Fork {
+                queue,
+                seq,
+                stored,
+                received,
+                ..
+            } => {
                 put("queue", format_queue(*queue));
                 put("seq", seq.to_string());
                 put("stored_hash", hex::encode(stored));
                 put("received_hash", hex::encode(received));
             }
-            Finding::Break { queue, seq, expected, got, .. } => {
+            Finding::Break {
+                queue,
+                seq,
+                expected,
+                got,
+                ..
+            } => {
                 put("queue", format_queue(*queue));
                 put("seq", seq.to_string());
                 put("stored_hash", hex::encode(expected));
                 put("received_prev_hash", hex::encode(got));
             }
-            Finding::BadSignature { queue, first, last, .. } => {
+            Finding::BadSignature {
+                queue, first, last, ..
+            } => {
                 put("queue", format_queue(*queue));
                 put("from", first.to_string());
                 put("to", last.to_string());
@@ -257,7 +273,9 @@ impl Finding {
                 put("key", key.clone());
                 put("key_id", key_id.clone());
             }
-            Finding::NewEpoch { old, old_seq, new, .. } => {
+            Finding::NewEpoch {
+                old, old_seq, new, ..
+            } => {
                 put("old_queue", format_queue(*old));
                 put("old_seq", old_seq.to_string());
                 put("queue", format_queue(*new));

@@ -31,21 +31,37 @@ pub struct Liveness {
 
 impl Liveness {
     /// Tracks `known` agents from `now` on.
-    pub fn new(silent_after: Duration, known: impl IntoIterator<Item = String>, now: Instant) -> Self {
+    pub fn new(
+        silent_after: Duration,
+        known: impl IntoIterator<Item = String>,
+        now: Instant,
+    ) -> Self {
         Liveness {
             silent_after,
             agents: known
                 .into_iter()
-                .map(|a| (a, Seen { at: now, silent: false }))
+                .map(|a| {
+                    (
+                        a,
+                        Seen {
+                            at: now,
+                            silent: false,
+                        },
+                    )
+                })
                 .collect(),
         }
     }
 
     /// Notes a batch from `agent`; a resumption if it was silent.
     pub fn seen(&mut self, agent: &str, now: Instant) -> Option<Finding> {
-        let prev = self
-            .agents
-            .insert(agent.to_string(), Seen { at: now, silent: false });
+        let prev = self.agents.insert(
+            agent.to_string(),
+            Seen {
+                at: now,
+                silent: false,
+            },
+        );
         match prev {
             Some(p) if p.silent => Some(Finding::Resumed {
                 agent: agent.to_string(),
@@ -80,7 +96,13 @@ impl Liveness {
         let mut v: Vec<_> = self
             .agents
             .iter()
-            .map(|(a, s)| (a.clone(), now.saturating_duration_since(s.at).as_secs(), s.silent))
+            .map(|(a, s)| {
+                (
+                    a.clone(),
+                    now.saturating_duration_since(s.at).as_secs(),
+                    s.silent,
+                )
+            })
             .collect();
         v.sort();
         v

@@ -32,7 +32,10 @@ fn require_any<B>(st: &AppState, req: &Request<B>) -> Result<(), Response> {
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     match st.tokens().check(auth) {
-        None => Err(error(StatusCode::UNAUTHORIZED, "missing or unknown bearer token")),
+        None => Err(error(
+            StatusCode::UNAUTHORIZED,
+            "missing or unknown bearer token",
+        )),
         Some(_) => Ok(()),
     }
 }
@@ -40,10 +43,12 @@ fn require_any<B>(st: &AppState, req: &Request<B>) -> Result<(), Response> {
 fn number(p: &HashMap<String, String>, name: &str) -> Result<Option<u64>, Response> {
     match p.get(name) {
         None => Ok(None),
-        Some(v) => v
-            .parse()
-            .map(Some)
-            .map_err(|_| error(StatusCode::BAD_REQUEST, format!("{name} must be a whole number, not {v:?}"))),
+        Some(v) => v.parse().map(Some).map_err(|_| {
+            error(
+                StatusCode::BAD_REQUEST,
+                format!("{name} must be a whole number, not {v:?}"),
+            )
+        }),
     }
 }
 
@@ -158,7 +163,10 @@ pub(crate) async fn export(
         return r;
     }
     let Some(cp) = st.latest_checkpoint() else {
-        return error(StatusCode::NOT_FOUND, "no checkpoint has been signed yet; try again in a few seconds");
+        return error(
+            StatusCode::NOT_FOUND,
+            "no checkpoint has been signed yet; try again in a few seconds",
+        );
     };
     let mut params = p.clone();
     params.remove("cursor");
@@ -199,7 +207,9 @@ pub(crate) async fn export(
         let mut out = serde_json::to_vec(&header).map_err(|e| e.to_string())?;
         out.push(b'\n');
         for e in events {
-            let proof = tree.inclusion_proof(e.leaf, cp.size).map_err(|e| e.to_string())?;
+            let proof = tree
+                .inclusion_proof(e.leaf, cp.size)
+                .map_err(|e| e.to_string())?;
             let entry = BundleEntry {
                 leaf_index: e.leaf,
                 queue: auditship_core::wire::format_queue(e.queue),
@@ -213,11 +223,7 @@ pub(crate) async fn export(
     })
     .await;
     match built {
-        Ok(Ok(body)) => (
-            [(header::CONTENT_TYPE, "application/x-ndjson")],
-            body,
-        )
-            .into_response(),
+        Ok(Ok(body)) => ([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response(),
         Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }

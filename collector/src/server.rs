@@ -46,9 +46,9 @@ use crate::enrol::Enrolment;
 use crate::gaps::Gaps;
 use crate::ingest::{self, IngestError, IngestHandle, Parts, PreparedBatch, Views};
 use crate::merkle_log::{MerkleLog, MerkleReader};
-use crate::{proof_api, query_api};
 use crate::store::segments::{self, SegmentConfig};
 use crate::store::StoreReader;
+use crate::{proof_api, query_api};
 
 /// Why the collector could not start or run.
 #[derive(Debug, thiserror::Error)]
@@ -91,6 +91,7 @@ pub struct AppState {
     pub(crate) reader: Arc<dyn StoreReader>,
     gaps: Arc<std::sync::Mutex<serde_json::Value>>,
     agents: Arc<std::sync::Mutex<serde_json::Value>>,
+    own_events: Arc<std::sync::atomic::AtomicU64>,
     pub(crate) merkle: MerkleReader,
     latest: Latest,
     max_body: usize,
@@ -104,11 +105,17 @@ impl AppState {
     }
 
     pub(crate) fn latest_checkpoint(&self) -> Option<auditship_core::checkpoint::SignedCheckpoint> {
-        self.latest.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.latest
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub(crate) fn agents_view(&self) -> serde_json::Value {
-        self.agents.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.agents
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 }
 
@@ -157,7 +164,10 @@ pub async fn run(
         file = %cfg.data_dir.join("collector.pub").display(), "collector signing key");
     let host = host_name();
     let cadence = Cadence {
-        origin: integ.origin.clone().unwrap_or_else(|| format!("auditship/{host}")),
+        origin: integ
+            .origin
+            .clone()
+            .unwrap_or_else(|| format!("auditship/{host}")),
         interval: integ.checkpoint_interval,
         every: integ.checkpoint_every,
     };
@@ -201,6 +211,7 @@ pub async fn run(
         reader,
         gaps: views.gaps.clone(),
         agents: views.agents.clone(),
+        own_events: views.own_events.clone(),
         merkle: merkle_reader,
         latest,
         max_body: cfg.max_body_bytes,
@@ -420,6 +431,8 @@ async fn stats_handler(State(st): State<AppState>, req: Request<Body>) -> Respon
     axum::Json(serde_json::json!({
         "store": {
             "events": s.events,
+            "agent_events": s.events.saturating_sub(st.own_events.load(Relaxed)),
+            "integrity_events": st.own_events.load(Relaxed),
             "bytes": s.bytes,
             "segments": s.segments,
             "quarantined": s.quarantined,

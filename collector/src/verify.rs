@@ -147,7 +147,10 @@ pub fn verify_store(
 ) -> Result<Report, String> {
     let store = data_dir.join("store");
     if !store.join("segments").is_dir() {
-        return Err(format!("{}: no store here (expected store/segments)", data_dir.display()));
+        return Err(format!(
+            "{}: no store here (expected store/segments)",
+            data_dir.display()
+        ));
     }
     let total = dir_bytes(&store.join("segments"));
     let cps = checkpoints::read_all(&data_dir.join("checkpoints.ndjson"))
@@ -169,7 +172,12 @@ pub fn verify_store(
             }
             Err(e) => report.problems.push(Problem {
                 at: None,
-                what: format!("checkpoint #{} (size {}, signed {}): {e}: forged or altered", i + 1, cp.size, cp.time),
+                what: format!(
+                    "checkpoint #{} (size {}, signed {}): {e}: forged or altered",
+                    i + 1,
+                    cp.size,
+                    cp.time
+                ),
             }),
         }
     }
@@ -266,7 +274,13 @@ impl Walker {
                 },
                 format!("{reason}: the whole segment is unreadable"),
             ),
-            Item::Corrupt { segment, offset, len, reason, tail } => {
+            Item::Corrupt {
+                segment,
+                offset,
+                len,
+                reason,
+                tail,
+            } => {
                 if tail && len < 8 + (16 << 20) {
                     // A write in progress or a torn tail: never acknowledged.
                     return;
@@ -278,17 +292,34 @@ impl Walker {
                         leaf: Some(self.next_leaf),
                         ..Location::default()
                     },
-                    format!("{len} bytes fail verification ({reason}): a record was altered or damaged"),
+                    format!(
+                        "{len} bytes fail verification ({reason}): a record was altered or damaged"
+                    ),
                 )
             }
-            Item::Event { segment, offset, agent, queue, seq, leaf, payload } => {
-                self.event(segment, offset, agent, queue, seq, leaf, payload)
-            }
+            Item::Event {
+                segment,
+                offset,
+                agent,
+                queue,
+                seq,
+                leaf,
+                payload,
+            } => self.event(segment, offset, agent, queue, seq, leaf, payload),
         }
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn event(&mut self, segment: u64, offset: u64, agent: &str, queue: u64, seq: u64, leaf: u64, payload: &[u8]) {
+    fn event(
+        &mut self,
+        segment: u64,
+        offset: u64,
+        agent: &str,
+        queue: u64,
+        seq: u64,
+        leaf: u64,
+        payload: &[u8],
+    ) {
         self.report.records += 1;
         let at = Location {
             segment,
@@ -299,9 +330,16 @@ impl Walker {
         };
         if leaf != self.next_leaf {
             let what = if leaf > self.next_leaf {
-                format!("record number {leaf} follows {}: records {}..{leaf} are missing (deleted)", self.next_leaf.wrapping_sub(1), self.next_leaf)
+                format!(
+                    "record number {leaf} follows {}: records {}..{leaf} are missing (deleted)",
+                    self.next_leaf.wrapping_sub(1),
+                    self.next_leaf
+                )
             } else {
-                format!("record number {leaf} appears after {}: records were moved or inserted", self.next_leaf.wrapping_sub(1))
+                format!(
+                    "record number {leaf} appears after {}: records were moved or inserted",
+                    self.next_leaf.wrapping_sub(1)
+                )
             };
             self.problem(at.clone(), what);
         }
@@ -311,11 +349,13 @@ impl Walker {
         self.frontier.push(leaf_hash);
         match seal::unseal(payload) {
             None => self.problem(at.clone(), "the stored event has no chain fields".into()),
-            Some(u) if !u.is_intact() => {
-                self.problem(at.clone(), "the event's hash does not match its content: the event was altered".into())
-            }
+            Some(u) if !u.is_intact() => self.problem(
+                at.clone(),
+                "the event's hash does not match its content: the event was altered".into(),
+            ),
             Some(u) => {
-                let view: Option<auditship_core::wire::EventView<'_>> = serde_json::from_slice(payload).ok();
+                let view: Option<auditship_core::wire::EventView<'_>> =
+                    serde_json::from_slice(payload).ok();
                 match view {
                     Some(v) if v.agent_id.as_deref() == Some(agent) && v.seq == Some(seq) => {
                         if agent == COLLECTOR_AGENT {
@@ -323,7 +363,10 @@ impl Walker {
                         }
                         self.link(at.clone(), agent, queue, seq, u.prev, u.hash);
                     }
-                    _ => self.problem(at.clone(), "the record's agent or seq differs from the event's".into()),
+                    _ => self.problem(
+                        at.clone(),
+                        "the record's agent or seq differs from the event's".into(),
+                    ),
                 }
             }
         }
@@ -356,7 +399,9 @@ impl Walker {
         }
         let (good, _) = self.last_good;
         let named = match &self.first_diff {
-            Some(at) => format!("; the first record whose hash differs from the collector's Merkle log is {at}"),
+            Some(at) => format!(
+                "; the first record whose hash differs from the collector's Merkle log is {at}"
+            ),
             None => format!("; the change lies in records {good}..{}", cp.size),
         };
         self.report.problems.push(Problem {
@@ -373,9 +418,13 @@ impl Walker {
 
     /// Registers what an integrity event of the collector explains.
     fn note_finding(&mut self, payload: &[u8]) {
-        let Ok(ev) = serde_json::from_slice::<auditship_core::AuditEvent>(payload) else { return };
+        let Ok(ev) = serde_json::from_slice::<auditship_core::AuditEvent>(payload) else {
+            return;
+        };
         let f = &ev.fields;
-        let Some(agent) = f.get("agent_id") else { return };
+        let Some(agent) = f.get("agent_id") else {
+            return;
+        };
         let num = |k: &str| f.get(k).and_then(|v| v.parse::<u64>().ok());
         let chain = self.chains.entry(agent.clone()).or_default();
         match ev.action.as_ref() {
@@ -424,7 +473,10 @@ impl Walker {
         }
         if seq > chain.seq {
             let linked = prev == chain.head;
-            let explained = chain.gaps.iter().any(|g| g.0 == chain.seq + 1 && g.1 + 1 >= seq)
+            let explained = chain
+                .gaps
+                .iter()
+                .any(|g| g.0 == chain.seq + 1 && g.1 + 1 >= seq)
                 || chain.breaks.contains(&seq)
                 || chain.breaks.contains(&chain.seq);
             if !linked && !explained {

@@ -111,7 +111,13 @@ pub fn verify(text: &str, key: &PublicKey) -> Result<BundleSummary, BundleError>
     let header: BundleHeader =
         serde_json::from_str(first).map_err(|e| bad(1, format!("bad header: {e}")))?;
     if header.auditship_bundle != BUNDLE_VERSION {
-        return Err(bad(1, format!("bundle version {} is not supported", header.auditship_bundle)));
+        return Err(bad(
+            1,
+            format!(
+                "bundle version {} is not supported",
+                header.auditship_bundle
+            ),
+        ));
     }
     let root = header
         .checkpoint
@@ -153,10 +159,19 @@ pub fn verify(text: &str, key: &PublicKey) -> Result<BundleSummary, BundleError>
         let proof: Vec<Hash> = entry
             .proof
             .iter()
-            .map(|h| hex::decode_hash(h).ok_or_else(|| fail(format!("proof hash {h:?} is not 64 hex digits"))))
+            .map(|h| {
+                hex::decode_hash(h)
+                    .ok_or_else(|| fail(format!("proof hash {h:?} is not 64 hex digits")))
+            })
             .collect::<Result<_, _>>()?;
-        merkle::verify_inclusion(&merkle::leaf_hash(bytes), entry.leaf_index, size, &proof, &root)
-            .map_err(|e| fail(format!("not in the log at checkpoint size {size}: {e}")))?;
+        merkle::verify_inclusion(
+            &merkle::leaf_hash(bytes),
+            entry.leaf_index,
+            size,
+            &proof,
+            &root,
+        )
+        .map_err(|e| fail(format!("not in the log at checkpoint size {size}: {e}")))?;
         let sealed = seal::unseal(bytes).ok_or_else(|| fail("event has no chain fields".into()))?;
         let mut canon = Vec::with_capacity(bytes.len());
         canonical::encode_into(&ev, &mut canon);
@@ -164,7 +179,9 @@ pub fn verify(text: &str, key: &PublicKey) -> Result<BundleSummary, BundleError>
             return Err(fail("event is not in canonical form".into()));
         }
         if !sealed.is_intact() {
-            return Err(fail("event hash does not match its content: altered".into()));
+            return Err(fail(
+                "event hash does not match its content: altered".into(),
+            ));
         }
         hashes.insert(sealed.hash, ());
         prevs.push(sealed.prev);
@@ -172,7 +189,13 @@ pub fn verify(text: &str, key: &PublicKey) -> Result<BundleSummary, BundleError>
         summary.events += 1;
     }
     if summary.events != header.events {
-        return Err(bad(1, format!("header says {} events, bundle holds {}", header.events, summary.events)));
+        return Err(bad(
+            1,
+            format!(
+                "header says {} events, bundle holds {}",
+                header.events, summary.events
+            ),
+        ));
     }
     summary.links = prevs.iter().filter(|p| hashes.contains_key(*p)).count() as u64;
     summary.chains = chains.len() as u64;

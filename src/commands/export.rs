@@ -43,7 +43,12 @@ pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
         .build()?;
     let (status, body) = rt
         .block_on(async {
-            let resp = client.get(&url).bearer_auth(&token).query(&params).send().await?;
+            let resp = client
+                .get(&url)
+                .bearer_auth(&token)
+                .query(&params)
+                .send()
+                .await?;
             let status = resp.status();
             Ok::<_, reqwest::Error>((status, resp.bytes().await?))
         })
@@ -55,7 +60,11 @@ pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
     std::fs::write(&tmp, &body).with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, &args.output)
         .with_context(|| format!("writing {}", args.output.display()))?;
-    let events = body.split(|&b| b == b'\n').filter(|l| !l.is_empty()).count().saturating_sub(1);
+    let events = body
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .count()
+        .saturating_sub(1);
     eprintln!(
         "wrote {} ({events} event(s) with inclusion proofs); check it with: auditship verify --bundle {} --pubkey collector.pub",
         args.output.display(),

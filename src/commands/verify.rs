@@ -41,7 +41,8 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn bundle(file: &PathBuf, key: &PublicKey) -> anyhow::Result<ExitCode> {
-    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     match auditship_core::bundle::verify(&text, key) {
         Ok(s) => {
             println!(

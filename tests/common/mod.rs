@@ -204,8 +204,14 @@ pub fn stored_raws(url: &str, extra: &[&str]) -> Vec<String> {
         .lines()
         .map(|l| {
             let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            v["raw"].as_str().unwrap().to_string()
+            (
+                v["agent_id"].clone(),
+                v["raw"].as_str().unwrap().to_string(),
+            )
         })
+        // The collector's own integrity events, unless asked for.
+        .filter(|(agent, _)| agent != "@collector" || extra.contains(&"integrity"))
+        .map(|(_, raw)| raw)
         .collect()
 }
 
@@ -228,11 +234,13 @@ pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
 
 /// How many events the collector holds (cheap check while waiting), over
 /// plain HTTP; 0 while it is down.
+/// Events agents sent that the collector stored (its own integrity
+/// events not counted).
 pub fn stored_count(port: u16) -> u64 {
     http_get(port, "/v1/stats")
         .filter(|(s, _)| *s == 200)
         .and_then(|(_, b)| serde_json::from_str::<serde_json::Value>(&b).ok())
-        .and_then(|v| v["store"]["events"].as_u64())
+        .and_then(|v| v["store"]["agent_events"].as_u64())
         .unwrap_or(0)
 }
 
@@ -307,5 +315,61 @@ impl Tmpfs {
 impl Drop for Tmpfs {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// A test stand-in for an agent that writes its own batches: one chain,
+/// a fixed key. Batches are uncompressed wire v2 bodies.
+pub struct BatchWriter {
+    /// Agent id.
+    pub agent: String,
+    /// Queue identity.
+    pub queue: u64,
+    /// Chain head.
+    pub head: auditship_core::Hash,
+    /// Signing key.
+    pub key: auditship_core::identity::Identity,
+}
+
+impl BatchWriter {
+    /// An agent `agent` with queue `queue`, key from `seed`.
+    pub fn new(agent: &str, queue: u64, seed: u8) -> BatchWriter {
+        BatchWriter {
+            agent: agent.into(),
+            queue,
+            head: auditship_core::seal::GENESIS,
+            key: auditship_core::identity::Identity::from_seed([seed; 32]),
+        }
+    }
+
+    /// A signed batch of events `seqs` (consecutive numbers expected),
+    /// each an unparsed line `raw(seq)`, continuing the chain.
+    pub fn batch(&mut self, seqs: std::ops::Range<u64>, raw: impl Fn(u64) -> String) -> Vec<u8> {
+        use auditship_core::{canonical, hex, seal, wire, AuditEvent};
+        let prev = self.head;
+        let mut events = Vec::new();
+        for seq in seqs.clone() {
+            let mut ev = AuditEvent::unparsed(raw(seq));
+            ev.agent_id = Some(self.agent.clone());
+            ev.seq = Some(seq);
+            let bytes = canonical::encode(&ev);
+            self.head = seal::chain_hash(&self.head, &bytes);
+            events.extend(bytes);
+            events.push(b'\n');
+        }
+        let mut header = wire::BatchHeader {
+            auditship_batch: wire::WIRE_VERSION,
+            agent_id: self.agent.clone(),
+            queue: wire::format_queue(self.queue),
+            first: seqs.start,
+            last: seqs.end - 1,
+            events: seqs.end - seqs.start,
+            prev_hash: hex::encode(&prev),
+            last_hash: hex::encode(&self.head),
+            key: String::new(),
+            sig: String::new(),
+        };
+        header.sign(&self.key);
+        wire::encode(&header, &events, None)
     }
 }

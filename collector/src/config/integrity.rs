@@ -114,10 +114,7 @@ pub fn validate(
     }
     if let Some(o) = &raw.origin {
         if o.is_empty() || o.contains('\n') {
-            err(
-                "integrity.origin",
-                "must be one non-empty line".into(),
-            );
+            err("integrity.origin", "must be one non-empty line".into());
         }
     }
     let mut out = Vec::new();

@@ -114,20 +114,29 @@ impl Committer {
             );
         }
         self.maybe_checkpoint();
+        self.publish_own();
         self.publish_agents(Instant::now());
     }
 
     fn try_catch_up(&mut self) -> Result<(), String> {
         let target = self.store.size();
         if self.merkle.size() > target {
-            tracing::warn!(tree = self.merkle.size(), store = target, "merkle log: longer than the store; cut back");
+            tracing::warn!(
+                tree = self.merkle.size(),
+                store = target,
+                "merkle log: longer than the store; cut back"
+            );
             self.merkle.truncate(target).map_err(|e| e.to_string())?;
         }
         if self.merkle.size() == target {
             return Ok(());
         }
         let from = self.merkle.size();
-        tracing::info!(from, to = target, "merkle log: rebuilding leaves from the store");
+        tracing::info!(
+            from,
+            to = target,
+            "merkle log: rebuilding leaves from the store"
+        );
         let mut next = from;
         let mut buf = Vec::with_capacity(1 << 14);
         let merkle = &mut self.merkle;
@@ -143,7 +152,9 @@ impl Committer {
                 if leaf != next {
                     return Err(StoreError::io(
                         "store",
-                        std::io::Error::other(format!("leaf {next} missing from the store (found {leaf})")),
+                        std::io::Error::other(format!(
+                            "leaf {next} missing from the store (found {leaf})"
+                        )),
                     ));
                 }
                 next += 1;
@@ -167,8 +178,19 @@ impl Committer {
             Ok(_) => {
                 self.stats.checkpoints.fetch_add(1, Ordering::Relaxed);
             }
-            Err(e) => tracing::error!(error = %e, "cannot write a checkpoint; retrying at the next commit"),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot write a checkpoint; retrying at the next commit")
+            }
         }
+    }
+
+    fn publish_own(&self) {
+        let own = self
+            .store
+            .watermarks()
+            .get(COLLECTOR_AGENT)
+            .map_or(0, |w| w.seq);
+        self.views.own_events.store(own, Ordering::Relaxed);
     }
 
     fn publish_agents(&self, now: Instant) {
@@ -198,7 +220,8 @@ impl Committer {
                 })
             })
             .collect();
-        *self.views.agents.lock().unwrap_or_else(|p| p.into_inner()) = serde_json::Value::Array(list);
+        *self.views.agents.lock().unwrap_or_else(|p| p.into_inner()) =
+            serde_json::Value::Array(list);
     }
 
     /// Verifies and stores a group of batches with one commit.
@@ -233,7 +256,9 @@ impl Committer {
             now,
             tick,
         );
-        let Round { leaves, findings, .. } = round;
+        let Round {
+            leaves, findings, ..
+        } = round;
         let result = outcome.and_then(|(pending, gaps_opened)| {
             if gaps_opened {
                 self.gaps.save().map_err(|e| IngestError::Unavailable {
@@ -262,6 +287,9 @@ impl Committer {
                 serde_json::to_value(self.gaps.all()).unwrap_or_default();
         }
         self.extend_merkle(before_size, &leaves);
+        if !findings.is_empty() {
+            self.publish_own();
+        }
         for f in &findings {
             f.log();
         }
@@ -269,20 +297,31 @@ impl Committer {
             .integrity_events
             .fetch_add(findings.len() as u64, Ordering::Relaxed);
         self.maybe_checkpoint();
-        if tick || findings.iter().any(|f| matches!(f, Finding::KeyPinned { .. })) {
+        if tick
+            || findings
+                .iter()
+                .any(|f| matches!(f, Finding::KeyPinned { .. }))
+        {
             self.publish_agents(now);
         }
         group
             .iter()
             .zip(pending)
             .map(|((b, _), p)| match p {
-                Pending::Refused { status, message } => Err(IngestError::Refused { status, message }),
+                Pending::Refused { status, message } => {
+                    Err(IngestError::Refused { status, message })
+                }
                 Pending::Ack { stored, duplicates } => {
                     self.stats.stored.fetch_add(stored, Ordering::Relaxed);
-                    self.stats.duplicates.fetch_add(duplicates, Ordering::Relaxed);
+                    self.stats
+                        .duplicates
+                        .fetch_add(duplicates, Ordering::Relaxed);
                     let queue = wire::format_queue(b.queue);
                     let high = marks.get(b.agent_id.as_str()).map_or(b.last, |m| m.seq);
-                    let durable_seq = self.gaps.lowest(&b.agent_id, &queue).map_or(high, |low| low - 1);
+                    let durable_seq = self
+                        .gaps
+                        .lowest(&b.agent_id, &queue)
+                        .map_or(high, |low| low - 1);
                     Ok(IngestAck {
                         agent_id: b.agent_id.clone(),
                         queue,
@@ -335,10 +374,12 @@ fn append_group(
         match enrol.judge(agent, &b.key, b.signed, b.chained) {
             KeyVerdict::Accept => {}
             KeyVerdict::Pin => {
-                enrol.pin(agent, b.key).map_err(|e| IngestError::Unavailable {
-                    full: e.raw_os_error() == Some(28),
-                    message: format!("cannot pin agent {agent}'s key: {e}"),
-                })?;
+                enrol
+                    .pin(agent, b.key)
+                    .map_err(|e| IngestError::Unavailable {
+                        full: e.raw_os_error() == Some(28),
+                        message: format!("cannot pin agent {agent}'s key: {e}"),
+                    })?;
                 round.record(Finding::KeyPinned {
                     agent: agent.into(),
                     key: b.key.to_hex(),
@@ -356,7 +397,9 @@ fn append_group(
                 })?;
                 pending.push(Pending::Refused {
                     status: 422,
-                    message: format!("batch refused, its signature or chain does not verify: {why}"),
+                    message: format!(
+                        "batch refused, its signature or chain does not verify: {why}"
+                    ),
                 });
                 continue;
             }

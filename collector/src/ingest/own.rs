@@ -29,7 +29,9 @@ impl OwnChain {
     pub fn new(marks: &HashMap<String, Watermark>, fresh_queue: u64, host: &str) -> OwnChain {
         let (queue, seq, head) = marks
             .get(COLLECTOR_AGENT)
-            .map_or((fresh_queue, 0, seal::GENESIS), |w| (w.queue, w.seq, w.head));
+            .map_or((fresh_queue, 0, seal::GENESIS), |w| {
+                (w.queue, w.seq, w.head)
+            });
         OwnChain {
             queue,
             seq,

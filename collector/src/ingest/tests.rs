@@ -188,8 +188,16 @@ fn a_retried_or_overlapping_batch_stores_only_what_is_new() {
     let c = r.send(a.batch(1, 1, &[1, 2, 3]));
     assert_eq!((c.stored, c.duplicates), (0, 3));
     assert_eq!(r.raws(), ["a line 1", "a line 2", "a line 3", "a line 5"]);
-    assert_eq!(r.handle.stats.gaps.load(Ordering::Relaxed), 0, "4 was covered, not a gap");
-    assert_eq!(r.findings(), ["agent_key_pinned"], "first use pins the key, nothing else");
+    assert_eq!(
+        r.handle.stats.gaps.load(Ordering::Relaxed),
+        0,
+        "4 was covered, not a gap"
+    );
+    assert_eq!(
+        r.findings(),
+        ["agent_key_pinned"],
+        "first use pins the key, nothing else"
+    );
 }
 
 #[test]
@@ -198,13 +206,25 @@ fn stored_events_are_sealed_and_every_stored_record_is_a_merkle_leaf_under_a_sig
     let mut a = TestAgent::new("a", 1);
     r.send(a.batch(1, 1, &[1, 2, 3]));
     let evs = r.events();
-    let page = r.reader.query(&Query { limit: 100, ..Query::default() }).unwrap();
+    let page = r
+        .reader
+        .query(&Query {
+            limit: 100,
+            ..Query::default()
+        })
+        .unwrap();
     for e in &page.events {
         let u = seal::unseal(&e.payload).expect("sealed");
         assert!(u.is_intact());
     }
-    let ours: Vec<_> = evs.iter().filter(|e| e.agent_id.as_deref() == Some("a")).collect();
-    assert_eq!(ours[0].prev_hash.as_deref(), Some(hex::encode(&seal::GENESIS).as_str()));
+    let ours: Vec<_> = evs
+        .iter()
+        .filter(|e| e.agent_id.as_deref() == Some("a"))
+        .collect();
+    assert_eq!(
+        ours[0].prev_hash.as_deref(),
+        Some(hex::encode(&seal::GENESIS).as_str())
+    );
     assert_eq!(ours[1].prev_hash, ours[0].hash, "linked");
     // Every record is a leaf; the checkpoint (every = 1) covers them all.
     let cp = checkpoints::read_all(&r.dir.path().join("checkpoints.ndjson")).unwrap();
@@ -218,7 +238,9 @@ fn stored_events_are_sealed_and_every_stored_record_is_a_merkle_leaf_under_a_sig
         })
         .unwrap();
     assert_eq!(hex::encode(&tree.root()), last.root);
-    let public = checkpoints::collector_identity(r.dir.path()).unwrap().public();
+    let public = checkpoints::collector_identity(r.dir.path())
+        .unwrap()
+        .public();
     last.verify(&public).unwrap();
 }
 
@@ -233,16 +255,29 @@ fn a_gap_is_recorded_as_an_integrity_event_and_a_replay_into_it_is_stored_once()
     assert_eq!(later.stored, 2);
     assert_eq!(later.durable_seq, 2, "contiguous only up to the gap");
     assert_eq!(r.handle.stats.gaps.load(Ordering::Relaxed), 1);
-    assert_eq!(r.views.gaps.lock().unwrap()["a"]["ranges"], serde_json::json!([[3, 4]]));
+    assert_eq!(
+        r.views.gaps.lock().unwrap()["a"]["ranges"],
+        serde_json::json!([[3, 4]])
+    );
     let replay = r.send(a.batch(1, 3, &[3, 4]));
-    assert_eq!((replay.stored, replay.duplicates, replay.durable_seq), (2, 0, 6));
+    assert_eq!(
+        (replay.stored, replay.duplicates, replay.durable_seq),
+        (2, 0, 6)
+    );
     let again = r.send(a.batch(1, 3, &[3, 4]));
     assert_eq!((again.stored, again.duplicates), (0, 2));
     assert_eq!(r.raws().len(), 6);
     assert_eq!(*r.views.gaps.lock().unwrap(), serde_json::json!({}));
     assert_eq!(r.findings(), ["agent_key_pinned", "chain_gap"]);
-    let gap = r.events().into_iter().find(|e| e.action == "chain_gap").unwrap();
-    assert_eq!((gap.fields["from"].as_str(), gap.fields["to"].as_str()), ("3", "4"));
+    let gap = r
+        .events()
+        .into_iter()
+        .find(|e| e.action == "chain_gap")
+        .unwrap();
+    assert_eq!(
+        (gap.fields["from"].as_str(), gap.fields["to"].as_str()),
+        ("3", "4")
+    );
 }
 
 #[test]
@@ -254,15 +289,27 @@ fn a_bad_signature_or_an_altered_event_is_refused_and_recorded_never_stored() {
     let mut impostor = TestAgent::new("a", 2);
     impostor.seal(1, &[1]);
     let err = r.try_send(impostor.batch(1, 2, &[2])).unwrap_err();
-    assert!(matches!(err, IngestError::Refused { status: 422, .. }), "{err}");
+    assert!(
+        matches!(err, IngestError::Refused { status: 422, .. }),
+        "{err}"
+    );
     assert!(err.to_string().contains("enrolled key"), "{err}");
     // The real agent, one event altered after signing.
     let body = a.batch(1, 2, &[2]);
-    let text = String::from_utf8(body).unwrap().replace("a line 2", "a line X");
+    let text = String::from_utf8(body)
+        .unwrap()
+        .replace("a line 2", "a line X");
     let err = r.try_send(text.into_bytes()).unwrap_err();
     assert!(err.to_string().contains("altered"), "{err}");
-    assert_eq!(r.raws(), ["a line 1"], "nothing of the refused batches stored");
-    assert_eq!(r.findings(), ["agent_key_pinned", "bad_signature", "bad_signature"]);
+    assert_eq!(
+        r.raws(),
+        ["a line 1"],
+        "nothing of the refused batches stored"
+    );
+    assert_eq!(
+        r.findings(),
+        ["agent_key_pinned", "bad_signature", "bad_signature"]
+    );
     assert_eq!(r.handle.stats.bad_signatures.load(Ordering::Relaxed), 2);
     // The genuine batch still goes through.
     assert_eq!(r.send(a.batch(1, 2, &[2])).stored, 1);
@@ -300,7 +347,10 @@ fn a_batch_that_does_not_link_to_the_stored_head_is_a_chain_break() {
     r.send(a.batch(1, 1, &[1, 2]));
     // Seq 3 sealed on top of something other than the stored 2.
     let mut b = TestAgent::new("a", 1);
-    b.chains.entry(1).or_default().insert(2, (Vec::new(), [8; 32], [9; 32]));
+    b.chains
+        .entry(1)
+        .or_default()
+        .insert(2, (Vec::new(), [8; 32], [9; 32]));
     let ack = r.send(b.batch(1, 3, &[3, 4]));
     assert_eq!(ack.stored, 2, "stored after the recorded break");
     assert_eq!(r.findings(), ["agent_key_pinned", "chain_break"]);
@@ -315,9 +365,16 @@ fn strict_enrolment_refuses_unknown_agents_once_recorded_and_accepts_configured_
     assert_eq!(r.send(a.batch(1, 1, &[1])).stored, 1);
     for _ in 0..3 {
         let err = r.try_send(b.batch(1, 1, &[1])).unwrap_err();
-        assert!(matches!(err, IngestError::Refused { status: 403, .. }), "{err}");
+        assert!(
+            matches!(err, IngestError::Refused { status: 403, .. }),
+            "{err}"
+        );
     }
-    assert_eq!(r.findings(), ["agent_not_enrolled"], "recorded once, not per retry");
+    assert_eq!(
+        r.findings(),
+        ["agent_not_enrolled"],
+        "recorded once, not per retry"
+    );
 }
 
 #[test]
@@ -330,9 +387,15 @@ fn agents_are_independent_and_a_new_queue_starts_a_recorded_new_epoch() {
     assert_eq!(ack.stored, 2, "another agent's seq 1..2 are not duplicates");
     // Agent a reinstalled with fresh state: a new queue, seq from 1 again.
     let fresh = r.send(a.batch(2, 1, &[1]));
-    assert_eq!((fresh.stored, fresh.queue.as_str()), (1, "0000000000000002"));
+    assert_eq!(
+        (fresh.stored, fresh.queue.as_str()),
+        (1, "0000000000000002")
+    );
     assert_eq!(r.raws().len(), 5);
-    assert_eq!(r.findings(), ["agent_key_pinned", "agent_key_pinned", "agent_new_epoch"]);
+    assert_eq!(
+        r.findings(),
+        ["agent_key_pinned", "agent_key_pinned", "agent_new_epoch"]
+    );
 }
 
 #[test]

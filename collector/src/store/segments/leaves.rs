@@ -73,7 +73,12 @@ impl SegmentReader {
                         at = next;
                     }
                     Scan::Corrupt { resume, reason } => {
-                        tracing::error!(segment = no, offset = at, reason, "store: corrupt record skipped while reading leaves");
+                        tracing::error!(
+                            segment = no,
+                            offset = at,
+                            reason,
+                            "store: corrupt record skipped while reading leaves"
+                        );
                         at = resume;
                     }
                 }

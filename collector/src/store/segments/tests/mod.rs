@@ -70,7 +70,8 @@ impl Ev {
             obj["actor"]["user"] = a.clone().into();
         }
         let mut payload = serde_json::to_vec(&obj).unwrap();
-        let hash = auditship_core::seal::seal_in_place(&mut payload, &auditship_core::seal::GENESIS);
+        let hash =
+            auditship_core::seal::seal_in_place(&mut payload, &auditship_core::seal::GENESIS);
         Ev {
             agent: agent.into(),
             queue,
@@ -163,7 +164,11 @@ pub(super) fn query_all(r: &SegmentReader, q: &Query) -> Vec<StoredEvent> {
         let page = r.query(&q).unwrap();
         assert!(page.events.len() <= q.limit);
         // Leaf numbering is checked on its own; Ev::stored() leaves it 0.
-        out.extend(page.events.into_iter().map(|e| StoredEvent { leaf: 0, ..e }));
+        out.extend(
+            page.events
+                .into_iter()
+                .map(|e| StoredEvent { leaf: 0, ..e }),
+        );
         match page.next {
             Some(c) => q.cursor = Some(c),
             None => return out,
@@ -287,7 +292,11 @@ fn appends_continue_in_the_newest_segment_after_reopen() {
     let (w, r, _) = open(config(dir.path(), 1 << 20)).unwrap();
     assert_eq!(query_all(&r, &all(100)), newest_first(&stored));
     assert_eq!(w.watermarks(), &marks_of(&stored));
-    assert_eq!(w.size(), stored.len() as u64, "leaves continue across reopen");
+    assert_eq!(
+        w.size(),
+        stored.len() as u64,
+        "leaves continue across reopen"
+    );
 }
 
 #[test]
