@@ -82,3 +82,37 @@ fn unknown_keys_and_two_secrets_are_refused() {
     let e = parse_str(&two).unwrap_err().to_string();
     assert!(e.contains("set exactly one of token"), "{e}");
 }
+
+#[test]
+fn integrity_settings_and_enrolled_agents_are_validated_with_their_keys() {
+    let base = "data_dir = \"/var/lib/auditship\"\nlisten = \"127.0.0.1:1\"\ninsecure_plain_http = true\n[[tokens]]\nname = \"i\"\nrole = \"ingest\"\nagents = [\"web-1\"]\ntoken = \"0123456789abcdef\"\n";
+    let good = format!("{base}[integrity]\nenrolment = \"strict\"\nsilent_after = \"2m\"\ncheckpoint_every = 10\n[[agents]]\nid = \"web-1\"\npublic_key = \"d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a\"\n");
+    let cfg = parse(&good, Path::new("/etc/auditship/collector.toml")).unwrap();
+    let i = &cfg.integrity;
+    assert_eq!(i.enrolment, crate::enrol::Mode::Strict);
+    assert_eq!(i.silent_after, std::time::Duration::from_secs(120));
+    assert_eq!(i.checkpoint_every, 10);
+    assert_eq!(i.keys().unwrap().len(), 1);
+
+    let bad = format!("{base}[[agents]]\nid = \"@collector\"\npublic_key = \"00\"\n[[agents]]\nid = \"web-2\"\npublic_key = \"zz\"\n[[agents]]\nid = \"web-3\"\n");
+    let e = parse(&bad, Path::new("/etc/auditship/collector.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("agents[0].id: must be a non-empty agent id not starting with '@'"),
+        "{e}"
+    );
+    assert!(
+        e.contains("agents[1].public_key: a public key is 64 hex digits"),
+        "{e}"
+    );
+    assert!(
+        e.contains("agents[2]: set exactly one of public_key and public_key_file"),
+        "{e}"
+    );
+    let reserved = base.replace("[\"web-1\"]", "[\"@collector\"]");
+    let e = parse(&reserved, Path::new("/etc/auditship/collector.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("reserved for the collector"), "{e}");
+}
