@@ -16,6 +16,8 @@ use serde::Deserialize;
 use tomlconf::{ByteSize, ConfigErrors, HumanDuration};
 pub use tomlconf::{LogFormat, RawLog};
 
+pub mod integrity;
+
 /// The collector configuration file, as written.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -40,6 +42,12 @@ pub struct RawConfig {
     /// Who may send and read.
     #[serde(default)]
     pub tokens: Vec<RawToken>,
+    /// Verification of agents, and checkpoints.
+    #[serde(default)]
+    pub integrity: integrity::RawIntegrity,
+    /// Enrolled agents and their public keys.
+    #[serde(default)]
+    pub agents: Vec<integrity::RawAgent>,
     /// How long SIGTERM waits for in-flight requests (default "10s").
     #[serde(default)]
     pub shutdown_grace: Option<HumanDuration>,
@@ -177,6 +185,8 @@ pub struct CollectorConfig {
     pub segment_bytes: u64,
     /// Tokens.
     pub tokens: Vec<TokenConfig>,
+    /// Enrolment, silence and checkpoints.
+    pub integrity: integrity::IntegrityConfig,
     /// Shutdown grace period.
     pub shutdown_grace: Duration,
     /// Log level.
@@ -284,8 +294,12 @@ impl RawConfig {
                 ),
                 _ => {}
             }
-            if t.agents.iter().any(|a| a.is_empty()) {
-                err(&k("agents"), "agent ids must not be empty".into());
+            if t.agents.iter().any(|a| a.is_empty() || a.starts_with('@')) {
+                err(
+                    &k("agents"),
+                    "agent ids must not be empty or start with '@' (reserved for the collector)"
+                        .into(),
+                );
             }
             let secret = match (t.token, t.token_file, t.token_sha256) {
                 (Some(s), None, None) if s.len() >= 16 => Some(Secret::Inline(s)),
@@ -325,6 +339,7 @@ impl RawConfig {
                 "at least one [[tokens]] with role = \"ingest\" is required".into(),
             );
         }
+        let integrity = integrity::validate(self.integrity, self.agents, base, &mut err);
         let level = self.log.level.unwrap_or_else(|| "info".into());
         if !["error", "warn", "info", "debug", "trace"].contains(&level.as_str()) {
             err(
@@ -344,6 +359,7 @@ impl RawConfig {
             retry_after: l.retry_after.map_or(Duration::from_secs(5), |d| d.0),
             segment_bytes,
             tokens,
+            integrity,
             shutdown_grace: self.shutdown_grace.map_or(Duration::from_secs(10), |d| d.0),
             log_level: level,
             log_format: self.log.format.unwrap_or_default(),

@@ -6,11 +6,20 @@
 //! answers. Readers query what is stored.
 //!
 //! * [`store`]: the storage traits and version 1 (segment files + index).
+//! * [`merkle_log`]: the RFC 9162 Merkle tree over the stored events, on
+//!   disk, for roots and proofs at any size.
 
 pub mod auth;
+pub mod checkpoints;
 pub mod config;
+pub mod enrol;
 pub mod gaps;
 pub mod ingest;
+pub mod integrity;
+pub mod liveness;
+pub mod merkle_log;
+pub mod proof_api;
 pub mod query_api;
 pub mod server;
 pub mod store;
+pub mod verify;

@@ -6,14 +6,17 @@
 //!   GET  /v1/events   reader token   -> StoreReader::query (NDJSON, newest first)
 //!   GET  /v1/gaps     reader token   -> ranges of seq not received, per agent
 //!   GET  /v1/stats    reader token   -> store size and ingest counters (JSON)
+//!   GET  /v1/checkpoint, /v1/proof/*, /v1/agents, /v1/export -> see proof_api
 //!   GET  /health                     -> "ok"
 //! ```
 //!
 //! Status codes an agent acts on: 200 stored (durable); 400 the batch is
 //! malformed (the message says where); 401 no or unknown token; 403 the
-//! token may not do this (send as that agent, or read); 413 body or its
-//! decompressed form too large; 503 with `Retry-After` when the store cannot
-//! take data (a full disk): the collector keeps running.
+//! token may not do this (send as that agent, or read), or the agent is not
+//! enrolled; 413 body or its decompressed form too large; 422 the batch's
+//! signature or chain does not verify (stored as an integrity event; the
+//! agent dead-letters the batch); 503 with `Retry-After` when the store
+//! cannot take data (a full disk): the collector keeps running.
 //!
 //! Shutdown: a [`CancellationToken`] stops accepting; open connections
 //! finish their request within the grace period; the commit thread ends
@@ -37,10 +40,13 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::Tokens;
+use crate::checkpoints::{self, Cadence, Checkpointer, Latest};
 use crate::config::{CollectorConfig, Role};
+use crate::enrol::Enrolment;
 use crate::gaps::Gaps;
-use crate::ingest::{self, IngestError, IngestHandle, PreparedBatch};
-use crate::query_api;
+use crate::ingest::{self, IngestError, IngestHandle, Parts, PreparedBatch, Views};
+use crate::merkle_log::{MerkleLog, MerkleReader};
+use crate::{proof_api, query_api};
 use crate::store::segments::{self, SegmentConfig};
 use crate::store::StoreReader;
 
@@ -64,6 +70,9 @@ pub enum CollectorError {
     /// Certificates or keys.
     #[error(transparent)]
     Tls(#[from] auditship_tls::TlsError),
+    /// Keys, enrolment, the Merkle log or checkpoints.
+    #[error("{0}")]
+    Integrity(String),
     /// Binding the listen address.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
@@ -81,6 +90,9 @@ pub struct AppState {
     ingest: IngestHandle,
     pub(crate) reader: Arc<dyn StoreReader>,
     gaps: Arc<std::sync::Mutex<serde_json::Value>>,
+    agents: Arc<std::sync::Mutex<serde_json::Value>>,
+    pub(crate) merkle: MerkleReader,
+    latest: Latest,
     max_body: usize,
     max_inflated: usize,
     retry_after: Duration,
@@ -90,6 +102,23 @@ impl AppState {
     pub(crate) fn tokens(&self) -> &Tokens {
         &self.tokens
     }
+
+    pub(crate) fn latest_checkpoint(&self) -> Option<auditship_core::checkpoint::SignedCheckpoint> {
+        self.latest.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub(crate) fn agents_view(&self) -> serde_json::Value {
+        self.agents.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// The host name, for the checkpoint origin and integrity events.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".into())
 }
 
 /// Runs the collector until `shutdown`. `on_listen` receives the bound
@@ -118,15 +147,62 @@ pub async fn run(
     })?;
     tracing::info!(?recovery, "store opened");
     let gaps = Gaps::load(&cfg.data_dir).map_err(state_err(&cfg.data_dir.join("gaps.json")))?;
-    let gaps_view = Arc::new(std::sync::Mutex::new(
-        serde_json::to_value(gaps.all()).unwrap_or_default(),
-    ));
-    let (ingest, commit_thread) = ingest::start(Box::new(writer), gaps, gaps_view.clone());
+    let views = Views::default();
+    *views.gaps.lock().unwrap_or_else(|p| p.into_inner()) =
+        serde_json::to_value(gaps.all()).unwrap_or_default();
+    let integ = &cfg.integrity;
+    let key = checkpoints::collector_identity(&cfg.data_dir)
+        .map_err(|e| CollectorError::Integrity(e.to_string()))?;
+    tracing::info!(public_key = %key.public().to_hex(), key_id = %key.public().key_id(),
+        file = %cfg.data_dir.join("collector.pub").display(), "collector signing key");
+    let host = host_name();
+    let cadence = Cadence {
+        origin: integ.origin.clone().unwrap_or_else(|| format!("auditship/{host}")),
+        interval: integ.checkpoint_interval,
+        every: integ.checkpoint_every,
+    };
+    let checkpointer = Checkpointer::open(&cfg.data_dir, key, cadence)
+        .map_err(state_err(&cfg.data_dir.join("checkpoints.ndjson")))?;
+    let latest = checkpointer.latest();
+    let enrol = Enrolment::load(
+        &cfg.data_dir,
+        integ.keys().map_err(CollectorError::Integrity)?,
+        integ.enrolment,
+    )
+    .map_err(CollectorError::Integrity)?;
+    let merkle = MerkleLog::open(&cfg.data_dir.join("merkle"))
+        .map_err(|e| CollectorError::Integrity(format!("merkle log: {e}")))?;
+    let merkle_reader = merkle.reader();
+    let parts = Parts {
+        store: Box::new(writer),
+        reader: reader.clone(),
+        gaps,
+        enrol,
+        merkle,
+        checkpoints: checkpointer,
+        silent_after: integ.silent_after,
+        host,
+    };
+    let (ingest, commit_thread) = ingest::start(parts, views.clone());
+    let ticker = ingest.clone();
+    let tick_stop = shutdown.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                _ = tick_stop.cancelled() => break,
+                t = every.tick() => ticker.tick(t.into_std()),
+            }
+        }
+    });
     let state = AppState {
         tokens: Arc::new(tokens),
         ingest,
         reader,
-        gaps: gaps_view,
+        gaps: views.gaps.clone(),
+        agents: views.agents.clone(),
+        merkle: merkle_reader,
+        latest,
         max_body: cfg.max_body_bytes,
         max_inflated: cfg.max_decompressed_bytes,
         retry_after: cfg.retry_after,
@@ -136,6 +212,11 @@ pub async fn run(
         .route("/v1/events", get(query_api::events))
         .route("/v1/gaps", get(gaps_handler))
         .route("/v1/stats", get(stats_handler))
+        .route("/v1/checkpoint", get(proof_api::checkpoint))
+        .route("/v1/proof/inclusion", get(proof_api::inclusion))
+        .route("/v1/proof/consistency", get(proof_api::consistency))
+        .route("/v1/agents", get(proof_api::agents))
+        .route("/v1/export", get(proof_api::export))
         .route("/health", get(|| async { "ok\n" }))
         .with_state(state);
 
@@ -303,6 +384,10 @@ async fn ingest_handler(State(st): State<AppState>, req: Request) -> Response {
     }
     match st.ingest.submit(batch).await {
         Ok(ack) => axum::Json(ack).into_response(),
+        Err(IngestError::Refused { status, message }) => error(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY),
+            message,
+        ),
         Err(e) => {
             let mut r = error(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
             let secs = if matches!(e, IngestError::Stopped) {
@@ -345,7 +430,15 @@ async fn stats_handler(State(st): State<AppState>, req: Request<Body>) -> Respon
             "duplicates": i.duplicates.load(Relaxed),
             "commits": i.commits.load(Relaxed),
             "gaps": i.gaps.load(Relaxed),
+            "forks": i.forks.load(Relaxed),
+            "bad_signatures": i.bad_signatures.load(Relaxed),
+            "integrity_events": i.integrity_events.load(Relaxed),
             "failures": i.failures.load(Relaxed),
+            "checkpoints": i.checkpoints.load(Relaxed),
+        },
+        "merkle": {
+            "size": st.merkle.size(),
+            "checkpoint": st.latest_checkpoint(),
         },
     }))
     .into_response()

@@ -10,13 +10,16 @@
 //! * [`canonical`]: the versioned, documented byte form that hashes and
 //!   signatures cover;
 //! * [`ecs`] and [`ocsf`]: renderings for SIEMs that speak the Elastic Common
-//!   Schema or OCSF.
-//!
+//!   Schema or OCSF;
+//! * [`merkle`]: the RFC 9162 Merkle tree over stored events: roots,
+//!   inclusion and consistency proofs and their verification;
 //! * [`seal`]: the per-agent hash chain and the sealed event form;
 //! * [`identity`]: Ed25519 keys of agents and collectors;
 //! * [`checkpoint`]: the collector's signed statements of its Merkle root;
-//! * [`wire`]: the signed batch format agents send collectors.
+//! * [`wire`]: the signed batch format agents send collectors;
+//! * [`bundle`]: export bundles of events with inclusion proofs.
 
+pub mod bundle;
 pub mod canonical;
 pub mod checkpoint;
 pub mod cidr;
@@ -25,6 +28,7 @@ pub mod event;
 pub mod hex;
 pub mod identity;
 pub mod lossless;
+pub mod merkle;
 pub mod ocsf;
 pub mod seal;
 pub mod time;

@@ -15,7 +15,8 @@
 //! body (after decompression), NDJSON, UTF-8:
 //!   line 1       header: {"auditship_batch":2,"agent_id":"web-1",
 //!                         "queue":"<16 hex digits>","first":101,"last":250,"events":150,
-//!                         "prev_hash":"<64 hex>","last_hash":"<64 hex>","sig":"<128 hex>"}
+//!                         "prev_hash":"<64 hex>","last_hash":"<64 hex>",
+//!                         "key":"<64 hex>","sig":"<128 hex>"}
 //!   lines 2..    one event per line, in canonical encoding (see `canonical`),
 //!                each with "seq" and "agent_id"; `events` lines in all
 //! ```
@@ -23,7 +24,9 @@
 //! * `prev_hash` is the agent's chain hash before the first event of the
 //!   batch, `last_hash` the chain hash of its last event, and `sig` the
 //!   agent's Ed25519 signature of [`crate::seal::batch_message`] over the
-//!   header's fields. The events travel without their chain fields: the
+//!   header's fields; `key` is the agent's public key, which the collector
+//!   compares with the key enrolled (or pinned at first use) for the agent.
+//!   The events travel without their chain fields: the
 //!   collector recomputes every hash from `prev_hash` (see [`crate::seal`])
 //!   and must arrive at `last_hash`, so the one signature covers every
 //!   event. (Sending the hashes per event would add ~150 incompressible
@@ -57,6 +60,7 @@ use std::io::{Read, Write};
 
 use serde::{Deserialize, Serialize};
 
+use crate::identity::PublicKey;
 use crate::{hex, seal, Hash, Timestamp};
 
 /// Version written in the header's `auditship_batch` key.
@@ -85,6 +89,8 @@ pub struct BatchHeader {
     pub prev_hash: String,
     /// Chain hash of the last event (hex).
     pub last_hash: String,
+    /// The agent's Ed25519 public key (hex).
+    pub key: String,
     /// Ed25519 signature of the batch message (hex).
     pub sig: String,
 }
@@ -104,8 +110,9 @@ impl BatchHeader {
         ))
     }
 
-    /// Signs the header in place with the agent's key.
+    /// Signs the header in place with the agent's key (and sets `key`).
     pub fn sign(&mut self, key: &crate::identity::Identity) {
+        self.key = key.public().to_hex();
         let msg = self
             .signed_message()
             .expect("hashes are set before signing");
@@ -295,6 +302,8 @@ pub struct DecodedBatch<'a> {
     pub prev_hash: Hash,
     /// `last_hash` as bytes.
     pub last_hash: Hash,
+    /// `key`, parsed.
+    pub key: PublicKey,
     /// `sig` as bytes.
     pub sig: [u8; 64],
     /// Every event, in order.
@@ -307,8 +316,13 @@ impl DecodedBatch<'_> {
         self.events.last().map(|e| e.hash) == Some(self.last_hash)
     }
 
+    /// Whether `sig` is the signature of the header by the key it names.
+    pub fn self_signed(&self) -> bool {
+        self.signed_by(&self.key)
+    }
+
     /// Whether `sig` is `key`'s signature of the header.
-    pub fn signed_by(&self, key: &crate::identity::PublicKey) -> bool {
+    pub fn signed_by(&self, key: &PublicKey) -> bool {
         self.header
             .signed_message()
             .is_some_and(|m| key.verify(&m, &self.sig))
@@ -347,6 +361,7 @@ pub fn decode(body: &[u8]) -> Result<DecodedBatch<'_>, WireError> {
     let last_hash = hash_field("last_hash", &header.last_hash)?;
     let sig = hex::decode_array::<64>(&header.sig)
         .ok_or_else(|| WireError::Header("sig is not 128 hex digits".into()))?;
+    let key = PublicKey::parse(&header.key).map_err(|e| WireError::Header(format!("key: {e}")))?;
     let mut events = Vec::with_capacity(header.events.min(1 << 20) as usize);
     let mut prev: Option<u64> = None;
     let mut chain = prev_hash;
@@ -410,6 +425,7 @@ pub fn decode(body: &[u8]) -> Result<DecodedBatch<'_>, WireError> {
         queue,
         prev_hash,
         last_hash,
+        key,
         sig,
         events,
     })

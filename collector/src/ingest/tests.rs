@@ -1,72 +1,144 @@
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
 
+use auditship_core::identity::Identity;
 use auditship_core::wire::{self, BatchHeader};
-use auditship_core::{canonical, AuditEvent};
+use auditship_core::{canonical, hex, seal, AuditEvent, Hash};
 
 use super::*;
+use crate::checkpoints::{self, Cadence};
+use crate::enrol::Mode;
 use crate::gaps::Gaps;
 use crate::store::segments::{self, SegmentConfig};
 use crate::store::{Query, StoreReader};
 
-fn body(agent: &str, queue: u64, first: u64, seqs: &[u64]) -> Vec<u8> {
-    let mut events = Vec::new();
-    for &s in seqs {
-        let mut ev = AuditEvent::unparsed(format!("{agent} line {s}"));
-        ev.agent_id = Some(agent.into());
-        ev.seq = Some(s);
-        events.extend(canonical::encode(&ev));
-        events.push(b'\n');
+/// A model agent: one chain per queue, every event kept so that any
+/// subset can be re-sent exactly as the real agent would.
+struct TestAgent {
+    id: String,
+    key: Identity,
+    /// queue -> seq -> (canonical bytes, prev hash, hash)
+    chains: BTreeMap<u64, BTreeMap<u64, (Vec<u8>, Hash, Hash)>>,
+}
+
+impl TestAgent {
+    fn new(id: &str, seed: u8) -> TestAgent {
+        TestAgent {
+            id: id.into(),
+            key: Identity::from_seed([seed; 32]),
+            chains: BTreeMap::new(),
+        }
     }
-    let header = BatchHeader {
-        auditship_batch: wire::WIRE_VERSION,
-        agent_id: agent.into(),
-        queue: wire::format_queue(queue),
-        first,
-        last: *seqs.last().unwrap(),
-        events: seqs.len() as u64,
-    };
-    wire::encode(&header, &events, None)
+
+    /// Seals events `seqs` (new ones are appended to the chain).
+    fn seal(&mut self, queue: u64, seqs: &[u64]) {
+        for &s in seqs {
+            let chain = self.chains.entry(queue).or_default();
+            if chain.contains_key(&s) {
+                continue;
+            }
+            let prev = chain.values().next_back().map_or(seal::GENESIS, |e| e.2);
+            let mut ev = AuditEvent::unparsed(format!("{} line {s}", self.id));
+            ev.agent_id = Some(self.id.clone());
+            ev.seq = Some(s);
+            let bytes = canonical::encode(&ev);
+            let hash = seal::chain_hash(&prev, &bytes);
+            chain.insert(s, (bytes, prev, hash));
+        }
+    }
+
+    /// A signed batch of already sealed events `seqs`, covering from `first`.
+    fn batch(&mut self, queue: u64, first: u64, seqs: &[u64]) -> Vec<u8> {
+        self.seal(queue, seqs);
+        let chain = &self.chains[&queue];
+        let mut events = Vec::new();
+        for s in seqs {
+            events.extend(&chain[s].0);
+            events.push(b'\n');
+        }
+        let mut header = BatchHeader {
+            auditship_batch: wire::WIRE_VERSION,
+            agent_id: self.id.clone(),
+            queue: wire::format_queue(queue),
+            first,
+            last: *seqs.last().unwrap(),
+            events: seqs.len() as u64,
+            prev_hash: hex::encode(&chain[&seqs[0]].1),
+            last_hash: hex::encode(&chain[seqs.last().unwrap()].2),
+            key: String::new(),
+            sig: String::new(),
+        };
+        header.sign(&self.key);
+        wire::encode(&header, &events, None)
+    }
 }
 
 struct Rig {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     handle: IngestHandle,
     reader: Arc<dyn StoreReader>,
-    view: Arc<Mutex<serde_json::Value>>,
+    views: Views,
     rt: tokio::runtime::Runtime,
 }
 
-fn rig() -> Rig {
+fn rig_with(mode: Mode, configured: HashMap<String, auditship_core::identity::PublicKey>) -> Rig {
     let dir = tempfile::tempdir().unwrap();
     let (writer, reader, _) = segments::open(SegmentConfig {
         dir: dir.path().join("store"),
         segment_bytes: 1 << 20,
     })
     .unwrap();
-    let view = Arc::new(Mutex::new(serde_json::Value::Null));
-    let (handle, _thread) = start(
-        Box::new(writer),
-        Gaps::load(dir.path()).unwrap(),
-        view.clone(),
-    );
+    let views = Views::default();
+    let key = checkpoints::collector_identity(dir.path()).unwrap();
+    let parts = Parts {
+        store: Box::new(writer),
+        reader: reader.clone(),
+        gaps: Gaps::load(dir.path()).unwrap(),
+        enrol: Enrolment::load(dir.path(), configured, mode).unwrap(),
+        merkle: MerkleLog::open(dir.path().join("merkle")).unwrap(),
+        checkpoints: Checkpointer::open(
+            dir.path(),
+            key,
+            Cadence {
+                origin: "test".into(),
+                interval: Duration::from_secs(3600),
+                every: 1,
+            },
+        )
+        .unwrap(),
+        silent_after: Duration::from_secs(300),
+        host: "collector-test".into(),
+    };
+    let (handle, _thread) = start(parts, views.clone());
     Rig {
-        _dir: dir,
+        dir,
         handle,
         reader,
-        view,
+        views,
         rt: tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap(),
     }
 }
 
+use std::collections::HashMap;
+
+fn rig() -> Rig {
+    rig_with(Mode::Tofu, HashMap::new())
+}
+
 impl Rig {
-    fn send(&self, body: Vec<u8>) -> IngestAck {
+    fn try_send(&self, body: Vec<u8>) -> Result<IngestAck, IngestError> {
         let b = PreparedBatch::prepare(body).unwrap();
-        self.rt.block_on(self.handle.submit(b)).unwrap()
+        self.rt.block_on(self.handle.submit(b))
     }
 
-    fn raws(&self) -> Vec<String> {
+    fn send(&self, body: Vec<u8>) -> IngestAck {
+        self.try_send(body).unwrap()
+    }
+
+    fn events(&self) -> Vec<AuditEvent> {
         let page = self
             .reader
             .query(&Query {
@@ -74,73 +146,207 @@ impl Rig {
                 ..Query::default()
             })
             .unwrap();
-        let mut v: Vec<String> = page
+        let mut v: Vec<AuditEvent> = page
             .events
             .iter()
-            .map(|e| {
-                serde_json::from_slice::<AuditEvent>(&e.payload)
-                    .unwrap()
-                    .raw
-            })
+            .map(|e| serde_json::from_slice::<AuditEvent>(&e.payload).unwrap())
+            .collect();
+        v.reverse();
+        v
+    }
+
+    fn raws(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .events()
+            .into_iter()
+            .filter(|e| e.agent_id.as_deref() != Some(crate::integrity::COLLECTOR_AGENT))
+            .map(|e| e.raw)
             .collect();
         v.sort();
         v
+    }
+
+    /// Integrity events' actions, in store order.
+    fn findings(&self) -> Vec<String> {
+        self.events()
+            .into_iter()
+            .filter(|e| e.agent_id.as_deref() == Some(crate::integrity::COLLECTOR_AGENT))
+            .map(|e| e.action.to_string())
+            .collect()
     }
 }
 
 #[test]
 fn a_retried_or_overlapping_batch_stores_only_what_is_new() {
     let r = rig();
-    let a = r.send(body("a", 1, 1, &[1, 2, 3]));
-    assert_eq!((a.stored, a.duplicates, a.durable_seq), (3, 0, 3));
+    let mut a = TestAgent::new("a", 1);
+    let ack = r.send(a.batch(1, 1, &[1, 2, 3]));
+    assert_eq!((ack.stored, ack.duplicates, ack.durable_seq), (3, 0, 3));
     // Re-cut after an agent restart: overlaps the first batch.
-    let b = r.send(body("a", 1, 2, &[2, 3, 5]));
+    let b = r.send(a.batch(1, 2, &[2, 3, 5]));
     assert_eq!((b.stored, b.duplicates, b.durable_seq), (1, 2, 5));
-    let c = r.send(body("a", 1, 1, &[1, 2, 3]));
+    let c = r.send(a.batch(1, 1, &[1, 2, 3]));
     assert_eq!((c.stored, c.duplicates), (0, 3));
     assert_eq!(r.raws(), ["a line 1", "a line 2", "a line 3", "a line 5"]);
-    assert_eq!(
-        r.handle.stats.gaps.load(Ordering::Relaxed),
-        0,
-        "4 was covered, not a gap"
-    );
+    assert_eq!(r.handle.stats.gaps.load(Ordering::Relaxed), 0, "4 was covered, not a gap");
+    assert_eq!(r.findings(), ["agent_key_pinned"], "first use pins the key, nothing else");
 }
 
 #[test]
-fn a_gap_is_recorded_and_a_replay_into_it_is_stored_once() {
+fn stored_events_are_sealed_and_every_stored_record_is_a_merkle_leaf_under_a_signed_checkpoint() {
     let r = rig();
-    r.send(body("a", 1, 1, &[1, 2]));
+    let mut a = TestAgent::new("a", 1);
+    r.send(a.batch(1, 1, &[1, 2, 3]));
+    let evs = r.events();
+    let page = r.reader.query(&Query { limit: 100, ..Query::default() }).unwrap();
+    for e in &page.events {
+        let u = seal::unseal(&e.payload).expect("sealed");
+        assert!(u.is_intact());
+    }
+    let ours: Vec<_> = evs.iter().filter(|e| e.agent_id.as_deref() == Some("a")).collect();
+    assert_eq!(ours[0].prev_hash.as_deref(), Some(hex::encode(&seal::GENESIS).as_str()));
+    assert_eq!(ours[1].prev_hash, ours[0].hash, "linked");
+    // Every record is a leaf; the checkpoint (every = 1) covers them all.
+    let cp = checkpoints::read_all(&r.dir.path().join("checkpoints.ndjson")).unwrap();
+    let last = &cp.last().unwrap().0;
+    assert_eq!(last.size, 4, "3 events and the pin");
+    let mut tree = auditship_core::merkle::MemoryTree::new();
+    r.reader
+        .for_each_from(0, &mut |_, p| {
+            tree.push(auditship_core::merkle::leaf_hash(p));
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(hex::encode(&tree.root()), last.root);
+    let public = checkpoints::collector_identity(r.dir.path()).unwrap().public();
+    last.verify(&public).unwrap();
+}
+
+#[test]
+fn a_gap_is_recorded_as_an_integrity_event_and_a_replay_into_it_is_stored_once() {
+    let r = rig();
+    let mut a = TestAgent::new("a", 1);
+    a.seal(1, &[1, 2, 3, 4, 5, 6]);
+    r.send(a.batch(1, 1, &[1, 2]));
     // 3..=4 went to the agent's dead-letter directory; 5.. arrives.
-    let later = r.send(body("a", 1, 5, &[5, 6]));
+    let later = r.send(a.batch(1, 5, &[5, 6]));
     assert_eq!(later.stored, 2);
     assert_eq!(later.durable_seq, 2, "contiguous only up to the gap");
     assert_eq!(r.handle.stats.gaps.load(Ordering::Relaxed), 1);
-    assert_eq!(
-        r.view.lock().unwrap()["a"]["ranges"],
-        serde_json::json!([[3, 4]])
-    );
-    let replay = r.send(body("a", 1, 3, &[3, 4]));
-    assert_eq!(
-        (replay.stored, replay.duplicates, replay.durable_seq),
-        (2, 0, 6)
-    );
-    let again = r.send(body("a", 1, 3, &[3, 4]));
+    assert_eq!(r.views.gaps.lock().unwrap()["a"]["ranges"], serde_json::json!([[3, 4]]));
+    let replay = r.send(a.batch(1, 3, &[3, 4]));
+    assert_eq!((replay.stored, replay.duplicates, replay.durable_seq), (2, 0, 6));
+    let again = r.send(a.batch(1, 3, &[3, 4]));
     assert_eq!((again.stored, again.duplicates), (0, 2));
     assert_eq!(r.raws().len(), 6);
-    assert_eq!(*r.view.lock().unwrap(), serde_json::json!({}));
+    assert_eq!(*r.views.gaps.lock().unwrap(), serde_json::json!({}));
+    assert_eq!(r.findings(), ["agent_key_pinned", "chain_gap"]);
+    let gap = r.events().into_iter().find(|e| e.action == "chain_gap").unwrap();
+    assert_eq!((gap.fields["from"].as_str(), gap.fields["to"].as_str()), ("3", "4"));
 }
 
 #[test]
-fn agents_are_independent_and_a_new_queue_starts_a_new_epoch() {
+fn a_bad_signature_or_an_altered_event_is_refused_and_recorded_never_stored() {
     let r = rig();
-    r.send(body("a", 1, 1, &[1, 2]));
-    let b = r.send(body("b", 9, 1, &[1, 2]));
-    assert_eq!(b.stored, 2, "another agent's seq 1..2 are not duplicates");
+    let mut a = TestAgent::new("a", 1);
+    r.send(a.batch(1, 1, &[1]));
+    // Another key claiming to be agent a.
+    let mut impostor = TestAgent::new("a", 2);
+    impostor.seal(1, &[1]);
+    let err = r.try_send(impostor.batch(1, 2, &[2])).unwrap_err();
+    assert!(matches!(err, IngestError::Refused { status: 422, .. }), "{err}");
+    assert!(err.to_string().contains("enrolled key"), "{err}");
+    // The real agent, one event altered after signing.
+    let body = a.batch(1, 2, &[2]);
+    let text = String::from_utf8(body).unwrap().replace("a line 2", "a line X");
+    let err = r.try_send(text.into_bytes()).unwrap_err();
+    assert!(err.to_string().contains("altered"), "{err}");
+    assert_eq!(r.raws(), ["a line 1"], "nothing of the refused batches stored");
+    assert_eq!(r.findings(), ["agent_key_pinned", "bad_signature", "bad_signature"]);
+    assert_eq!(r.handle.stats.bad_signatures.load(Ordering::Relaxed), 2);
+    // The genuine batch still goes through.
+    assert_eq!(r.send(a.batch(1, 2, &[2])).stored, 1);
+}
+
+#[test]
+fn a_fork_is_recorded_and_the_agents_new_branch_is_stored_after_it() {
+    let r = rig();
+    let mut a = TestAgent::new("a", 1);
+    r.send(a.batch(1, 1, &[1, 2, 3]));
+    // The agent lost 3 and sealed a different 3 (e.g. power loss with
+    // fsync = "interval"), then 4 on top of it.
+    drop(a);
+    let mut b = TestAgent::new("a", 1);
+    b.seal(1, &[1, 2]);
+    // Same 1 and 2 (same content, same key), then a different 3.
+    let mut ev = AuditEvent::unparsed("a line 3, sealed again".into());
+    ev.agent_id = Some("a".into());
+    ev.seq = Some(3);
+    let bytes = canonical::encode(&ev);
+    let prev = b.chains[&1][&2].2;
+    let h = seal::chain_hash(&prev, &bytes);
+    b.chains.get_mut(&1).unwrap().insert(3, (bytes, prev, h));
+    let ack = r.send(b.batch(1, 3, &[3, 4]));
+    assert_eq!((ack.stored, ack.duplicates), (1, 1));
+    assert_eq!(r.findings(), ["agent_key_pinned", "chain_fork"]);
+    assert_eq!(r.handle.stats.forks.load(Ordering::Relaxed), 1);
+    assert!(r.raws().contains(&"a line 4".to_string()));
+}
+
+#[test]
+fn a_batch_that_does_not_link_to_the_stored_head_is_a_chain_break() {
+    let r = rig();
+    let mut a = TestAgent::new("a", 1);
+    r.send(a.batch(1, 1, &[1, 2]));
+    // Seq 3 sealed on top of something other than the stored 2.
+    let mut b = TestAgent::new("a", 1);
+    b.chains.entry(1).or_default().insert(2, (Vec::new(), [8; 32], [9; 32]));
+    let ack = r.send(b.batch(1, 3, &[3, 4]));
+    assert_eq!(ack.stored, 2, "stored after the recorded break");
+    assert_eq!(r.findings(), ["agent_key_pinned", "chain_break"]);
+}
+
+#[test]
+fn strict_enrolment_refuses_unknown_agents_once_recorded_and_accepts_configured_keys() {
+    let a_key = Identity::from_seed([1; 32]).public();
+    let r = rig_with(Mode::Strict, HashMap::from([("a".to_string(), a_key)]));
+    let mut a = TestAgent::new("a", 1);
+    let mut b = TestAgent::new("b", 2);
+    assert_eq!(r.send(a.batch(1, 1, &[1])).stored, 1);
+    for _ in 0..3 {
+        let err = r.try_send(b.batch(1, 1, &[1])).unwrap_err();
+        assert!(matches!(err, IngestError::Refused { status: 403, .. }), "{err}");
+    }
+    assert_eq!(r.findings(), ["agent_not_enrolled"], "recorded once, not per retry");
+}
+
+#[test]
+fn agents_are_independent_and_a_new_queue_starts_a_recorded_new_epoch() {
+    let r = rig();
+    let mut a = TestAgent::new("a", 1);
+    let mut b = TestAgent::new("b", 2);
+    r.send(a.batch(1, 1, &[1, 2]));
+    let ack = r.send(b.batch(9, 1, &[1, 2]));
+    assert_eq!(ack.stored, 2, "another agent's seq 1..2 are not duplicates");
     // Agent a reinstalled with fresh state: a new queue, seq from 1 again.
-    let fresh = r.send(body("a", 2, 1, &[1]));
-    assert_eq!(
-        (fresh.stored, fresh.queue.as_str()),
-        (1, "0000000000000002")
-    );
+    let fresh = r.send(a.batch(2, 1, &[1]));
+    assert_eq!((fresh.stored, fresh.queue.as_str()), (1, "0000000000000002"));
     assert_eq!(r.raws().len(), 5);
+    assert_eq!(r.findings(), ["agent_key_pinned", "agent_key_pinned", "agent_new_epoch"]);
+}
+
+#[test]
+fn an_agent_that_stops_sending_is_reported_silent_once() {
+    let r = rig();
+    let mut a = TestAgent::new("a", 1);
+    r.send(a.batch(1, 1, &[1]));
+    let later = Instant::now() + Duration::from_secs(301);
+    r.handle.tick(later);
+    r.handle.tick(later + Duration::from_secs(5));
+    // A batch is a barrier: ticks sent before it are handled first.
+    r.send(a.batch(1, 2, &[2]));
+    let found = r.findings();
+    assert_eq!(found[..2], ["agent_key_pinned", "agent_silent"]);
+    assert_eq!(found.len(), 3, "{found:?}");
+    assert_eq!(found[2], "agent_resumed", "a later batch resumes the agent");
 }

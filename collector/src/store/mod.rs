@@ -29,14 +29,18 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use auditship_core::cidr::IpNet;
+use auditship_core::Hash;
 
 /// Where an agent's stored events end.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Watermark {
     /// The agent's queue identity (its `seq` epoch).
     pub queue: u64,
-    /// Highest `seq` stored for that queue.
+    /// Highest `seq` stored for that queue (always an event's: a batch's
+    /// last seq is its last event's).
     pub seq: u64,
+    /// Chain hash of that event: the head of the agent's chain as stored.
+    pub head: Hash,
 }
 
 /// The indexed fields of an event, extracted by ingest.
@@ -63,8 +67,11 @@ pub struct IndexKey<'a> {
 pub struct NewEvent<'a> {
     /// The event's `seq` in its agent's queue.
     pub seq: u64,
-    /// The event exactly as received (canonical JSON, no newline).
+    /// The event in sealed form (canonical JSON with its chain fields
+    /// appended, see `auditship_core::seal`; no newline).
     pub payload: &'a [u8],
+    /// Its chain hash (the `hash` in the payload).
+    pub hash: Hash,
     /// Its indexed fields.
     pub key: IndexKey<'a>,
 }
@@ -80,7 +87,9 @@ pub struct StoredEvent {
     pub seq: u64,
     /// Event time, Unix milliseconds.
     pub ts_millis: i64,
-    /// The event as received.
+    /// Its leaf index in the Merkle log.
+    pub leaf: u64,
+    /// The event in sealed form.
     pub payload: Vec<u8>,
 }
 
@@ -207,6 +216,10 @@ impl StoreError {
 pub trait StoreWriter: Send {
     /// Durable watermark of every agent the store holds events of.
     fn watermarks(&self) -> &HashMap<String, Watermark>;
+    /// Committed events: the leaf index the next appended event gets.
+    /// Events are numbered from 0 in append order, across commits, and the
+    /// number is stored with each event.
+    fn size(&self) -> u64;
     /// Buffers events of one agent and queue, in `seq` order, all above the
     /// agent's watermark for that queue (ingest has deduplicated them). A
     /// different queue than the watermark's starts a new epoch for the agent.
@@ -223,6 +236,14 @@ pub trait StoreWriter: Send {
 
 /// The read side; cheap to share between threads.
 pub trait StoreReader: Send + Sync {
+    /// Calls `f(leaf, payload)` for every committed event from leaf index
+    /// `from` on, in leaf order (used to rebuild a Merkle log that lost its
+    /// tail). Stops at the first error `f` returns.
+    fn for_each_from(
+        &self,
+        from: u64,
+        f: &mut dyn FnMut(u64, &[u8]) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError>;
     /// One page of matching events, newest first.
     fn query(&self, query: &Query) -> Result<Page, StoreError>;
     /// Current size.

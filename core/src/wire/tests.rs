@@ -28,6 +28,7 @@ fn batch(agent: &str, seqs: &[u64]) -> (BatchHeader, Vec<u8>) {
         events: seqs.len() as u64,
         prev_hash: hex::encode(&seal::GENESIS),
         last_hash: String::new(),
+        key: String::new(),
         sig: String::new(),
     };
     let mut chain = seal::GENESIS;
@@ -147,6 +148,8 @@ fn the_chain_and_signature_of_a_batch_are_checked_not_assumed() {
     let d = decode(&good).unwrap();
     assert!(d.chain_intact());
     assert!(d.signed_by(&key().public()));
+    assert!(d.self_signed());
+    assert_eq!(d.key, key().public());
     assert!(!d.signed_by(&crate::identity::Identity::from_seed([6; 32]).public()));
     // Each event's hash links to the one before it.
     assert_eq!(

@@ -12,8 +12,9 @@ use crate::store::Watermark;
 pub const HEADER_LEN: usize = 24;
 /// Magic at the start of every segment file.
 pub const MAGIC: &[u8; 4] = b"ASG1";
-/// Format version in the header.
-pub const VERSION: u16 = 1;
+/// Format version in the header. Version 1 (before event records carried
+/// their Merkle leaf index and snapshots the chain heads) is not read.
+pub const VERSION: u16 = 2;
 /// Bytes before a record body: `len u32 LE | crc32c u32 LE`.
 pub const FRAME_HEADER: usize = 8;
 /// Largest record body. Bigger events are refused at append.
@@ -25,8 +26,8 @@ pub const KIND_EVENT: u8 = 1;
 pub const KIND_SNAPSHOT: u8 = 2;
 
 /// Bytes of an event body before the agent id:
-/// kind | queue | seq | ts | agent_len.
-pub const EVENT_FIXED: usize = 1 + 8 + 8 + 8 + 2;
+/// kind | queue | seq | ts | leaf | agent_len.
+pub const EVENT_FIXED: usize = 1 + 8 + 8 + 8 + 8 + 2;
 
 /// The header of segment `no`.
 pub fn header(no: u64, created_millis: i64) -> [u8; HEADER_LEN] {
@@ -46,13 +47,23 @@ pub fn header_ok(data: &[u8], no: u64) -> bool {
         && data[8..16] == no.to_le_bytes()
 }
 
+/// The format version of a header with the right magic, if it is another
+/// version than this build's (such a segment is not corrupt, it is for
+/// another build, and must not be quarantined).
+pub fn other_version(data: &[u8]) -> Option<u16> {
+    (data.len() >= HEADER_LEN && &data[0..4] == MAGIC)
+        .then(|| u16::from_le_bytes([data[4], data[5]]))
+        .filter(|&v| v != VERSION)
+}
+
 /// A decoded record body.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Body<'a> {
     /// One event.
     Event(EventRecord<'a>),
-    /// Every agent's watermark when the segment was started.
-    Snapshot(HashMap<String, Watermark>),
+    /// Every agent's watermark when the segment was started, and the leaf
+    /// index of the segment's first event.
+    Snapshot(HashMap<String, Watermark>, u64),
 }
 
 /// The fields of an event record.
@@ -66,7 +77,9 @@ pub struct EventRecord<'a> {
     pub seq: u64,
     /// Event time, Unix ms.
     pub ts_millis: i64,
-    /// The event as received.
+    /// Its leaf index in the Merkle log (its position in store order).
+    pub leaf: u64,
+    /// The event in sealed form.
     pub payload: &'a [u8],
 }
 
@@ -84,6 +97,7 @@ pub fn encode_event(out: &mut Vec<u8>, ev: &EventRecord<'_>) -> usize {
     out.extend_from_slice(&ev.queue.to_le_bytes());
     out.extend_from_slice(&ev.seq.to_le_bytes());
     out.extend_from_slice(&ev.ts_millis.to_le_bytes());
+    out.extend_from_slice(&ev.leaf.to_le_bytes());
     out.extend_from_slice(&(ev.agent.len() as u16).to_le_bytes());
     out.extend_from_slice(ev.agent.as_bytes());
     out.extend_from_slice(ev.payload);
@@ -94,10 +108,10 @@ pub fn encode_event(out: &mut Vec<u8>, ev: &EventRecord<'_>) -> usize {
 
 /// Appends a framed snapshot record to `out` (agents sorted, so the bytes
 /// are deterministic).
-pub fn encode_snapshot(out: &mut Vec<u8>, marks: &HashMap<String, Watermark>) {
+pub fn encode_snapshot(out: &mut Vec<u8>, marks: &HashMap<String, Watermark>, next_leaf: u64) {
     let mut agents: Vec<_> = marks.iter().collect();
     agents.sort_by(|a, b| a.0.cmp(b.0));
-    let mut body = Vec::with_capacity(5 + agents.len() * 32);
+    let mut body = Vec::with_capacity(13 + agents.len() * 64);
     body.push(KIND_SNAPSHOT);
     body.extend_from_slice(&(agents.len() as u32).to_le_bytes());
     for (agent, w) in agents {
@@ -106,7 +120,9 @@ pub fn encode_snapshot(out: &mut Vec<u8>, marks: &HashMap<String, Watermark>) {
         body.extend_from_slice(name);
         body.extend_from_slice(&w.queue.to_le_bytes());
         body.extend_from_slice(&w.seq.to_le_bytes());
+        body.extend_from_slice(&w.head);
     }
+    body.extend_from_slice(&next_leaf.to_le_bytes());
     out.extend_from_slice(&(body.len() as u32).to_le_bytes());
     out.extend_from_slice(&crc32c::crc32c(&body).to_le_bytes());
     out.extend_from_slice(&body);
@@ -137,6 +153,7 @@ pub fn decode(body: &[u8]) -> Option<Body<'_>> {
             let queue = take_u64(&mut r)?;
             let seq = take_u64(&mut r)?;
             let ts_millis = take_u64(&mut r)? as i64;
+            let leaf = take_u64(&mut r)?;
             let n = take_u16(&mut r)? as usize;
             let agent = std::str::from_utf8(take(&mut r, n)?).ok()?;
             Some(Body::Event(EventRecord {
@@ -144,6 +161,7 @@ pub fn decode(body: &[u8]) -> Option<Body<'_>> {
                 queue,
                 seq,
                 ts_millis,
+                leaf,
                 payload: r,
             }))
         }
@@ -155,9 +173,11 @@ pub fn decode(body: &[u8]) -> Option<Body<'_>> {
                 let agent = std::str::from_utf8(take(&mut r, n)?).ok()?;
                 let queue = take_u64(&mut r)?;
                 let seq = take_u64(&mut r)?;
-                marks.insert(agent.to_string(), Watermark { queue, seq });
+                let head = take(&mut r, 32)?.try_into().ok()?;
+                marks.insert(agent.to_string(), Watermark { queue, seq, head });
             }
-            r.is_empty().then_some(Body::Snapshot(marks))
+            let next_leaf = take_u64(&mut r)?;
+            r.is_empty().then_some(Body::Snapshot(marks, next_leaf))
         }
         _ => None,
     }
@@ -237,13 +257,21 @@ mod tests {
             queue: 7,
             seq: 42,
             ts_millis: -5,
+            leaf: 9,
             payload: b"{\"raw\":\"x\"}",
         };
         let n = encode_event(&mut out, &ev);
         assert_eq!(n, out.len());
         let mut marks = HashMap::new();
-        marks.insert("a".to_string(), Watermark { queue: 1, seq: 2 });
-        encode_snapshot(&mut out, &marks);
+        marks.insert(
+            "a".to_string(),
+            Watermark {
+                queue: 1,
+                seq: 2,
+                head: [7; 32],
+            },
+        );
+        encode_snapshot(&mut out, &marks, 10);
         match scan(&out, 0) {
             Scan::Record {
                 body: Body::Event(e),
@@ -256,10 +284,11 @@ mod tests {
         }
         match scan(&out, n) {
             Scan::Record {
-                body: Body::Snapshot(m),
+                body: Body::Snapshot(m, next_leaf),
                 next,
             } => {
                 assert_eq!(m, marks);
+                assert_eq!(next_leaf, 10);
                 assert_eq!(next, out.len());
             }
             other => panic!("{other:?}"),
@@ -275,6 +304,7 @@ mod tests {
             queue: 1,
             seq: 1,
             ts_millis: 0,
+            leaf: 0,
             payload: b"payload bytes",
         };
         let first = encode_event(&mut out, &ev);

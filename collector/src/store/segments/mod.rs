@@ -155,8 +155,10 @@
 
 mod format;
 pub mod index;
+mod leaves;
 mod query;
 mod recover;
+pub mod walk;
 mod writer;
 
 use std::fs;
@@ -347,6 +349,7 @@ pub fn open(
         recover::sync_dir(&dir).map_err(|e| StoreError::io(&dir, e))?;
     }
     let mut marks = std::collections::HashMap::new();
+    let mut next_leaf = 0u64;
     if let Some((no, s)) = &newest {
         let mut replay = vec![&s.marks];
         let mut older = Vec::new();
@@ -366,18 +369,25 @@ pub fn open(
                 "store: newest snapshot damaged; watermarks rebuilt from older segments"
             );
         }
-        if let Some(base) = older
+        if let Some((base, leaf)) = older
             .last()
             .and_then(|o| o.snapshot.clone())
             .or(s.snapshot.clone())
         {
             marks = base;
+            next_leaf = leaf;
         }
         for o in older.iter().rev() {
             replay.insert(replay.len() - 1, &o.marks);
+            if let Some(l) = o.last_leaf {
+                next_leaf = next_leaf.max(l + 1);
+            }
         }
-        for (agent, queue, seq) in replay.into_iter().flatten() {
-            recover::advance(&mut marks, agent, *queue, *seq);
+        if let Some(l) = s.last_leaf {
+            next_leaf = next_leaf.max(l + 1);
+        }
+        for (agent, queue, seq, head) in replay.into_iter().flatten() {
+            recover::advance(&mut marks, agent, *queue, *seq, *head);
         }
     }
     let mut state = State::default();
@@ -422,7 +432,7 @@ pub fn open(
         state: Mutex::new(state),
         rebuild: Mutex::new(()),
     });
-    let writer = SegmentWriter::new(shared.clone(), config, marks, builder, next_no)?;
+    let writer = SegmentWriter::new(shared.clone(), config, marks, builder, next_no, next_leaf)?;
     Ok((writer, Arc::new(SegmentReader::new(shared)), recovery))
 }
 

@@ -152,6 +152,7 @@ impl SegmentReader {
                         queue: ev.queue,
                         seq: ev.seq,
                         ts_millis: ev.ts_millis,
+                        leaf: ev.leaf,
                         payload: ev.payload.to_vec(),
                     })
                 }
@@ -431,6 +432,14 @@ impl StoreReader for SegmentReader {
             self.scan_sealed(s, end_in(s.no, s.index.entries), &filter, &mut out)?;
         }
         Ok(out.page)
+    }
+
+    fn for_each_from(
+        &self,
+        from: u64,
+        f: &mut dyn FnMut(u64, &[u8]) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        self.leaves_from(from, f)
     }
 
     fn stats(&self) -> StoreStats {

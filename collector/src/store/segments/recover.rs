@@ -10,6 +10,7 @@ use super::format::{self, Body, EventRecord, Scan};
 use super::index::{self, Builder, Entry, IndexFile, IndexMeta};
 use super::{Quarantined, Recovery};
 use crate::store::{IndexKey, StoreError, Watermark};
+use auditship_core::Hash;
 
 /// Path of segment `no`'s file.
 pub fn segment_path(dir: &Path, no: u64) -> PathBuf {
@@ -43,16 +44,33 @@ pub fn list_segments(dir: &Path) -> Result<Vec<u64>, StoreError> {
     Ok(out)
 }
 
-/// Sets the watermark of `agent` after an event `(queue, seq)`: the highest
-/// seq of the agent's latest queue; a new queue replaces the watermark.
-pub fn advance(marks: &mut HashMap<String, Watermark>, agent: &str, queue: u64, seq: u64) {
+/// Sets the watermark of `agent` after an event `(queue, seq)` whose chain
+/// hash is `head`: the highest seq of the agent's latest queue (and that
+/// event's hash); a new queue replaces the watermark.
+pub fn advance(
+    marks: &mut HashMap<String, Watermark>,
+    agent: &str,
+    queue: u64,
+    seq: u64,
+    head: Hash,
+) {
+    let new = Watermark { queue, seq, head };
     match marks.get_mut(agent) {
-        Some(w) if w.queue == queue => w.seq = w.seq.max(seq),
-        Some(w) => *w = Watermark { queue, seq },
+        Some(w) if w.queue == queue => {
+            if seq > w.seq {
+                *w = new;
+            }
+        }
+        Some(w) => *w = new,
         None => {
-            marks.insert(agent.to_string(), Watermark { queue, seq });
+            marks.insert(agent.to_string(), new);
         }
     }
+}
+
+/// The chain hash in a stored (sealed) payload; zeros if it has none.
+pub fn head_of(payload: &[u8]) -> Hash {
+    auditship_core::seal::unseal(payload).map_or([0; 32], |u| u.hash)
 }
 
 /// Copies `bytes` to the quarantine directory, best effort: the store opens
@@ -83,10 +101,13 @@ pub fn quarantine(qdir: &Path, no: u64, offset: u64, bytes: &[u8], reason: &str)
 pub struct Scanned {
     /// The file's length after any truncation.
     pub len: u64,
-    /// The snapshot, if the first record is one.
-    pub snapshot: Option<HashMap<String, Watermark>>,
-    /// `(agent, queue, seq)` of every event, in order.
-    pub marks: Vec<(String, u64, u64)>,
+    /// The snapshot, if the first record is one, and the segment's first
+    /// leaf index.
+    pub snapshot: Option<(HashMap<String, Watermark>, u64)>,
+    /// `(agent, queue, seq, hash)` of every event, in order.
+    pub marks: Vec<(String, u64, u64, Hash)>,
+    /// Leaf index of the last event.
+    pub last_leaf: Option<u64>,
     /// Index entries and dictionaries of every event.
     pub index: Builder,
     /// The entries.
@@ -106,6 +127,19 @@ pub fn scan_segment(
 ) -> Result<Option<Scanned>, StoreError> {
     let path = segment_path(dir, no);
     let data = fs::read(&path).map_err(|e| StoreError::io(&path, e))?;
+    if let Some(v) = format::other_version(&data) {
+        return Err(StoreError::io(
+            &path,
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "segment format version {v}; this collector reads version {} only \
+                     (version 1 stores predate tamper evidence and are not migrated)",
+                    format::VERSION
+                ),
+            ),
+        ));
+    }
     if !format::header_ok(&data, no) {
         if newest && data.len() < format::HEADER_LEN {
             // A creation the crash interrupted: nothing in it was committed.
@@ -123,6 +157,7 @@ pub fn scan_segment(
         len: data.len() as u64,
         snapshot: None,
         marks: Vec::new(),
+        last_leaf: None,
         index: Builder::default(),
         entries: Vec::new(),
     };
@@ -133,10 +168,16 @@ pub fn scan_segment(
             Scan::End => break,
             Scan::Record { body, next } => {
                 match body {
-                    Body::Snapshot(m) if first => out.snapshot = Some(m),
-                    Body::Snapshot(_) => {}
+                    Body::Snapshot(m, leaf) if first => out.snapshot = Some((m, leaf)),
+                    Body::Snapshot(..) => {}
                     Body::Event(ev) => {
-                        out.marks.push((ev.agent.to_string(), ev.queue, ev.seq));
+                        out.marks.push((
+                            ev.agent.to_string(),
+                            ev.queue,
+                            ev.seq,
+                            head_of(ev.payload),
+                        ));
+                        out.last_leaf = Some(ev.leaf);
                         let entry = entry_of(&mut out.index, &ev, at as u32, (next - at) as u32);
                         out.entries.push(entry);
                     }

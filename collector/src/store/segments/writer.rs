@@ -52,6 +52,10 @@ pub struct SegmentWriter {
     /// Set by a failed fsync; see the module docs.
     poisoned: Option<String>,
     next_no: u64,
+    /// Leaf index of the next committed event (committed events so far).
+    next_leaf: u64,
+    /// Leaf index the next append gets.
+    pending_leaf: u64,
 }
 
 impl SegmentWriter {
@@ -61,6 +65,7 @@ impl SegmentWriter {
         marks: HashMap<String, Watermark>,
         builder: Builder,
         next_no: u64,
+        next_leaf: u64,
     ) -> Result<Self, StoreError> {
         let current = match shared.lock().active.as_ref() {
             Some(a) => {
@@ -91,6 +96,8 @@ impl SegmentWriter {
             current,
             poisoned: None,
             next_no,
+            next_leaf,
+            pending_leaf: next_leaf,
         })
     }
 
@@ -105,7 +112,7 @@ impl SegmentWriter {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64);
         buf.extend_from_slice(&format::header(no, now));
-        format::encode_snapshot(&mut buf, &snapshot);
+        format::encode_snapshot(&mut buf, &snapshot, self.pending_leaf);
         let t = Target {
             no,
             path: recover::segment_path(&self.shared.dir, no),
@@ -121,14 +128,15 @@ impl SegmentWriter {
         }
     }
 
-    /// Advances the pending watermark of `agent` to `(queue, seq)`.
-    fn note(&mut self, agent: &str, queue: u64, seq: u64) {
+    /// Advances the pending watermark of `agent` to `(queue, seq)` with
+    /// chain head `head`.
+    fn note(&mut self, agent: &str, queue: u64, seq: u64, head: auditship_core::Hash) {
         if !self.pending.contains_key(agent) {
             if let Some(&w) = self.marks.get(agent) {
                 self.pending.insert(agent.to_string(), w);
             }
         }
-        advance(&mut self.pending, agent, queue, seq);
+        advance(&mut self.pending, agent, queue, seq, head);
     }
 
     fn check(&self) -> Result<(), StoreError> {
@@ -169,6 +177,7 @@ impl SegmentWriter {
         }
         self.current = keep;
         self.pending.clear();
+        self.pending_leaf = self.next_leaf;
         Ok(())
     }
 
@@ -218,6 +227,10 @@ impl StoreWriter for SegmentWriter {
         &self.marks
     }
 
+    fn size(&self) -> u64 {
+        self.next_leaf
+    }
+
     fn append(
         &mut self,
         agent_id: &str,
@@ -250,9 +263,9 @@ impl StoreWriter for SegmentWriter {
                 .as_ref()
                 .is_none_or(|t| t.end() >= self.segment_bytes);
             if full {
-                if let Some(seq) = last {
+                if let Some((seq, head)) = last {
                     // The new segment's snapshot covers this batch so far.
-                    self.note(agent_id, queue, seq);
+                    self.note(agent_id, queue, seq, head);
                 }
                 self.rotate();
             }
@@ -265,18 +278,20 @@ impl StoreWriter for SegmentWriter {
                 queue,
                 seq: ev.seq,
                 ts_millis: ev.key.ts_millis,
+                leaf: self.pending_leaf,
                 payload: ev.payload,
             };
+            self.pending_leaf += 1;
             let len = format::encode_event(&mut t.buf, &rec) as u32;
             let unpublished = &mut t.unpublished;
             let entry = t
                 .builder
                 .entry(&ev.key, offset, len, |f, v| unpublished.push((f, v.into())));
             t.entries.push(entry);
-            last = Some(ev.seq);
+            last = Some((ev.seq, ev.hash));
         }
-        if let Some(seq) = last {
-            self.note(agent_id, queue, seq);
+        if let Some((seq, head)) = last {
+            self.note(agent_id, queue, seq, head);
         }
         Ok(())
     }
@@ -287,6 +302,7 @@ impl StoreWriter for SegmentWriter {
             self.sealing.is_empty() && self.current.as_ref().is_none_or(|t| t.buf.is_empty());
         if nothing {
             self.pending.clear();
+            self.pending_leaf = self.next_leaf;
             return Ok(());
         }
         let mut created = Vec::new();
@@ -361,6 +377,7 @@ impl StoreWriter for SegmentWriter {
         for (k, v) in self.pending.drain() {
             self.marks.insert(k, v);
         }
+        self.next_leaf = self.pending_leaf;
         Ok(())
     }
 }

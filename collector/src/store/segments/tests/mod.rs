@@ -26,7 +26,10 @@ pub(super) struct Ev {
     pub outcome: String,
     pub ip: Option<IpAddr>,
     pub raw: String,
+    /// Sealed form (chained from genesis, one link: the store only reads
+    /// the hash back).
     pub payload: Vec<u8>,
+    pub hash: auditship_core::Hash,
 }
 
 impl Ev {
@@ -66,6 +69,8 @@ impl Ev {
         if let Some(a) = &actor {
             obj["actor"]["user"] = a.clone().into();
         }
+        let mut payload = serde_json::to_vec(&obj).unwrap();
+        let hash = auditship_core::seal::seal_in_place(&mut payload, &auditship_core::seal::GENESIS);
         Ev {
             agent: agent.into(),
             queue,
@@ -78,7 +83,8 @@ impl Ev {
             outcome,
             ip,
             raw,
-            payload: serde_json::to_vec(&obj).unwrap(),
+            hash,
+            payload,
         }
     }
 
@@ -86,6 +92,7 @@ impl Ev {
         NewEvent {
             seq: self.seq,
             payload: &self.payload,
+            hash: self.hash,
             key: IndexKey {
                 ts_millis: self.ts,
                 host: self.host.as_deref(),
@@ -104,6 +111,7 @@ impl Ev {
             queue: self.queue,
             seq: self.seq,
             ts_millis: self.ts,
+            leaf: 0,
             payload: self.payload.clone(),
         }
     }
@@ -154,7 +162,8 @@ pub(super) fn query_all(r: &SegmentReader, q: &Query) -> Vec<StoredEvent> {
     loop {
         let page = r.query(&q).unwrap();
         assert!(page.events.len() <= q.limit);
-        out.extend(page.events);
+        // Leaf numbering is checked on its own; Ev::stored() leaves it 0.
+        out.extend(page.events.into_iter().map(|e| StoredEvent { leaf: 0, ..e }));
         match page.next {
             Some(c) => q.cursor = Some(c),
             None => return out,
@@ -173,7 +182,7 @@ pub(super) fn all(limit: usize) -> Query {
 pub(super) fn marks_of(evs: &[Ev]) -> HashMap<String, Watermark> {
     let mut m = HashMap::new();
     for e in evs {
-        recover::advance(&mut m, &e.agent, e.queue, e.seq);
+        recover::advance(&mut m, &e.agent, e.queue, e.seq, e.hash);
     }
     m
 }
@@ -207,7 +216,34 @@ fn committed_events_watermarks_and_queries_survive_reopen_and_uncommitted_do_not
     let dir = tempfile::tempdir().unwrap();
     let (mut w, r, stored) = populated(dir.path(), 4096);
     assert_eq!(w.watermarks(), &marks_of(&stored));
-    assert_eq!(w.watermarks()["agent-b"], Watermark { queue: 8, seq: 60 });
+    let b60 = stored.iter().rfind(|e| e.agent == "agent-b").unwrap().hash;
+    assert_eq!(
+        w.watermarks()["agent-b"],
+        Watermark {
+            queue: 8,
+            seq: 60,
+            head: b60
+        }
+    );
+    // Leaves number the events 0.. in commit order, across reopen.
+    let mut leaves = Vec::new();
+    r.for_each_from(0, &mut |leaf, payload| {
+        leaves.push((leaf, payload.to_vec()));
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(leaves.len(), stored.len());
+    for (i, (leaf, payload)) in leaves.iter().enumerate() {
+        assert_eq!(*leaf, i as u64);
+        assert_eq!(payload, &stored[i].payload);
+    }
+    let mut tail = Vec::new();
+    r.for_each_from(100, &mut |leaf, _| {
+        tail.push(leaf);
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(tail, (100..stored.len() as u64).collect::<Vec<_>>());
     assert_eq!(query_all(&r, &all(13)), newest_first(&stored));
     let stats = r.stats();
     assert_eq!(stats.events, stored.len() as u64);
@@ -236,19 +272,22 @@ fn committed_events_watermarks_and_queries_survive_reopen_and_uncommitted_do_not
 #[test]
 fn appends_continue_in_the_newest_segment_after_reopen() {
     let dir = tempfile::tempdir().unwrap();
-    let (w, r, mut stored) = populated(dir.path(), 4096);
+    // Segments large enough that nothing rotates.
+    let (w, r, mut stored) = populated(dir.path(), 1 << 20);
     let segments = r.stats().segments;
+    assert_eq!(segments, 1);
     drop((w, r));
-    let (mut w, r, _) = open(config(dir.path(), 4096)).unwrap();
+    let (mut w, r, _) = open(config(dir.path(), 1 << 20)).unwrap();
     let more = batch("agent-a", 1, 121..123);
     put(&mut w, &more);
     stored.extend(more);
     assert_eq!(r.stats().segments, segments);
     assert_eq!(query_all(&r, &all(9)), newest_first(&stored));
     drop((w, r));
-    let (w, r, _) = open(config(dir.path(), 4096)).unwrap();
+    let (w, r, _) = open(config(dir.path(), 1 << 20)).unwrap();
     assert_eq!(query_all(&r, &all(100)), newest_first(&stored));
     assert_eq!(w.watermarks(), &marks_of(&stored));
+    assert_eq!(w.size(), stored.len() as u64, "leaves continue across reopen");
 }
 
 #[test]
@@ -256,11 +295,17 @@ fn a_new_queue_replaces_the_agents_watermark_even_with_lower_seqs() {
     let dir = tempfile::tempdir().unwrap();
     let (mut w, _r, _) = open(config(dir.path(), 4096)).unwrap();
     put(&mut w, &batch("a", 1, 100..105));
-    put(&mut w, &batch("a", 2, 1..3));
-    assert_eq!(w.watermarks()["a"], Watermark { queue: 2, seq: 2 });
+    let b = batch("a", 2, 1..3);
+    put(&mut w, &b);
+    let want = Watermark {
+        queue: 2,
+        seq: 2,
+        head: b[1].hash,
+    };
+    assert_eq!(w.watermarks()["a"], want);
     drop(w);
     let (w, _r, _) = open(config(dir.path(), 4096)).unwrap();
-    assert_eq!(w.watermarks()["a"], Watermark { queue: 2, seq: 2 });
+    assert_eq!(w.watermarks()["a"], want);
 }
 
 fn copy_dir(from: &Path, to: &Path) {

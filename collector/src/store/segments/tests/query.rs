@@ -133,7 +133,7 @@ fn paging_across_segments_while_ingest_appends_has_no_duplicates_or_gaps() {
         let mut next_seq = 1000 + stored.len() as u64;
         loop {
             let page = r.query(&q).unwrap();
-            got.extend(page.events);
+            got.extend(page.events.into_iter().map(|e| StoredEvent { leaf: 0, ..e }));
             // Ingest appends (and rotates segments) between pages.
             let more = batch("agent-a", 1, next_seq..next_seq + 15);
             next_seq += 15;

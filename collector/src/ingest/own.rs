@@ -1,0 +1,72 @@
+//! The collector's own chain: integrity findings sealed into events of
+//! agent [`COLLECTOR_AGENT`], ready to append.
+//!
+//! The chain's durable state is the store's watermark for
+//! [`COLLECTOR_AGENT`] (queue identity, last seq, head hash), so it needs no
+//! file of its own and survives exactly what the store survives. Each
+//! commit round starts a fresh [`OwnChain`] from that watermark; a failed
+//! commit therefore leaves nothing to undo.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use auditship_core::{canonical, merkle, seal, Hash, Timestamp};
+
+use crate::integrity::{Finding, COLLECTOR_AGENT};
+use crate::store::{IndexKey, NewEvent, StoreError, StoreWriter, Watermark};
+
+/// One round's view of the collector's chain.
+pub struct OwnChain {
+    queue: u64,
+    seq: u64,
+    head: Hash,
+    host: String,
+}
+
+impl OwnChain {
+    /// Continues from the store's watermark, or starts `fresh_queue` at
+    /// genesis when the store has none.
+    pub fn new(marks: &HashMap<String, Watermark>, fresh_queue: u64, host: &str) -> OwnChain {
+        let (queue, seq, head) = marks
+            .get(COLLECTOR_AGENT)
+            .map_or((fresh_queue, 0, seal::GENESIS), |w| (w.queue, w.seq, w.head));
+        OwnChain {
+            queue,
+            seq,
+            head,
+            host: host.to_string(),
+        }
+    }
+
+    /// Seals `finding` and appends it to the store; returns its leaf hash.
+    pub fn append(
+        &mut self,
+        store: &mut dyn StoreWriter,
+        finding: &Finding,
+        now: Timestamp,
+    ) -> Result<Hash, StoreError> {
+        let mut ev = finding.to_event(now, &self.host);
+        self.seq += 1;
+        ev.seq = Some(self.seq);
+        let mut payload = Vec::with_capacity(512);
+        canonical::encode_into(&ev, &mut payload);
+        let hash = seal::seal_in_place(&mut payload, &self.head);
+        self.head = hash;
+        let new = NewEvent {
+            seq: self.seq,
+            payload: &payload,
+            hash,
+            key: IndexKey {
+                ts_millis: now.unix_millis(),
+                host: Some(&self.host),
+                actor: None,
+                action: finding.action(),
+                category: "integrity",
+                outcome: ev.outcome.as_str(),
+                src_ip: None::<IpAddr>,
+            },
+        };
+        store.append(COLLECTOR_AGENT, self.queue, &[new])?;
+        Ok(merkle::leaf_hash(&payload))
+    }
+}

@@ -1,0 +1,224 @@
+//! The proof endpoints: checkpoints, inclusion and consistency proofs,
+//! agent status, and export bundles.
+//!
+//! | route                                      | token          | answer |
+//! |--------------------------------------------|----------------|--------|
+//! | `GET /v1/checkpoint`                       | ingest, reader | the latest signed checkpoint (see `auditship_core::checkpoint`); 404 before the first |
+//! | `GET /v1/proof/consistency?first=M&second=N` | ingest, reader | `{"first":M,"second":N,"proof":["<hex>",…]}`: RFC 9162 consistency proof; `N` at most the log's size |
+//! | `GET /v1/proof/inclusion?index=I&size=N`   | reader         | `{"index":I,"size":N,"leaf_hash":"<hex>","proof":[…]}`; `size` defaults to the latest checkpoint's |
+//! | `GET /v1/agents`                           | reader         | every agent: queue, last seq, chain head, seconds since its last batch, silent, key id |
+//! | `GET /v1/export?<filters>`                 | reader         | an export bundle (see `auditship_core::bundle`) of the matching events, with inclusion proofs against the latest checkpoint |
+//!
+//! Agents use the first two as witnesses (design: collector invariant 4),
+//! so an ingest token may read them; they reveal hashes only.
+
+use std::collections::HashMap;
+
+use auditship_core::bundle::{self, BundleEntry, BundleHeader};
+use auditship_core::{hex, merkle, Timestamp};
+use axum::body::Body;
+use axum::extract::{Query as Params, Request, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use crate::query_api::{parse_query, require_reader};
+use crate::server::{error, AppState};
+
+/// Checks for any valid token.
+#[allow(clippy::result_large_err)]
+fn require_any<B>(st: &AppState, req: &Request<B>) -> Result<(), Response> {
+    let auth = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    match st.tokens().check(auth) {
+        None => Err(error(StatusCode::UNAUTHORIZED, "missing or unknown bearer token")),
+        Some(_) => Ok(()),
+    }
+}
+
+fn number(p: &HashMap<String, String>, name: &str) -> Result<Option<u64>, Response> {
+    match p.get(name) {
+        None => Ok(None),
+        Some(v) => v
+            .parse()
+            .map(Some)
+            .map_err(|_| error(StatusCode::BAD_REQUEST, format!("{name} must be a whole number, not {v:?}"))),
+    }
+}
+
+/// `GET /v1/checkpoint`.
+pub(crate) async fn checkpoint(State(st): State<AppState>, req: Request<Body>) -> Response {
+    if let Err(r) = require_any(&st, &req) {
+        return r;
+    }
+    match st.latest_checkpoint() {
+        Some(cp) => axum::Json(cp).into_response(),
+        None => error(StatusCode::NOT_FOUND, "no checkpoint has been signed yet"),
+    }
+}
+
+/// `GET /v1/proof/consistency`.
+pub(crate) async fn consistency(
+    State(st): State<AppState>,
+    Params(p): Params<HashMap<String, String>>,
+    req: Request<Body>,
+) -> Response {
+    if let Err(r) = require_any(&st, &req) {
+        return r;
+    }
+    let (first, second) = match (number(&p, "first"), number(&p, "second")) {
+        (Ok(Some(a)), Ok(Some(b))) => (a, b),
+        (Err(r), _) | (_, Err(r)) => return r,
+        _ => return error(StatusCode::BAD_REQUEST, "first and second are required"),
+    };
+    let tree = st.merkle.clone();
+    if first > second || second > tree.size() {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("need first <= second <= {} (the log's size)", tree.size()),
+        );
+    }
+    match tokio::task::spawn_blocking(move || tree.consistency_proof(first, second)).await {
+        Ok(Ok(proof)) => axum::Json(serde_json::json!({
+            "first": first,
+            "second": second,
+            "proof": proof.iter().map(|h| hex::encode(h)).collect::<Vec<_>>(),
+        }))
+        .into_response(),
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+/// `GET /v1/proof/inclusion`.
+pub(crate) async fn inclusion(
+    State(st): State<AppState>,
+    Params(p): Params<HashMap<String, String>>,
+    req: Request<Body>,
+) -> Response {
+    if let Err(r) = require_reader(&st, &req) {
+        return r;
+    }
+    let index = match number(&p, "index") {
+        Ok(Some(i)) => i,
+        Ok(None) => return error(StatusCode::BAD_REQUEST, "index is required"),
+        Err(r) => return r,
+    };
+    let size = match number(&p, "size") {
+        Ok(Some(s)) => s,
+        Ok(None) => match st.latest_checkpoint() {
+            Some(c) => c.size,
+            None => return error(StatusCode::NOT_FOUND, "no checkpoint has been signed yet"),
+        },
+        Err(r) => return r,
+    };
+    let tree = st.merkle.clone();
+    if index >= size || size > tree.size() {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("need index < size <= {} (the log's size)", tree.size()),
+        );
+    }
+    let r = tokio::task::spawn_blocking(move || {
+        Ok::<_, merkle::MerkleError>((tree.leaf(index)?, tree.inclusion_proof(index, size)?))
+    })
+    .await;
+    match r {
+        Ok(Ok((leaf, proof))) => axum::Json(serde_json::json!({
+            "index": index,
+            "size": size,
+            "leaf_hash": hex::encode(&leaf),
+            "proof": proof.iter().map(|h| hex::encode(h)).collect::<Vec<_>>(),
+        }))
+        .into_response(),
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+/// `GET /v1/agents`.
+pub(crate) async fn agents(State(st): State<AppState>, req: Request<Body>) -> Response {
+    if let Err(r) = require_reader(&st, &req) {
+        return r;
+    }
+    axum::Json(st.agents_view()).into_response()
+}
+
+/// Most events one export holds.
+pub const MAX_EXPORT: usize = 1_000_000;
+
+/// `GET /v1/export`.
+pub(crate) async fn export(
+    State(st): State<AppState>,
+    Params(p): Params<HashMap<String, String>>,
+    req: Request<Body>,
+) -> Response {
+    if let Err(r) = require_reader(&st, &req) {
+        return r;
+    }
+    let Some(cp) = st.latest_checkpoint() else {
+        return error(StatusCode::NOT_FOUND, "no checkpoint has been signed yet; try again in a few seconds");
+    };
+    let mut params = p.clone();
+    params.remove("cursor");
+    let limit = match number(&p, "limit") {
+        Ok(l) => l.map_or(MAX_EXPORT, |l| (l as usize).min(MAX_EXPORT)),
+        Err(r) => return r,
+    };
+    params.insert("limit".into(), crate::query_api::MAX_LIMIT.to_string());
+    let mut query = match parse_query(&params, Timestamp::now_utc().unix_millis()) {
+        Ok(q) => q,
+        Err(msg) => return error(StatusCode::BAD_REQUEST, msg),
+    };
+    let reader = st.reader.clone();
+    let tree = st.merkle.clone();
+    let filters: serde_json::Map<String, serde_json::Value> = p
+        .iter()
+        .filter(|(k, _)| k.as_str() != "cursor")
+        .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+        .collect();
+    let built = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, String> {
+        let mut events = Vec::new();
+        loop {
+            let page = reader.query(&query).map_err(|e| e.to_string())?;
+            events.extend(page.events.into_iter().filter(|e| e.leaf < cp.size));
+            match page.next {
+                Some(c) if events.len() < limit => query.cursor = Some(c),
+                _ => break,
+            }
+        }
+        events.truncate(limit);
+        events.sort_by_key(|e| e.leaf);
+        let header = BundleHeader {
+            auditship_bundle: bundle::BUNDLE_VERSION,
+            checkpoint: cp.clone(),
+            query: serde_json::Value::Object(filters),
+            events: events.len() as u64,
+        };
+        let mut out = serde_json::to_vec(&header).map_err(|e| e.to_string())?;
+        out.push(b'\n');
+        for e in events {
+            let proof = tree.inclusion_proof(e.leaf, cp.size).map_err(|e| e.to_string())?;
+            let entry = BundleEntry {
+                leaf_index: e.leaf,
+                queue: auditship_core::wire::format_queue(e.queue),
+                event: String::from_utf8(e.payload).map_err(|e| e.to_string())?,
+                proof: proof.iter().map(|h| hex::encode(h)).collect(),
+            };
+            serde_json::to_writer(&mut out, &entry).map_err(|e| e.to_string())?;
+            out.push(b'\n');
+        }
+        Ok(out)
+    })
+    .await;
+    match built {
+        Ok(Ok(body)) => (
+            [(header::CONTENT_TYPE, "application/x-ndjson")],
+            body,
+        )
+            .into_response(),
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
