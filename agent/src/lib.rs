@@ -4,12 +4,15 @@
 //! crash-safe disk queue, and from the queue to outputs:
 //!
 //! ```text
-//! file input -> framing -> parser -> filters -> disk queue (fsync) -> output -> ack
+//! file input -> framing -> parser -> filters -> sealer -> disk queue (fsync) -> output -> ack
 //! ```
 //!
 //! * [`config`]: the TOML configuration, parsed then validated.
 //! * [`input`]: the file input, which tails files across rotation.
-//! * [`ingest`]: a line becomes a queued event (parse, stamp, filter, encode).
+//! * [`ingest`]: a line becomes a queued event (parse, stamp, filter, encode,
+//!   seal).
+//! * [`seal`]: the agent's identity key, the hash chain and its recovery from
+//!   the queue, and heartbeats.
 //! * [`filter`]: enrich, redact and drop, each counting what it drops.
 //! * [`queue`]: append-only, checksummed segments; the source of truth for
 //!   input positions.
@@ -27,3 +30,4 @@ pub mod input;
 pub mod output;
 pub mod queue;
 pub mod runtime;
+pub mod seal;

@@ -1,15 +1,19 @@
 //! Running the agent: wiring inputs, queue and outputs, and its lifecycle.
 //!
 //! ```text
-//! ingest thread:   inputs --lines--> IngestSink (parse, filter, encode) --> QueueWriter
-//!                  one commit (fsync) per pass over all inputs: group commit
+//! ingest thread:   inputs --lines--> IngestSink (parse, filter, encode, seal) --> QueueWriter
+//!                  one commit (fsync) per pass over all inputs: group commit;
+//!                  a heartbeat is sealed first in a pass when one is due
+//! heartbeat task:  tokio timer; marks a heartbeat due after `heartbeat` idle
 //! output threads:  QueueReader --batch--> Output::deliver --> ack
 //! ```
 //!
 //! Lifecycle:
-//! * **Start** is always a recovery: the queue is scanned and repaired, the
-//!   inputs resume from the positions it holds, and each output reports what
-//!   it already has so the queue resumes after it.
+//! * **Start** is always a recovery: the identity key is loaded (created at
+//!   first start), the queue is scanned and repaired, the chain head is
+//!   recovered from it (see [`crate::seal`]), the inputs resume from the
+//!   positions it holds, and each output reports what it already has so the
+//!   queue resumes after it.
 //! * **SIGTERM** (the `shutdown` token): inputs stop at the next line
 //!   boundary and what was read is committed; outputs deliver everything
 //!   queued, then exit. After `shutdown_grace`, outputs stop even if events
@@ -36,10 +40,12 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::{AgentConfig, OutputConfig};
 use crate::filter::{build_chain, FilterChain, FilterError};
-use crate::ingest::{IngestSink, IngestStats};
+use crate::ingest::{Appender, IngestSink, IngestStats};
 use crate::input::file::{FileInput, InputError};
 use crate::output::{CollectorOutput, FileOutput, Output, OutputError, RetryPolicy, StdoutOutput};
 use crate::queue::{self, QueueError, QueueReader, QueueWriter};
+use crate::seal::heartbeat::{self, Heartbeat};
+use crate::seal::{ChainHead, Sealer, CHAIN_STREAM};
 
 /// Why the agent stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +70,9 @@ pub enum AgentError {
     /// A parser could not be built.
     #[error(transparent)]
     Parser(#[from] auditship_plugins::ParserError),
+    /// The identity key cannot be loaded or created.
+    #[error("agent identity: {0}")]
+    Identity(#[from] auditship_core::identity::KeyError),
     /// An output could not be set up (token file, certificates).
     #[error("output {name:?}: {message}")]
     Output {
@@ -102,11 +111,15 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<RunSum
         path: cfg.state_dir.clone(),
         source,
     })?;
+    let identity = Arc::new(crate::seal::load_identity(&cfg.state_dir)?);
     let names: Vec<&str> = cfg.outputs.iter().map(OutputConfig::name).collect();
     let (writer, readers, recovery) = queue::open(cfg.queue.clone(), &names)?;
+    let head = recovery.chain.unwrap_or(ChainHead::START);
     tracing::info!(
         pending = recovery.pending,
-        streams = recovery.positions.len(),
+        streams = recovery.positions.keys().filter(|k| *k != CHAIN_STREAM).count(),
+        chain_seq = head.as_of,
+        chain_head = %auditship_core::hex::encode(&head.hash),
         quarantined = recovery.quarantined.len(),
         truncated_bytes = recovery.truncated_bytes,
         "queue recovered"
@@ -132,23 +145,34 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<RunSum
             OutputConfig::File { name, path } => Box::new(FileOutput::new(name, path)),
             OutputConfig::Stdout { name } => Box::new(StdoutOutput::new(name)),
             OutputConfig::Collector(c) => Box::new(
-                CollectorOutput::new((**c).clone(), &cfg.agent_id).map_err(|message| {
-                    AgentError::Output {
+                CollectorOutput::new((**c).clone(), &cfg.agent_id, identity.clone()).map_err(
+                    |message| AgentError::Output {
                         name: c.name.clone(),
                         message,
-                    }
-                })?,
+                    },
+                )?,
             ),
         };
         let (hard, queue_id) = (hard_stop.clone(), recovery.queue_id);
         let handle = tokio::runtime::Handle::current();
         tracker.spawn_blocking(move || output_loop(output, reader, queue_id, hard, handle));
     }
+    let heartbeat = cfg.heartbeat.map(Heartbeat::new);
+    if let Some(hb) = &heartbeat {
+        tokio::spawn(hb.clone().run(shutdown.clone()));
+    }
     let ingest = {
-        let (stop, stats, filters) = (shutdown.clone(), stats.clone(), filters.clone());
-        let agent_id = cfg.agent_id.clone();
+        let (stop, stats) = (shutdown.clone(), stats.clone());
+        let parts = IngestParts {
+            writer,
+            sealer: Sealer::new(head),
+            inputs,
+            filters: filters.clone(),
+            agent_id: cfg.agent_id.clone(),
+            heartbeat,
+        };
         tracker.spawn_blocking(move || {
-            let r = ingest_loop(writer, inputs, &filters, &agent_id, &stop, &stats);
+            let r = ingest_loop(parts, &stop, &stats);
             if r.is_err() {
                 // A fatal ingest error stops the whole agent.
                 stop.cancel();
@@ -219,45 +243,94 @@ fn log_stats(stats: &IngestStats, filters: &FilterChain) {
         dropped_by = %per_filter.join(" "),
         redacted = filters.redacted_total(),
         full_queue_waits = stats.full_waits.load(Ordering::Relaxed),
+        heartbeats = stats.heartbeats.load(Ordering::Relaxed),
         "agent counters"
     );
 }
 
+/// What the ingest thread owns.
+struct IngestParts {
+    writer: QueueWriter,
+    sealer: Sealer,
+    inputs: Vec<(FileInput, Parser)>,
+    filters: Arc<FilterChain>,
+    agent_id: String,
+    heartbeat: Option<Heartbeat>,
+}
+
 fn ingest_loop(
-    mut writer: QueueWriter,
-    mut inputs: Vec<(FileInput, Parser)>,
-    filters: &FilterChain,
-    agent_id: &str,
+    parts: IngestParts,
     stop: &CancellationToken,
     stats: &IngestStats,
 ) -> Result<(), AgentError> {
+    let IngestParts {
+        mut writer,
+        mut sealer,
+        mut inputs,
+        filters,
+        agent_id,
+        heartbeat,
+    } = parts;
+    let started = std::time::Instant::now();
+    let host = crate::filter::system_hostname().unwrap_or_else(|| agent_id.clone());
     let mut dropped_positions = HashMap::new();
     let mut payload = Vec::with_capacity(64 << 10);
     let mut source_cache = (PathBuf::new(), String::new());
     'run: while !stop.is_cancelled() {
         let mut read = 0;
+        let mut sealed = 0;
+        if let Some(hb) = heartbeat.as_ref().filter(|hb| hb.take_due()) {
+            let ev = heartbeat::event(
+                &agent_id,
+                &host,
+                sealer.head(),
+                hb.interval(),
+                started.elapsed(),
+            );
+            let mut out = Appender {
+                writer: &mut writer,
+                sealer: &mut sealer,
+                stop,
+                stats,
+            };
+            match out.heartbeat(ev, &mut payload) {
+                Ok(()) => sealed += 1,
+                Err(InputError::Stopped) => break 'run,
+                Err(e) => return Err(e.into()),
+            }
+        }
         for (input, parser) in inputs.iter_mut() {
             let name = input.name().to_string();
             let mut sink = IngestSink {
-                writer: &mut writer,
+                out: Appender {
+                    writer: &mut writer,
+                    sealer: &mut sealer,
+                    stop,
+                    stats,
+                },
                 parser,
-                filters,
-                stop,
-                agent_id,
+                filters: &filters,
+                agent_id: &agent_id,
                 input: &name,
                 dropped_positions: &mut dropped_positions,
                 payload: &mut payload,
                 source_cache: &mut source_cache,
-                stats,
+                sealed: 0,
             };
             let polled = input.poll(&mut sink, READ_BUDGET).and_then(|n| {
                 sink.flush_dropped()?;
                 Ok(n)
             });
+            sealed += sink.sealed;
             match polled {
                 Ok(n) => read += n,
                 Err(InputError::Stopped) => break 'run,
                 Err(e) => return Err(e.into()),
+            }
+        }
+        if sealed > 0 {
+            if let Some(hb) = &heartbeat {
+                hb.sealed();
             }
         }
         commit(&mut writer, stop, true)?;

@@ -1,4 +1,16 @@
 //! `auditship agent --config FILE`: run the agent until SIGTERM or SIGINT.
+//!
+//! `auditship agent --config FILE --print-identity` prints the agent's id
+//! and public key, creating the key in the state directory if needed, and
+//! exits: the operator enrols the key at the collector. Run it as the user
+//! the agent runs as, so that the key file it may create is theirs.
+//!
+//! ```text
+//! agent_id    web-01
+//! public_key  <64 hex digits: the Ed25519 public key>
+//! key_id      <16 hex digits>
+//! key_file    /var/lib/auditship/identity.key
+//! ```
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -13,6 +25,9 @@ pub struct AgentArgs {
     /// The agent's TOML configuration.
     #[arg(long, short)]
     config: PathBuf,
+    /// Print this agent's id and public key (creating the key if needed), then exit.
+    #[arg(long)]
+    print_identity: bool,
 }
 
 /// Runs the agent.
@@ -24,6 +39,16 @@ pub fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
+    if args.print_identity {
+        let path = auditship_agent::seal::identity_path(&cfg.state_dir);
+        let (identity, _) = auditship_core::identity::Identity::load_or_create(&path)?;
+        let public = identity.public();
+        println!("agent_id    {}", cfg.agent_id);
+        println!("public_key  {}", public.to_hex());
+        println!("key_id      {}", public.key_id());
+        println!("key_file    {}", path.display());
+        return Ok(ExitCode::SUCCESS);
+    }
     init_logging(&cfg.log_level, cfg.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)

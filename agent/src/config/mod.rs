@@ -43,6 +43,11 @@ pub struct RawConfig {
     /// How long SIGTERM waits for outputs to deliver what is queued (default "30s").
     #[serde(default)]
     pub shutdown_grace: Option<HumanDuration>,
+    /// After this long without a sealed event, the agent seals a heartbeat
+    /// event, so silence is visible at the collector (default "60s"; "0s"
+    /// disables; at least "1s" otherwise).
+    #[serde(default)]
+    pub heartbeat: Option<HumanDuration>,
     /// The disk queue.
     #[serde(default)]
     pub queue: RawQueue,
@@ -200,6 +205,8 @@ pub struct AgentConfig {
     pub agent_id: String,
     /// SIGTERM drain time.
     pub shutdown_grace: Duration,
+    /// Idle time before a heartbeat; `None` disables heartbeats.
+    pub heartbeat: Option<Duration>,
     /// Queue settings.
     pub queue: QueueConfig,
     /// File inputs and their parsers.
@@ -308,6 +315,13 @@ impl RawConfig {
                 Fsync::Interval(d)
             }
         };
+        let heartbeat = self.heartbeat.map_or(Duration::from_secs(60), |d| d.0);
+        if !heartbeat.is_zero() && heartbeat < Duration::from_secs(1) {
+            err(
+                "heartbeat".into(),
+                format!("{heartbeat:?} is too short; use at least \"1s\", or \"0s\" to disable"),
+            );
+        }
         if self.inputs.is_empty() {
             err(
                 "inputs".into(),
@@ -469,6 +483,7 @@ impl RawConfig {
             state_dir: self.state_dir,
             agent_id,
             shutdown_grace: self.shutdown_grace.map_or(Duration::from_secs(30), |d| d.0),
+            heartbeat: (!heartbeat.is_zero()).then_some(heartbeat),
             inputs,
             filters: self.filters,
             outputs,

@@ -44,6 +44,25 @@ fn minimal_config_gets_defaults() {
     assert_eq!(c.inputs[0].file.max_line_bytes, 64 * 1024);
     assert_eq!(c.outputs[0].name(), "file");
     assert_eq!(c.shutdown_grace, Duration::from_secs(30));
+    assert_eq!(c.heartbeat, Some(Duration::from_secs(60)));
+}
+
+#[test]
+fn heartbeat_is_set_disabled_by_zero_and_refused_when_too_short() {
+    let with = |v: &str| {
+        MINIMAL.replace(
+            "state_dir = \"/tmp/x\"",
+            &format!("state_dir = \"/tmp/x\"\nheartbeat = \"{v}\""),
+        )
+    };
+    assert_eq!(
+        parse_str(&with("15s")).unwrap().heartbeat,
+        Some(Duration::from_secs(15))
+    );
+    assert_eq!(parse_str(&with("0s")).unwrap().heartbeat, None);
+    let e = parse_str(&with("10ms")).unwrap_err();
+    assert_eq!(e.0[0].key, "heartbeat");
+    assert!(e.0[0].message.contains("too short"), "{}", e.0[0]);
 }
 
 #[test]

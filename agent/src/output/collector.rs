@@ -7,6 +7,30 @@
 //! the events are durable; the collector deduplicates retries by `seq`, so
 //! delivery is exactly-once end to end.
 //!
+//! # Signed batches
+//!
+//! The queue holds events in the sealed form (see [`crate::seal`]). On the
+//! wire each event goes back to its canonical bytes: the sealed suffix has a
+//! fixed length, so stripping it is a slice, with no JSON parsing. The
+//! header carries the chain hash before the first event (`prev_hash`, the
+//! first event's) and the last event's hash (`last_hash`), and is signed
+//! with the agent's identity key; the collector recomputes every hash from
+//! `prev_hash` and checks it reaches `last_hash`, then checks the signature.
+//!
+//! A request never spans a break in the chain (an event whose `prev_hash`
+//! is not the hash of the event before it, which happens only after an
+//! event was quarantined as corrupt in the queue): the event after the
+//! break starts a new request, whose `first` is its own `seq`, so the
+//! collector sees the lost `seq` as a gap. Splitting a batch (on 413, or by
+//! the request limits) cuts it into requests that are each chained and
+//! signed on their own. A dead letter holds the body as it was sent,
+//! signature included, so a replay is the same signed batch.
+//!
+//! A payload that is not in the sealed form (a queue written by an agent
+//! before sealing) cannot be sent in a signed batch: delivery fails with an
+//! error naming the record and is retried; drain such a queue with the
+//! older agent before upgrading.
+//!
 //! What each answer does:
 //!
 //! | answer                                   | action                                   |
@@ -32,7 +56,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use auditship_core::identity::Identity;
 use auditship_core::wire::{self, BatchHeader, IngestAck};
+use auditship_core::{hex, seal, Hash};
 use tokio::runtime::Handle;
 
 use super::deadletter::{DeadLetter, Rejection};
@@ -97,6 +123,9 @@ pub struct CollectorStats {
 pub struct CollectorOutput {
     cfg: CollectorOutputConfig,
     agent_id: String,
+    identity: Arc<Identity>,
+    /// Canonical lines of the request being encoded.
+    scratch: Vec<u8>,
     queue: u64,
     token: String,
     client: reqwest::Client,
@@ -123,7 +152,12 @@ enum Answer {
 
 impl CollectorOutput {
     /// Builds the client (reads the token, CA and client certificate).
-    pub fn new(cfg: CollectorOutputConfig, agent_id: &str) -> Result<Self, String> {
+    /// Batches are signed with `identity`.
+    pub fn new(
+        cfg: CollectorOutputConfig,
+        agent_id: &str,
+        identity: Arc<Identity>,
+    ) -> Result<Self, String> {
         let token = match &cfg.token {
             TokenSource::Inline(t) => t.clone(),
             TokenSource::File(p) => std::fs::read_to_string(p)
@@ -136,6 +170,8 @@ impl CollectorOutput {
         Ok(CollectorOutput {
             max_request_events: cfg.limits.max_events.max(1),
             agent_id: agent_id.to_string(),
+            identity,
+            scratch: Vec::new(),
             queue: 0,
             token,
             client,
@@ -225,15 +261,35 @@ impl CollectorOutput {
         }
     }
 
-    fn header(&self, from: u64, batch: &Batch) -> BatchHeader {
-        BatchHeader {
+    /// The signed header of `part`, whose chain links are `links`.
+    fn header(&self, part: &Batch, links: &[Link]) -> BatchHeader {
+        let mut h = BatchHeader {
             auditship_batch: wire::WIRE_VERSION,
             agent_id: self.agent_id.clone(),
             queue: wire::format_queue(self.queue),
-            first: from,
-            last: batch.last_id().expect("non-empty batch"),
-            events: batch.len() as u64,
+            first: part.covers_from(),
+            last: part.last_id().expect("non-empty batch"),
+            events: part.len() as u64,
+            prev_hash: hex::encode(&links.first().expect("non-empty batch").prev),
+            last_hash: hex::encode(&links.last().expect("non-empty batch").hash),
+            sig: String::new(),
+        };
+        h.sign(&self.identity);
+        h
+    }
+
+    /// The request body: the header, then each event's canonical bytes.
+    fn encode(&mut self, header: &BatchHeader, part: &Batch) -> bytes::Bytes {
+        let mut lines = std::mem::take(&mut self.scratch);
+        lines.clear();
+        for (_, p) in part.iter() {
+            // Checked by `links`: a sealed line, so the suffix is a slice.
+            lines.extend_from_slice(&p[..p.len() - seal::SUFFIX_LEN]);
+            lines.extend_from_slice(b"}\n");
         }
+        let body = wire::encode(header, &lines, self.cfg.gzip_level);
+        self.scratch = lines;
+        bytes::Bytes::from(body)
     }
 
     fn unavailable(&self, message: String, retry_after: Option<Duration>) -> OutputError {
@@ -250,20 +306,25 @@ impl CollectorOutput {
     /// the next request is sent only after the previous one's answer, so
     /// the collector sees this agent's `seq` in order.
     fn deliver_parts(&mut self, batch: &Batch) -> Result<(), OutputError> {
+        let links = links(batch).map_err(|m| self.unavailable(m, None))?;
         let mut in_flight: Option<(Sent, Cow<'_, Batch>, BatchHeader)> = None;
         let mut at = 0;
         while at < batch.len() {
-            let n = self.part_len(batch, at);
+            let n = self.part_len(batch, &links, at);
             // A batch that fits one request is sent as it is, not copied.
-            let part = if n == batch.len() {
+            let mut part = if n == batch.len() {
                 Cow::Borrowed(batch)
             } else {
                 Cow::Owned(batch.slice(at, at + n))
             };
+            if at > 0 && links[at].prev != links[at - 1].hash {
+                // After a break in the chain, cover only from this event:
+                // the ids before it may have been lost events.
+                part.to_mut().cover_from_first();
+            }
+            let header = self.header(&part, &links[at..at + n]);
+            let body = self.encode(&header, &part);
             at += n;
-            let header = self.header(part.covers_from(), &part);
-            let body =
-                bytes::Bytes::from(wire::encode(&header, part.ndjson(), self.cfg.gzip_level));
             if let Some((sent, prev, prev_header)) = in_flight.take() {
                 let answer = self.answer(sent, prev.len());
                 self.settle(answer, &prev, &prev_header)?;
@@ -278,13 +339,15 @@ impl CollectorOutput {
     }
 
     /// How many leading events of `batch` go into the next request: at most
-    /// `max_request_events`, and at most `max_bytes` of payload (at least one).
-    fn part_len(&self, batch: &Batch, from: usize) -> usize {
+    /// `max_request_events`, at most `max_bytes` of payload (at least one),
+    /// and none past a break in the chain.
+    fn part_len(&self, batch: &Batch, links: &[Link], from: usize) -> usize {
         let mut bytes = 0;
         let mut n = 0;
         for (_, p) in batch.iter().skip(from).take(self.max_request_events) {
             bytes += p.len() + 1;
-            if n > 0 && bytes > self.cfg.limits.max_bytes {
+            let i = from + n;
+            if n > 0 && (bytes > self.cfg.limits.max_bytes || links[i].prev != links[i - 1].hash) {
                 break;
             }
             n += 1;
@@ -294,11 +357,12 @@ impl CollectorOutput {
 
     /// Delivers one part with one request (splitting it if it is too large).
     fn deliver_part(&mut self, part: &Batch) -> Result<(), OutputError> {
-        if self.part_len(part, 0) < part.len() {
+        let links = links(part).map_err(|m| self.unavailable(m, None))?;
+        if self.part_len(part, &links, 0) < part.len() {
             return self.deliver_parts(part);
         }
-        let header = self.header(part.covers_from(), part);
-        let body = bytes::Bytes::from(wire::encode(&header, part.ndjson(), self.cfg.gzip_level));
+        let header = self.header(part, &links);
+        let body = self.encode(&header, part);
         let answer = self.answer(self.send(body), part.len());
         self.settle(answer, part, &header)
     }
@@ -360,6 +424,33 @@ impl CollectorOutput {
             }
         }
     }
+}
+
+/// One event's place in the chain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Link {
+    prev: Hash,
+    hash: Hash,
+}
+
+/// The chain links of every event of `batch`, or which record is not sealed.
+fn links(batch: &Batch) -> Result<Vec<Link>, String> {
+    batch
+        .iter()
+        .map(|(id, p)| {
+            seal::unseal(p)
+                .map(|u| Link {
+                    prev: u.prev,
+                    hash: u.hash,
+                })
+                .ok_or_else(|| {
+                    format!(
+                        "queue record {id} is not in the sealed form (written by an agent \
+                         without sealing?); it cannot be sent in a signed batch"
+                    )
+                })
+        })
+        .collect()
 }
 
 /// Status, Retry-After and body of an answer, or the transport error.

@@ -165,12 +165,15 @@ mod tests {
         let dl = DeadLetter::new(dir.path().join("dl"));
         assert!(dl.list().unwrap().is_empty());
         let header = BatchHeader {
-            auditship_batch: 1,
+            auditship_batch: 2,
             agent_id: "web-1".into(),
             queue: "00000000000000aa".into(),
             first: 5,
             last: 9,
             events: 3,
+            prev_hash: "00".repeat(32),
+            last_hash: "11".repeat(32),
+            sig: "22".repeat(64),
         };
         let r = Rejection {
             status: 400,

@@ -33,9 +33,17 @@
 //!
 //! `stream` and `position` are opaque to the queue: the file input uses the
 //! file's identity as the stream and the byte offset after the line (plus a
-//! marker) as the position. The payload is the event in canonical encoding.
-//! An event record with an empty payload only moves its stream's position
-//! (for lines a filter dropped); readers skip it.
+//! marker) as the position. The payload is the event in its sealed form
+//! (canonical encoding plus `hash` and `prev_hash`, see [`crate::seal`]); its
+//! `seq` is the record id. An event record with an empty payload only moves
+//! its stream's position (for lines a filter dropped); readers skip it.
+//!
+//! The reserved stream `\0chain` carries the agent's hash-chain head. Event
+//! records set it *implicitly* ([`QueueWriter::append_implying`]): no record
+//! names it, but the writer's positions map holds it, so every snapshot does.
+//! Recovery rebuilds it by folding the records in order, and writes it into
+//! the new segment's snapshot; the rules and why they cannot fork the chain
+//! are in [`crate::seal`].
 //!
 //! # Invariants
 //!
@@ -76,7 +84,9 @@
 //!   is quarantined instead.
 //! * Positions are rebuilt by applying, in order, every snapshot (which
 //!   replaces the map), event (which sets its stream) and forget (which
-//!   removes it). A new active segment is started, beginning with a snapshot.
+//!   removes it). The chain head is folded from the same records (and from
+//!   quarantined bytes). A new active segment is started, beginning with a
+//!   snapshot of the positions and the chain head.
 //!
 //! # Why this loses nothing and duplicates nothing
 //!
@@ -107,13 +117,14 @@
 
 mod reader;
 mod record;
+mod recover;
 mod segment;
 mod syncer;
 mod writer;
 
 use std::collections::{BTreeMap, VecDeque};
-use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Write};
+use std::fs::{self, File};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
@@ -121,7 +132,8 @@ use std::time::Duration;
 pub use reader::{Batch, QueueReader};
 pub use writer::QueueWriter;
 
-use record::{Body, Scan};
+use crate::seal::{ChainFold, ChainHead, CHAIN_STREAM};
+
 use segment::SegmentMeta;
 
 /// When the queue calls `fsync`.
@@ -241,6 +253,8 @@ pub struct Recovery {
     pub quarantined: Vec<Quarantined>,
     /// Bytes removed from a torn tail.
     pub truncated_bytes: u64,
+    /// The hash chain's head, if the queue holds one (see [`crate::seal`]).
+    pub chain: Option<ChainHead>,
 }
 
 /// State shared by the writer and readers.
@@ -331,14 +345,23 @@ pub fn open(
     let mut recovery = Recovery::default();
     let mut segments = VecDeque::new();
     let mut last_id = 0u64;
-    let numbers = list_segments(&dir)?;
+    let mut chain = ChainFold::default();
+    let numbers = recover::list_segments(&dir)?;
     for (i, &no) in numbers.iter().enumerate() {
         let newest = i + 1 == numbers.len();
-        if let Some(meta) = recover_segment(&config, no, newest, &mut last_id, &mut recovery)? {
+        if let Some(meta) =
+            recover::recover_segment(&config, no, newest, &mut last_id, &mut recovery, &mut chain)?
+        {
             segments.push_back(meta);
         }
     }
-    recovery.queue_id = queue_id(&dir)?;
+    recovery.queue_id = recover::queue_id(&dir)?;
+    // The new segment's snapshot carries the recovered chain head, so the
+    // next start finds it even after the segments it came from are deleted.
+    recovery.chain = chain.head();
+    if let Some(head) = recovery.chain {
+        set_position(&mut recovery.positions, CHAIN_STREAM, &head.encode());
+    }
     let mut acks = read_acks(&dir);
     // Ids never go backwards while the acknowledgements survive, even if
     // every segment was lost: ids at or below an acknowledgement may already
@@ -406,165 +429,6 @@ pub fn open(
         .map(|c| QueueReader::new(shared.clone(), c))
         .collect::<Result<_, _>>()?;
     Ok((writer, readers, recovery))
-}
-
-/// Reads the queue's identity, creating it on first use.
-fn queue_id(dir: &Path) -> Result<u64, QueueError> {
-    let path = dir.join("id");
-    if let Ok(text) = fs::read_to_string(&path) {
-        if let Ok(id) = u64::from_str_radix(text.trim(), 16) {
-            return Ok(id);
-        }
-        tracing::error!(path = %path.display(), "queue id unreadable; starting a new identity");
-    }
-    let mut seed = [0u8; 8];
-    let random = File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut seed));
-    let id = match random {
-        Ok(()) => u64::from_le_bytes(seed),
-        Err(_) => {
-            // No urandom: time and pid are unique enough to tell queues apart.
-            let t = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(0);
-            t ^ (u64::from(std::process::id()) << 32)
-        }
-    };
-    let tmp = dir.join("id.tmp");
-    File::create(&tmp)
-        .and_then(|mut f| {
-            f.write_all(format!("{id:016x}\n").as_bytes())
-                .and_then(|_| f.sync_all())
-        })
-        .map_err(io_err(&tmp))?;
-    fs::rename(&tmp, &path).map_err(io_err(&path))?;
-    sync_dir(dir)?;
-    Ok(id)
-}
-
-fn list_segments(dir: &Path) -> Result<Vec<u64>, QueueError> {
-    let mut numbers: Vec<u64> = fs::read_dir(dir)
-        .map_err(io_err(dir))?
-        .filter_map(|e| e.ok())
-        .filter_map(|e| segment::parse_name(&e.file_name().to_string_lossy()))
-        .collect();
-    numbers.sort_unstable();
-    Ok(numbers)
-}
-
-/// Reads one segment, quarantining what is bad. Returns `None` if the whole
-/// segment was unusable.
-fn recover_segment(
-    config: &QueueConfig,
-    no: u64,
-    newest: bool,
-    last_id: &mut u64,
-    recovery: &mut Recovery,
-) -> Result<Option<SegmentMeta>, QueueError> {
-    let dir = &config.dir;
-    let path = segment::path(dir, no);
-    let mut data = Vec::new();
-    let file = File::open(&path).map_err(io_err(&path))?;
-    (&file).read_to_end(&mut data).map_err(io_err(&path))?;
-    // Records written before a crash may never have been fsynced; the new
-    // snapshot will vouch for their positions, so make them durable first.
-    file.sync_all().map_err(io_err(&path))?;
-    if let Err(reason) = segment::check_header(&data, no) {
-        let target = dir.join("quarantine").join(segment::file_name(no));
-        let reason = match fs::rename(&path, &target) {
-            Ok(()) => format!("segment header: {reason}"),
-            // Left in place (and skipped again at the next start).
-            Err(e) => format!("segment header: {reason}; could not move it aside: {e}"),
-        };
-        recovery.quarantined.push(Quarantined {
-            segment: no,
-            offset: 0,
-            bytes: data.len() as u64,
-            file: target,
-            reason,
-        });
-        return Ok(None);
-    }
-    let mut at = segment::HEADER_LEN;
-    let quarantine = |start: usize, end: usize, reason: &str, recovery: &mut Recovery| {
-        let file = dir.join("quarantine").join(format!("{no:020}-{start}.bad"));
-        let written = File::create(&file)
-            .and_then(|mut f| f.write_all(&data[start..end]).and_then(|_| f.sync_all()));
-        // The copy is best effort: the agent starts even if it fails (a full
-        // disk), and the range is still counted and reported.
-        let reason = match written {
-            Ok(()) => reason.to_string(),
-            Err(e) => format!("{reason}; could not copy the bytes aside: {e}"),
-        };
-        recovery.quarantined.push(Quarantined {
-            segment: no,
-            offset: start as u64,
-            bytes: (end - start) as u64,
-            file,
-            reason,
-        });
-        Ok::<(), QueueError>(())
-    };
-    loop {
-        match record::scan(&data, at, config.max_record_bytes) {
-            Scan::Record(body, next) => {
-                match body {
-                    Body::Event {
-                        id,
-                        stream,
-                        position,
-                        ..
-                    } => {
-                        if id <= *last_id {
-                            quarantine(at, next, "record id out of order", recovery)?;
-                            at = next;
-                            continue;
-                        }
-                        *last_id = id;
-                        recovery.records += 1;
-                        set_position(&mut recovery.positions, stream, position);
-                    }
-                    Body::Snapshot {
-                        last_id: l,
-                        positions,
-                    } => {
-                        *last_id = (*last_id).max(l);
-                        recovery.positions = positions;
-                    }
-                    Body::Forget { last_id: l, stream } => {
-                        *last_id = (*last_id).max(l);
-                        recovery.positions.remove(stream);
-                    }
-                }
-                at = next;
-            }
-            Scan::Corrupt { start, resume } => {
-                quarantine(start, resume, "checksum or record structure", recovery)?;
-                at = resume;
-            }
-            Scan::Torn if newest => {
-                recovery.truncated_bytes += (data.len() - at) as u64;
-                let f = OpenOptions::new()
-                    .write(true)
-                    .open(&path)
-                    .map_err(io_err(&path))?;
-                f.set_len(at as u64).map_err(io_err(&path))?;
-                f.sync_all().map_err(io_err(&path))?;
-                data.truncate(at);
-                break;
-            }
-            Scan::Torn => {
-                quarantine(at, data.len(), "short record in a closed segment", recovery)?;
-                break;
-            }
-            Scan::End => break,
-        }
-    }
-    Ok(Some(SegmentMeta {
-        no,
-        bytes: data.len() as u64,
-        last_id: *last_id,
-    }))
 }
 
 pub(crate) fn set_position(map: &mut BTreeMap<Vec<u8>, Vec<u8>>, stream: &[u8], position: &[u8]) {

@@ -49,6 +49,15 @@ impl Batch {
         self.from
     }
 
+    /// Narrows the coverage to start at the first event: for a part that
+    /// follows a break in the chain, where the ids before it may have
+    /// belonged to lost events.
+    pub fn cover_from_first(&mut self) {
+        if let Some(&id) = self.ids.first() {
+            self.from = id;
+        }
+    }
+
     /// Total payload bytes (with one newline each).
     pub fn bytes(&self) -> usize {
         self.data.len()

@@ -2,6 +2,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::time::Duration;
 
+use super::recover::list_segments;
 use super::*;
 
 fn cfg(dir: &Path) -> QueueConfig {

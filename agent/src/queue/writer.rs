@@ -98,6 +98,34 @@ impl QueueWriter {
         position: &[u8],
         payload: &[u8],
     ) -> Result<u64, QueueError> {
+        self.append_inner(stream, position, payload, None)
+    }
+
+    /// Like [`append`](Self::append), and with the record, sets the
+    /// position of a second stream, `implied.0`, to `implied.1`, in the
+    /// positions map only: no record says so, but every later segment's
+    /// opening snapshot carries it. For positions the records themselves
+    /// imply, which the queue must still know once those records are
+    /// deleted (the chain head, see [`crate::seal`]). Setting it with the
+    /// record, rather than after the append returns, matters: an append
+    /// can rotate segments, and that snapshot must already hold it.
+    pub fn append_implying(
+        &mut self,
+        stream: &[u8],
+        position: &[u8],
+        payload: &[u8],
+        implied: (&[u8], &[u8]),
+    ) -> Result<u64, QueueError> {
+        self.append_inner(stream, position, payload, Some(implied))
+    }
+
+    fn append_inner(
+        &mut self,
+        stream: &[u8],
+        position: &[u8],
+        payload: &[u8],
+        implied: Option<(&[u8], &[u8])>,
+    ) -> Result<u64, QueueError> {
         let body = 1 + 8 + 2 + stream.len() + 2 + position.len() + payload.len();
         let max = self.shared.config.max_record_bytes;
         if body > max {
@@ -119,6 +147,9 @@ impl QueueWriter {
         let id = self.next_id;
         record::encode_event(&mut self.buf, id, stream, position, payload);
         set_position(&mut self.positions, stream, position);
+        if let Some((s, p)) = implied {
+            set_position(&mut self.positions, s, p);
+        }
         self.next_id += 1;
         if self.buf.len() >= FLUSH_AT {
             // Bound memory: hand the bytes to the OS now. They stay invisible

@@ -399,3 +399,39 @@ fn copy_found_half_written_starts_exactly_where_the_original_was_read() {
     got.sort();
     assert_eq!(got, expected("a", 0, 22), "every line once, none cut");
 }
+
+/// The queue's chain pseudo-stream (see `crate::seal`) sits in the same
+/// positions map as the files' streams: no input may resume it as a file or
+/// forget it, even when it forgets every stream it no longer finds.
+#[test]
+fn the_chain_stream_is_never_taken_for_a_file_nor_forgotten() {
+    use crate::seal::CHAIN_STREAM;
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("a.log");
+    append(&f, &lines("a", 0, 3));
+    let mut sink = Rec::default();
+    let mut input = FileInput::new(cfg(dir.path(), "*.log"), &BTreeMap::new()).unwrap();
+    poll(&mut input, &mut sink);
+    drop(input);
+    fs::remove_file(&f).unwrap();
+    sink.positions.insert(CHAIN_STREAM.to_vec(), vec![7; 40]);
+    let mut input = FileInput::new(cfg(dir.path(), "*.log"), &sink.positions).unwrap();
+    assert_eq!(input.saved.len(), 1, "only the file's position is its own");
+    assert!(input.ghosts.is_empty());
+    poll(&mut input, &mut sink);
+    // The gone file's position is kept a while, then forgotten.
+    assert_eq!(input.released.len(), 1);
+    let Some(long_ago) = Instant::now().checked_sub(GHOST_TTL) else {
+        return; // a machine up for less than GHOST_TTL: nothing more to show
+    };
+    for v in input.released.values_mut() {
+        v.2 = long_ago;
+    }
+    poll(&mut input, &mut sink);
+    assert!(input.released.is_empty());
+    assert_eq!(
+        sink.positions.keys().collect::<Vec<_>>(),
+        [&CHAIN_STREAM.to_vec()],
+        "the file's stream is forgotten, the chain's is not"
+    );
+}
