@@ -191,7 +191,12 @@ fn every_kind_of_tampering_is_detected_and_the_record_named() {
         &["collector", "--config", ccfg.to_str().unwrap()],
         &dir.path().join("c.log"),
     );
-    let acfg = agent_config(dir.path(), log.to_str().unwrap(), &url, "");
+    let acfg = agent_config(
+        dir.path(),
+        log.to_str().unwrap(),
+        &url,
+        &format!("token = \"{INGEST_TOKEN}\""),
+    );
     let agent = Proc::start(
         &["agent", "--config", acfg.to_str().unwrap()],
         &dir.path().join("a.log"),
