@@ -224,7 +224,7 @@ fn tls_server_only_and_mutual_tls_and_hostname_checks() {
                 Ok(r) => {
                     serde_json::from_str::<serde_json::Value>(&r.text().await.unwrap_or_default())
                         .ok()
-                        .and_then(|v| v["store"]["events"].as_u64())
+                        .and_then(|v| v["store"]["agent_events"].as_u64())
                         == Some(60)
                 }
                 Err(_) => false,
