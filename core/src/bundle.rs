@@ -4,7 +4,9 @@
 //! # Format, version 1
 //!
 //! NDJSON, UTF-8. The first line is the header, then one line per event in
-//! log order (ascending `leaf_index`):
+//! log order (strictly ascending `leaf_index`: a repeated index is an
+//! error). The final newline is optional; empty lines are skipped, but
+//! count in the line numbers that errors name:
 //!
 //! ```text
 //! {"auditship_bundle":1,
@@ -15,10 +17,15 @@
 //!  "proof":["<64 hex>",…]}
 //! ```
 //!
+//! `queue` is the agent's queue identity, which with the event's `agent_id`
+//! names one chain (see `seal`). It is outside the event bytes, so no hash
+//! or signature covers it: it only groups events for counting links.
+//!
 //! A verifier:
 //!
 //! 1. checks the checkpoint's Ed25519 signature with the collector's public
-//!    key over the bytes `auditship_core::checkpoint` documents;
+//!    key (a file of 64 hex digits, see `identity`) over the bytes
+//!    `auditship_core::checkpoint` documents;
 //! 2. for each event line, takes `event` as UTF-8 bytes (exactly the bytes
 //!    the collector stored and hashed into its Merkle tree), computes the
 //!    leaf hash `SHA-256(0x00 ‖ bytes)`, and checks `proof` as an RFC 9162
@@ -26,7 +33,11 @@
 //!    leaves whose root is `checkpoint.root` (RFC 9162 §2.1.3.2);
 //! 3. parses `event` as JSON, removes `hash` and `prev_hash`, encodes the
 //!    rest canonically (see `canonical`), and checks
-//!    `SHA-256(prev_hash bytes ‖ canonical) == hash` (see `seal`);
+//!    `SHA-256(prev_hash bytes ‖ canonical) == hash` (see `seal`), and that
+//!    `event` is exactly the sealed form of those canonical bytes (the
+//!    canonical bytes without their final `}`, then the `hash`/`prev_hash`
+//!    suffix of `seal`): an event that parses to the same object but is
+//!    written differently is rejected;
 //! 4. where two events of one agent and queue are neighbours in its chain
 //!    (one's `prev_hash` is the other's `hash`), they are linked; an export
 //!    with filters holds pieces of chains, so links are counted, not

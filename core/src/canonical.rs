@@ -28,8 +28,10 @@
 //! ```
 //!
 //! In Python this is `json.dumps(obj, sort_keys=True, separators=(",", ":"),
-//! ensure_ascii=False).encode()` applied to the exported object after
-//! deleting `hash` and `prev_hash`, and the interop tests check exactly that.
+//! ensure_ascii=False).encode()` applied to `obj = json.loads(event)` of an
+//! exported (sealed) event after deleting `hash` and `prev_hash`
+//! (`sort_keys` compares code points, which orders like UTF-8 bytes), and
+//! the interop tests (`tests/interop.rs`) check exactly that.
 //!
 //! [`encode`] is the fast hand-written encoder used on the hot path;
 //! [`encode_reference`] derives the same bytes through `serde_json::Value` and

@@ -6,12 +6,14 @@
 //! A checkpoint travels and rests as one JSON object:
 //!
 //! ```text
-//! {"origin":"<log name>","size":<records>,"root":"<64 hex>","time":"<RFC 3339, UTC>",
+//! {"origin":"<log name>","size":<records>,"root":"<64 lowercase hex>","time":"<RFC 3339, UTC>",
 //!  "key_id":"<16 hex>","signature":"<128 hex>"}
 //! ```
 //!
 //! The signature is Ed25519, by the collector's key, over exactly these
-//! bytes (numbers in decimal, every line ending in `\n`):
+//! bytes (numbers in decimal, every line ending in `\n`; `origin`, `root`
+//! and `time` are the values of the JSON strings as they stand, without
+//! quotes and not reformatted, so an uppercase `root` does not verify):
 //!
 //! ```text
 //! auditship-checkpoint-v1
