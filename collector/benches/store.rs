@@ -234,6 +234,7 @@ fn bench(c: &mut Criterion) {
             .map(|(i, g)| NewEvent {
                 seq: (b * 1000 + i + 1) as u64,
                 payload: &g.payload,
+                hash: [0; 32],
                 key: key(g),
             })
             .collect();

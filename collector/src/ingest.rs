@@ -132,7 +132,7 @@ pub struct IngestStats {
 
 enum Job {
     Batch {
-        batch: PreparedBatch,
+        batch: Box<PreparedBatch>,
         reply: oneshot::Sender<Result<IngestAck, IngestError>>,
     },
     Tick(Instant),
@@ -151,7 +151,10 @@ impl IngestHandle {
     pub async fn submit(&self, batch: PreparedBatch) -> Result<IngestAck, IngestError> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Job::Batch { batch, reply })
+            .send(Job::Batch {
+                batch: Box::new(batch),
+                reply,
+            })
             .await
             .map_err(|_| IngestError::Stopped)?;
         rx.await.map_err(|_| IngestError::Stopped)?
@@ -224,7 +227,7 @@ fn commit_loop(c: &mut group::Committer, mut rx: mpsc::Receiver<Job>) {
         let mut tick = None;
         for j in jobs {
             match j {
-                Job::Batch { batch, reply } => group.push((batch, reply)),
+                Job::Batch { batch, reply } => group.push((*batch, reply)),
                 Job::Tick(now) => tick = Some(now),
             }
         }

@@ -40,6 +40,7 @@ fn require_any<B>(st: &AppState, req: &Request<B>) -> Result<(), Response> {
     }
 }
 
+#[allow(clippy::result_large_err)]
 fn number(p: &HashMap<String, String>, name: &str) -> Result<Option<u64>, Response> {
     match p.get(name) {
         None => Ok(None),

@@ -180,7 +180,7 @@ pub async fn run(
         integ.enrolment,
     )
     .map_err(CollectorError::Integrity)?;
-    let merkle = MerkleLog::open(&cfg.data_dir.join("merkle"))
+    let merkle = MerkleLog::open(cfg.data_dir.join("merkle"))
         .map_err(|e| CollectorError::Integrity(format!("merkle log: {e}")))?;
     let merkle_reader = merkle.reader();
     let parts = Parts {

@@ -6,7 +6,7 @@
 //! what is wrong), 2 when the check could not run.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -40,7 +40,7 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn bundle(file: &PathBuf, key: &PublicKey) -> anyhow::Result<ExitCode> {
+fn bundle(file: &Path, key: &PublicKey) -> anyhow::Result<ExitCode> {
     let text =
         std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     match auditship_core::bundle::verify(&text, key) {
@@ -62,7 +62,7 @@ fn bundle(file: &PathBuf, key: &PublicKey) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn store(dir: &PathBuf, key: &PublicKey, all: bool) -> anyhow::Result<ExitCode> {
+fn store(dir: &Path, key: &PublicKey, all: bool) -> anyhow::Result<ExitCode> {
     let tty = std::io::stderr().is_terminal();
     let start = Instant::now();
     let mut progress = |p: auditship_collector::verify::Progress| {

@@ -13,13 +13,16 @@ use crate::gaps::Gaps;
 use crate::store::segments::{self, SegmentConfig};
 use crate::store::{Query, StoreReader};
 
+/// seq -> (canonical bytes, prev hash, hash).
+type Chain = BTreeMap<u64, (Vec<u8>, Hash, Hash)>;
+
 /// A model agent: one chain per queue, every event kept so that any
 /// subset can be re-sent exactly as the real agent would.
 struct TestAgent {
     id: String,
     key: Identity,
     /// queue -> seq -> (canonical bytes, prev hash, hash)
-    chains: BTreeMap<u64, BTreeMap<u64, (Vec<u8>, Hash, Hash)>>,
+    chains: BTreeMap<u64, Chain>,
 }
 
 impl TestAgent {

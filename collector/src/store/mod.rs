@@ -234,16 +234,15 @@ pub trait StoreWriter: Send {
     fn commit(&mut self) -> Result<(), StoreError>;
 }
 
+/// A callback over `(leaf index, stored payload)`; an error stops the walk.
+pub type LeafFn<'a> = dyn FnMut(u64, &[u8]) -> Result<(), StoreError> + 'a;
+
 /// The read side; cheap to share between threads.
 pub trait StoreReader: Send + Sync {
     /// Calls `f(leaf, payload)` for every committed event from leaf index
     /// `from` on, in leaf order (used to rebuild a Merkle log that lost its
     /// tail). Stops at the first error `f` returns.
-    fn for_each_from(
-        &self,
-        from: u64,
-        f: &mut dyn FnMut(u64, &[u8]) -> Result<(), StoreError>,
-    ) -> Result<(), StoreError>;
+    fn for_each_from(&self, from: u64, f: &mut LeafFn<'_>) -> Result<(), StoreError>;
     /// One page of matching events, newest first.
     fn query(&self, query: &Query) -> Result<Page, StoreError>;
     /// Current size.

@@ -51,7 +51,7 @@ impl SegmentReader {
     pub(super) fn leaves_from(
         &self,
         from: u64,
-        f: &mut dyn FnMut(u64, &[u8]) -> Result<(), StoreError>,
+        f: &mut crate::store::LeafFn<'_>,
     ) -> Result<(), StoreError> {
         let segments = self.committed_segments();
         let start = segments

@@ -434,11 +434,7 @@ impl StoreReader for SegmentReader {
         Ok(out.page)
     }
 
-    fn for_each_from(
-        &self,
-        from: u64,
-        f: &mut dyn FnMut(u64, &[u8]) -> Result<(), StoreError>,
-    ) -> Result<(), StoreError> {
+    fn for_each_from(&self, from: u64, f: &mut crate::store::LeafFn<'_>) -> Result<(), StoreError> {
         self.leaves_from(from, f)
     }
 
