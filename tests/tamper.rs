@@ -431,6 +431,20 @@ fn every_kind_of_tampering_is_detected_and_the_record_named() {
     fs::write(&bad, altered).unwrap();
     let (code, out) = verify(&["--bundle", bad.to_str().unwrap(), "--pubkey", pk]);
     assert_eq!(code, 1, "{out}");
+    // The independent verifier agrees on the real export, both ways.
+    let python = |b: &Path| {
+        Command::new("python3")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/verify.py"))
+            .arg(b)
+            .arg("--pubkey")
+            .arg(&pubkey)
+            .output()
+            .expect("python3 runs (CI installs it)")
+    };
+    let good_py = python(&bundle);
+    assert!(good_py.status.success(), "{}", String::from_utf8_lossy(&good_py.stdout));
+    let bad_py = python(&bad);
+    assert_eq!(bad_py.status.code(), Some(1), "{}", String::from_utf8_lossy(&bad_py.stdout));
     let line = text
         .lines()
         .position(|l| l.contains("user42 from"))
