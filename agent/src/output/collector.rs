@@ -272,6 +272,7 @@ impl CollectorOutput {
             events: part.len() as u64,
             prev_hash: hex::encode(&links.first().expect("non-empty batch").prev),
             last_hash: hex::encode(&links.last().expect("non-empty batch").hash),
+            key: String::new(),
             sig: String::new(),
         };
         h.sign(&self.identity);
