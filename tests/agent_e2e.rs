@@ -90,10 +90,20 @@ fn assert_one_chain(path: &Path) -> usize {
         if line.is_empty() {
             continue;
         }
-        let u = auditship_core::seal::unseal(line)
-            .unwrap_or_else(|| panic!("line {}: not sealed: {}", i + 1, String::from_utf8_lossy(line)));
+        let u = auditship_core::seal::unseal(line).unwrap_or_else(|| {
+            panic!(
+                "line {}: not sealed: {}",
+                i + 1,
+                String::from_utf8_lossy(line)
+            )
+        });
         assert!(u.is_intact(), "line {}: hash does not recompute", i + 1);
-        assert_eq!(u.prev, prev, "line {}: prev_hash is not the previous line's hash", i + 1);
+        assert_eq!(
+            u.prev,
+            prev,
+            "line {}: prev_hash is not the previous line's hash",
+            i + 1
+        );
         let v: Value = serde_json::from_slice(line).unwrap();
         let s = v["seq"].as_u64().expect("seq");
         assert!(s > seq, "line {}: seq {s} after {seq}", i + 1);
@@ -599,11 +609,15 @@ fn the_hash_chain_is_unbroken_across_sigkills_rotations_and_heartbeats() {
     });
     // Idle for a while: heartbeats follow the last line, still in the chain.
     let before = output_events(&out).len();
-    wait_for("a heartbeat after the last line", Duration::from_secs(20), || {
-        output_events(&out)[before..]
-            .iter()
-            .any(|v| v["action"] == "agent_heartbeat")
-    });
+    wait_for(
+        "a heartbeat after the last line",
+        Duration::from_secs(20),
+        || {
+            output_events(&out)[before..]
+                .iter()
+                .any(|v| v["action"] == "agent_heartbeat")
+        },
+    );
     agent.kill9();
     let agent = Agent::start(&cfg, &log);
     std::thread::sleep(Duration::from_millis(1500));
@@ -632,7 +646,12 @@ fn print_identity_creates_the_key_once_and_prints_it() {
     use std::os::unix::fs::PermissionsExt;
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out.ndjson");
-    let cfg = write_config(tmp.path(), "/nonexistent/*.log", &out, "agent_id = \"web-7\"");
+    let cfg = write_config(
+        tmp.path(),
+        "/nonexistent/*.log",
+        &out,
+        "agent_id = \"web-7\"",
+    );
     let print = || {
         let o = Command::new(env!("CARGO_BIN_EXE_auditship"))
             .args(["agent", "--print-identity", "--config"])
@@ -651,7 +670,10 @@ fn print_identity_creates_the_key_once_and_prints_it() {
     };
     assert_eq!(field(&first, "agent_id"), "web-7");
     let key = field(&first, "public_key");
-    assert!(auditship_core::identity::PublicKey::parse(&key).is_ok(), "{key}");
+    assert!(
+        auditship_core::identity::PublicKey::parse(&key).is_ok(),
+        "{key}"
+    );
     let key_file = tmp.path().join("state/identity.key");
     let mode = fs::metadata(&key_file).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
