@@ -56,20 +56,62 @@ path = "{out}"
     cfg
 }
 
-/// The `raw` field of every complete line of the output file.
-fn output_raws(path: &Path) -> Vec<String> {
+/// Every complete line of the output file, parsed.
+fn output_events(path: &Path) -> Vec<Value> {
     let Ok(mut text) = fs::read_to_string(path) else {
         return Vec::new();
     };
     // The agent may be in the middle of writing the last line.
     text.truncate(text.rfind('\n').map_or(0, |i| i + 1));
     text.lines()
-        .map(|l| {
-            let v: Value =
-                serde_json::from_str(l).unwrap_or_else(|e| panic!("bad output line {l:?}: {e}"));
-            v["raw"].as_str().expect("raw is a string").to_string()
-        })
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad output line {l:?}: {e}")))
         .collect()
+}
+
+/// The `raw` field of every complete line of the output file, heartbeats
+/// left out.
+fn output_raws(path: &Path) -> Vec<String> {
+    output_events(path)
+        .iter()
+        .filter(|v| v["action"] != "agent_heartbeat")
+        .map(|v| v["raw"].as_str().expect("raw is a string").to_string())
+        .collect()
+}
+
+/// Checks that the output file is one unbroken hash chain from the start:
+/// every line's hash recomputes, and its `prev_hash` is the line before's
+/// `hash` (the first's is all zeros). Returns the number of heartbeats.
+fn assert_one_chain(path: &Path) -> usize {
+    let text = fs::read(path).unwrap();
+    let mut prev = auditship_core::seal::GENESIS;
+    let mut seq = 0;
+    let mut heartbeats = 0;
+    for (i, line) in text.split(|&b| b == b'\n').enumerate() {
+        if line.is_empty() {
+            continue;
+        }
+        let u = auditship_core::seal::unseal(line).unwrap_or_else(|| {
+            panic!(
+                "line {}: not sealed: {}",
+                i + 1,
+                String::from_utf8_lossy(line)
+            )
+        });
+        assert!(u.is_intact(), "line {}: hash does not recompute", i + 1);
+        assert_eq!(
+            u.prev,
+            prev,
+            "line {}: prev_hash is not the previous line's hash",
+            i + 1
+        );
+        let v: Value = serde_json::from_slice(line).unwrap();
+        let s = v["seq"].as_u64().expect("seq");
+        assert!(s > seq, "line {}: seq {s} after {seq}", i + 1);
+        seq = s;
+        heartbeats += usize::from(v["action"] == "agent_heartbeat");
+        prev = u.hash;
+    }
+    heartbeats
 }
 
 fn dir_bytes(dir: &Path) -> u64 {
@@ -222,6 +264,7 @@ fn crash_test_every_line_exactly_once_across_kills_and_rotations() {
     assert!(missing.is_empty(), "missing (seed {seed}): {missing:?}");
     assert_eq!(raws.len(), total);
     assert!(kills >= 10);
+    assert_one_chain(&out);
 }
 
 /// Flipped bytes in a queue segment: the agent starts, reports the
@@ -441,6 +484,8 @@ fn a_line_of_control_bytes_does_not_stall_the_agent() {
     assert_eq!(raws.len(), 2);
     assert!(raws[0].chars().all(|c| c == '\0') && !raws[0].is_empty());
     assert_eq!(raws[1], "the line after");
+    // The truncated event is sealed once, and the chain runs through it.
+    assert_one_chain(&out);
 }
 
 /// A full disk: the queue's filesystem fills up while the output is stalled.
@@ -510,4 +555,134 @@ fn full_disk_pauses_inputs_and_loses_nothing() {
         n,
         "nothing delivered twice after a restart"
     );
+}
+
+/// The chain survives SIGKILL: lines flow to a file output in bursts, with
+/// pauses long enough for heartbeats, segments small enough to be delivered
+/// and deleted between kills (so the head must come from a positions
+/// snapshot), and the agent is killed at random moments several times. The
+/// output is every line exactly once, and one unbroken chain: each line's
+/// hash recomputes and its `prev_hash` is the previous line's `hash`. A
+/// fork (two events after the same one) or a break would fail this.
+#[test]
+fn the_hash_chain_is_unbroken_across_sigkills_rotations_and_heartbeats() {
+    let tmp = tempfile::tempdir().unwrap();
+    let logs = tmp.path().join("logs");
+    fs::create_dir(&logs).unwrap();
+    let out = tmp.path().join("out.ndjson");
+    let cfg = write_config(
+        tmp.path(),
+        &format!("{}/*.log", logs.display()),
+        &out,
+        "heartbeat = \"1s\"\n[queue]\nmax_bytes = \"8MiB\"\nsegment_bytes = \"2MiB\"",
+    );
+    let log = tmp.path().join("agent.log");
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    eprintln!("chain crash test seed {seed}");
+    let mut rng = Rng(seed);
+    let file = logs.join("app.log");
+    let mut agent = Agent::start(&cfg, &log);
+    let mut n = 0;
+    for round in 0..8 {
+        // A burst of lines (about 2.5 MB, more than a segment), sometimes a pause.
+        for _ in 0..5 {
+            common::append_lines(
+                &file,
+                (n..n + 1200).map(|i| format!("chain line {i:06} {}", "x".repeat(380))),
+            );
+            n += 1200;
+            std::thread::sleep(Duration::from_millis(rng.range(10, 120)));
+        }
+        if round % 3 == 1 {
+            std::thread::sleep(Duration::from_millis(1500)); // a heartbeat or two
+        }
+        std::thread::sleep(Duration::from_millis(rng.range(0, 400)));
+        agent.kill9();
+        agent = Agent::start(&cfg, &log);
+    }
+    wait_for("every line in the output", Duration::from_secs(120), || {
+        output_raws(&out).len() >= n
+    });
+    // Idle for a while: heartbeats follow the last line, still in the chain.
+    let before = output_events(&out).len();
+    wait_for(
+        "a heartbeat after the last line",
+        Duration::from_secs(20),
+        || {
+            output_events(&out)[before..]
+                .iter()
+                .any(|v| v["action"] == "agent_heartbeat")
+        },
+    );
+    agent.kill9();
+    let agent = Agent::start(&cfg, &log);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(agent.term(), 0);
+    let raws = output_raws(&out);
+    let want: Vec<String> = (0..n)
+        .map(|i| format!("chain line {i:06} {}", "x".repeat(380)))
+        .collect();
+    assert_eq!(raws.len(), want.len(), "every line once (seed {seed})");
+    assert!(raws == want, "every line once and in order (seed {seed})");
+    let heartbeats = assert_one_chain(&out);
+    assert!(heartbeats >= 1, "heartbeats are in the chain");
+    let hb = output_events(&out)
+        .into_iter()
+        .find(|v| v["action"] == "agent_heartbeat")
+        .unwrap();
+    assert_eq!(hb["category"], "integrity");
+    assert_eq!(hb["outcome"], "success");
+    assert!(hb["host"].is_string());
+}
+
+/// `--print-identity` prints the agent id and a public key, creating the
+/// key (mode 0600) once; the agent then signs with that same key.
+#[test]
+fn print_identity_creates_the_key_once_and_prints_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out.ndjson");
+    let cfg = write_config(
+        tmp.path(),
+        "/nonexistent/*.log",
+        &out,
+        "agent_id = \"web-7\"",
+    );
+    let print = || {
+        let o = Command::new(env!("CARGO_BIN_EXE_auditship"))
+            .args(["agent", "--print-identity", "--config"])
+            .arg(&cfg)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let first = print();
+    let field = |text: &str, name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.trim().to_string())
+            .unwrap_or_else(|| panic!("no {name} in {text:?}"))
+    };
+    assert_eq!(field(&first, "agent_id"), "web-7");
+    let key = field(&first, "public_key");
+    assert!(
+        auditship_core::identity::PublicKey::parse(&key).is_ok(),
+        "{key}"
+    );
+    let key_file = tmp.path().join("state/identity.key");
+    let mode = fs::metadata(&key_file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    assert_eq!(print(), first, "the same key the second time");
+    let log = tmp.path().join("agent.log");
+    let agent = Agent::start(&cfg, &log);
+    wait_for("the agent to load its key", Duration::from_secs(20), || {
+        fs::read_to_string(&log).is_ok_and(|l| l.contains("agent identity loaded"))
+    });
+    assert_eq!(agent.term(), 0);
+    assert_eq!(field(&print(), "public_key"), key);
 }

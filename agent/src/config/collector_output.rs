@@ -7,7 +7,11 @@ use std::time::Duration;
 use serde::Deserialize;
 use tomlconf::{ByteSize, HumanDuration};
 
-use crate::output::{BatchLimits, CollectorOutputConfig, RetryPolicy, TokenSource};
+use auditship_core::identity::PublicKey;
+
+use crate::output::{
+    BatchLimits, CollectorKey, CollectorOutputConfig, RetryPolicy, TokenSource, WitnessConfig,
+};
 
 /// `[[outputs]]` with `type = "collector"`.
 #[derive(Debug, Deserialize)]
@@ -65,6 +69,23 @@ pub struct RawCollectorOutput {
     /// Where batches the collector refuses go (default "<state_dir>/deadletter/<name>").
     #[serde(default)]
     pub dead_letter_dir: Option<PathBuf>,
+    /// How often, at most, to check the collector's signed checkpoint for
+    /// consistency with the last one seen, after deliveries (default "60s";
+    /// "0s" disables the witness).
+    #[serde(default)]
+    pub witness_interval: Option<HumanDuration>,
+    /// The collector's checkpoint public key (64 hex digits); when set, every
+    /// checkpoint's signature is checked. Optional.
+    #[serde(default)]
+    pub collector_public_key: Option<String>,
+    /// File holding the collector's checkpoint public key (instead of
+    /// collector_public_key).
+    #[serde(default)]
+    pub collector_public_key_file: Option<PathBuf>,
+    /// Where the last witnessed checkpoint is kept (default
+    /// "<state_dir>/witness.json"; give each collector output its own).
+    #[serde(default)]
+    pub witness_file: Option<PathBuf>,
 }
 
 impl RawCollectorOutput {
@@ -153,6 +174,32 @@ impl RawCollectorOutput {
         let dead_letter_dir = self
             .dead_letter_dir
             .unwrap_or_else(|| state_dir.join("deadletter").join(&name));
+        let collector_key = match (self.collector_public_key, self.collector_public_key_file) {
+            (None, None) => None,
+            (Some(k), None) => match PublicKey::parse(&k) {
+                Ok(k) => Some(CollectorKey::Inline(k)),
+                Err(e) => {
+                    err("collector_public_key", e);
+                    None
+                }
+            },
+            (None, Some(f)) => Some(CollectorKey::File(f)),
+            (Some(_), Some(_)) => {
+                err(
+                    "collector_public_key",
+                    "set at most one of collector_public_key and collector_public_key_file".into(),
+                );
+                None
+            }
+        };
+        let witness_interval = d(self.witness_interval, 60_000);
+        let witness = WitnessConfig {
+            interval: (!witness_interval.is_zero()).then_some(witness_interval),
+            collector_key,
+            file: self
+                .witness_file
+                .unwrap_or_else(|| state_dir.join("witness.json")),
+        };
         CollectorOutputConfig {
             name,
             endpoints: self.endpoints,
@@ -169,6 +216,7 @@ impl RawCollectorOutput {
             connect_timeout: d(self.connect_timeout, 10_000),
             retry,
             dead_letter_dir,
+            witness,
         }
     }
 }

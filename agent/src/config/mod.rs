@@ -427,6 +427,7 @@ impl RawConfig {
             err(key, e.to_string());
         }
         let mut out_names = BTreeSet::new();
+        let mut witness_files = BTreeSet::new();
         let mut outputs = Vec::new();
         for (i, o) in self.outputs.into_iter().enumerate() {
             let out = match o {
@@ -454,6 +455,17 @@ impl RawConfig {
             if let OutputConfig::File { path, .. } = &out {
                 if path.as_os_str().is_empty() {
                     err(format!("outputs[{i}].path"), "must not be empty".into());
+                }
+            }
+            if let OutputConfig::Collector(c) = &out {
+                if c.witness.interval.is_some() && !witness_files.insert(c.witness.file.clone()) {
+                    err(
+                        format!("outputs[{i}].witness_file"),
+                        format!(
+                            "{} is the witness file of another collector output; give each its own",
+                            c.witness.file.display()
+                        ),
+                    );
                 }
             }
             outputs.push(out);

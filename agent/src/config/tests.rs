@@ -149,3 +149,63 @@ fn sizes_and_durations_in_units() {
     assert_eq!(c.queue.max_bytes, 64 << 20);
     assert_eq!(c.queue.fsync, Fsync::Interval(Duration::from_secs(1)));
 }
+
+const COLLECTOR: &str = r#"
+state_dir = "/tmp/x"
+
+[[inputs]]
+type = "file"
+name = "auth"
+include = ["/var/log/auth.log"]
+
+[[outputs]]
+type = "collector"
+endpoints = ["http://127.0.0.1:8080"]
+token = "t"
+"#;
+
+#[test]
+fn the_witness_defaults_to_every_minute_into_state_dir() {
+    let c = parse_str(COLLECTOR).unwrap();
+    let OutputConfig::Collector(o) = &c.outputs[0] else {
+        panic!("a collector output");
+    };
+    assert_eq!(o.witness.interval, Some(Duration::from_secs(60)));
+    assert_eq!(o.witness.file, Path::new("/tmp/x/witness.json"));
+    assert_eq!(o.witness.collector_key, None);
+    let off = parse_str(&format!("{COLLECTOR}witness_interval = \"0s\"\n")).unwrap();
+    let OutputConfig::Collector(o) = &off.outputs[0] else {
+        panic!("a collector output");
+    };
+    assert_eq!(o.witness.interval, None);
+}
+
+#[test]
+fn witness_keys_are_checked() {
+    let key = auditship_core::identity::Identity::from_seed([1; 32])
+        .public()
+        .to_hex();
+    let ok = parse_str(&format!("{COLLECTOR}collector_public_key = \"{key}\"\n")).unwrap();
+    let OutputConfig::Collector(o) = &ok.outputs[0] else {
+        panic!("a collector output");
+    };
+    assert!(matches!(
+        o.witness.collector_key,
+        Some(crate::output::CollectorKey::Inline(_))
+    ));
+    let bad = parse_str(&format!("{COLLECTOR}collector_public_key = \"abcd\"\n")).unwrap_err();
+    assert_eq!(bad.0[0].key, "outputs[0].collector_public_key", "{bad}");
+    let both = parse_str(&format!(
+        "{COLLECTOR}collector_public_key = \"{key}\"\ncollector_public_key_file = \"/k\"\n"
+    ))
+    .unwrap_err();
+    assert!(both.0[0].message.contains("at most one"), "{both}");
+    // Two collector outputs cannot share the witness file.
+    let two = format!(
+        "{COLLECTOR}\n[[outputs]]\ntype = \"collector\"\nname = \"b\"\nendpoints = [\"http://127.0.0.1:9\"]\ntoken = \"t\"\n"
+    );
+    let e = parse_str(&two).unwrap_err();
+    assert_eq!(e.0[0].key, "outputs[1].witness_file", "{e}");
+    let fixed = format!("{two}witness_file = \"/tmp/x/witness-b.json\"\n");
+    assert!(parse_str(&fixed).is_ok());
+}

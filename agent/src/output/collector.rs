@@ -62,6 +62,7 @@ use auditship_core::{hex, seal, Hash};
 use tokio::runtime::Handle;
 
 use super::deadletter::{DeadLetter, Rejection};
+use super::witness::{Fetch, Witness, WitnessConfig, WitnessRunner};
 use super::{BatchLimits, Output, OutputError, RetryPolicy};
 use crate::queue::Batch;
 
@@ -93,6 +94,8 @@ pub struct CollectorOutputConfig {
     pub retry: RetryPolicy,
     /// Where refused batches go.
     pub dead_letter_dir: PathBuf,
+    /// Witnessing the collector's checkpoints.
+    pub witness: WitnessConfig,
 }
 
 /// Where the bearer token comes from.
@@ -117,6 +120,12 @@ pub struct CollectorStats {
     pub retries: AtomicU64,
     /// Batches moved to the dead-letter directory.
     pub dead_letters: AtomicU64,
+    /// Collector checkpoints proved consistent with the one kept before.
+    pub witnessed: AtomicU64,
+    /// Collector checkpoints found inconsistent or badly signed (critical).
+    pub inconsistent_checkpoints: AtomicU64,
+    /// Checkpoints or proofs that could not be fetched.
+    pub witness_errors: AtomicU64,
 }
 
 /// The output.
@@ -134,6 +143,7 @@ pub struct CollectorOutput {
     /// Largest number of events per request; halved by a 413.
     max_request_events: usize,
     dead: DeadLetter,
+    witness: Option<WitnessRunner>,
     /// Counters.
     pub stats: Arc<CollectorStats>,
 }
@@ -167,6 +177,14 @@ impl CollectorOutput {
         };
         let client = build_client(&cfg)?;
         let dead = DeadLetter::new(cfg.dead_letter_dir.clone());
+        let stats = Arc::new(CollectorStats::default());
+        let witness = match cfg.witness.interval {
+            Some(every) => Some(WitnessRunner::new(
+                Witness::new(&cfg.name, &cfg.witness, stats.clone())?,
+                every,
+            )),
+            None => None,
+        };
         Ok(CollectorOutput {
             max_request_events: cfg.limits.max_events.max(1),
             agent_id: agent_id.to_string(),
@@ -178,7 +196,8 @@ impl CollectorOutput {
             handle: Handle::current(),
             current: 0,
             dead,
-            stats: Arc::new(CollectorStats::default()),
+            witness,
+            stats,
             cfg,
         })
     }
@@ -465,7 +484,7 @@ struct Sent {
     body: bytes::Bytes,
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut src = e.source();
     while let Some(inner) = src {
@@ -507,7 +526,15 @@ impl Output for CollectorOutput {
     }
 
     fn deliver(&mut self, batch: &Batch) -> Result<(), OutputError> {
-        self.deliver_parts(batch)
+        self.deliver_parts(batch)?;
+        if let Some(w) = &mut self.witness {
+            w.tick(&self.handle, || Fetch {
+                client: self.client.clone(),
+                endpoint: self.cfg.endpoints[self.current].clone(),
+                token: self.token.clone(),
+            });
+        }
+        Ok(())
     }
 
     fn batch_limits(&self) -> BatchLimits {

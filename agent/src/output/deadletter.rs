@@ -173,6 +173,7 @@ mod tests {
             events: 3,
             prev_hash: "00".repeat(32),
             last_hash: "11".repeat(32),
+            key: "33".repeat(32),
             sig: "22".repeat(64),
         };
         let r = Rejection {

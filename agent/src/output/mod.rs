@@ -18,12 +18,14 @@ mod collector;
 pub mod deadletter;
 mod file;
 mod stdout;
+pub mod witness;
 
 pub use collector::{
     build_client, CollectorOutput, CollectorOutputConfig, CollectorStats, TokenSource,
 };
 pub use file::FileOutput;
 pub use stdout::StdoutOutput;
+pub use witness::{CollectorKey, WitnessConfig};
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -151,6 +151,37 @@ fn recovery_takes_the_head_from_the_snapshot_once_every_event_is_acknowledged_an
     assert_eq!((u.prev, u.hash), (expected.hash, first));
 }
 
+/// The head recovered from event records at one start must survive the
+/// deletion of those records before anything new is sealed: the snapshot
+/// that opens the new segment carries it.
+#[test]
+fn a_head_recovered_from_events_survives_their_deletion_before_the_next_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let expected = {
+        let (mut w, _r, mut s, _) = open(dir.path());
+        for n in 1..=10 {
+            put(&mut w, &mut s, n);
+        }
+        w.commit().unwrap();
+        s.head()
+    };
+    {
+        // Restart: the head comes from the event records. The output then
+        // delivers them, and their segment, no longer the active one, goes.
+        let (_w, mut r, _s, rec) = open(dir.path());
+        assert_eq!(rec.chain, Some(expected));
+        let before = segments(dir.path()).len();
+        assert_eq!(delivered_chain(&mut r[0]).len(), 10);
+        assert!(
+            segments(dir.path()).len() < before,
+            "delivered segment deleted"
+        );
+    }
+    let (_w, _r, _s, rec) = open(dir.path());
+    assert_eq!(rec.records, 0, "no event record is left in the queue");
+    assert_eq!(rec.chain, Some(expected));
+}
+
 #[test]
 fn a_torn_tail_leaves_the_head_at_the_last_whole_event() {
     let dir = tempfile::tempdir().unwrap();

@@ -2,13 +2,19 @@
 //!
 //! ```text
 //! ingestload --url http://127.0.0.1:PORT --token T --agents A1,A2,... [--senders N]
-//!            [--events E] [--batch B] [--gzip LEVEL]
+//!            [--events E] [--batch B] [--gzip LEVEL] [--key FILE]
 //! ```
 //!
 //! Builds realistic events first (generated nginx and auth lines, parsed by
-//! the real parsers, canonically encoded), encodes them into wire batches
-//! of B events (gzip, level 1 by default), then N senders, one per agent id,
-//! post their batches concurrently and wait for each answer. The clock runs
+//! the real parsers, canonically encoded, hash-chained per agent as the
+//! agent's sealer does), encodes them into wire batches of B events (gzip,
+//! level 1 by default) with signed headers, then N senders, one per agent
+//! id, post their batches concurrently and wait for each answer.
+//!
+//! Every sender signs with one key: the agent secret key file given with
+//! `--key`, or else a fixed built-in test key. Its public key is printed to
+//! stderr; enrol it for the agent ids at the collector, or let the
+//! collector pin it on first use. The clock runs
 //! only while posting. Prints events per second, batches per second and
 //! the stored count the collector acknowledged. Point it at a collector
 //! whose ingest token is bound to the agent ids given.
@@ -16,8 +22,10 @@
 use std::time::Instant;
 
 use auditship_bench::{arg, Kind, LineGen};
+use auditship_core::identity::Identity;
+use auditship_core::seal::{self, GENESIS};
 use auditship_core::wire::{self, BatchHeader, IngestAck};
-use auditship_core::{canonical, Timestamp};
+use auditship_core::{canonical, hex, Timestamp};
 use auditship_plugins::{Parser, ParserOptions};
 
 fn main() {
@@ -39,6 +47,11 @@ fn main() {
         None => Some(1),
     };
     assert!(senders <= agents.len(), "one agent id per sender");
+    let key = match arg(&args, "--key") {
+        Some(path) => Identity::load(std::path::Path::new(&path)).expect("--key"),
+        None => Identity::from_seed([0x1a; 32]),
+    };
+    eprintln!("signing with public key {}", key.public().to_hex());
 
     // Build every sender's batches up front.
     let t = Instant::now();
@@ -50,6 +63,8 @@ fn main() {
     for agent in agents.iter().take(senders) {
         let mut bodies = Vec::new();
         let mut seq = 0u64;
+        let mut chain = GENESIS;
+        let mut batch_prev = GENESIS;
         let mut ndjson = Vec::new();
         let mut line = String::new();
         let mut in_batch = 0;
@@ -68,18 +83,26 @@ fn main() {
             ev.seq = Some(seq);
             ev.agent_id = Some(agent.clone());
             ev.observed_ts = Some(Timestamp::now_utc());
+            let start = ndjson.len();
             canonical::encode_into(&ev, &mut ndjson);
+            chain = seal::chain_hash(&chain, &ndjson[start..]);
             ndjson.push(b'\n');
             in_batch += 1;
             if in_batch == batch || i + 1 == per_sender {
-                let header = BatchHeader {
+                let mut header = BatchHeader {
                     auditship_batch: wire::WIRE_VERSION,
                     agent_id: agent.clone(),
                     queue: wire::format_queue(0x10ad),
                     first: seq + 1 - in_batch as u64,
                     last: seq,
                     events: in_batch as u64,
+                    prev_hash: hex::encode(&batch_prev),
+                    last_hash: hex::encode(&chain),
+                    key: String::new(),
+                    sig: String::new(),
                 };
+                header.sign(&key);
+                batch_prev = chain;
                 let body = wire::encode(&header, &ndjson, gzip);
                 total_bytes += body.len();
                 bodies.push(body);
