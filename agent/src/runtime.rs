@@ -22,7 +22,8 @@
 //!   recovery as any other.
 //! * A failed fsync stops the agent with an error (see the queue docs).
 //!
-//! Timers: the periodic counters and the output retry backoff use
+//! Timers: the periodic counters, the heartbeat timer, the collector
+//! output's witness interval and the output retry backoff use
 //! `tokio::time` (the backoff sleeps through the runtime's handle from the
 //! output's blocking thread, so a paused clock pauses it). The ingest loop's
 //! trickle coalescing (50 ms) is a `std::thread::sleep` on its blocking

@@ -119,11 +119,9 @@ impl Appender<'_> {
         ev.seq = Some(self.writer.next_id());
         payload.clear();
         canonical::encode_into(&ev, payload);
-        let head = self.sealer.head();
-        if self
-            .sealed(CHAIN_STREAM, &head.encode(), payload)?
-            .is_none()
-        {
+        // Under the chain stream the record's position is the new head,
+        // which the sealer fills in.
+        if self.sealed(CHAIN_STREAM, b"", payload)?.is_none() {
             return Err(InputError::Sink(
                 "a heartbeat does not fit a queue record".into(),
             ));

@@ -1,7 +1,9 @@
 //! The dead-letter directory: batches a collector refused for good.
 //!
 //! A refused batch is not dropped: it is written here, exactly as it was
-//! sent, with the collector's answer, before the queue acknowledges it.
+//! sent (its header chained and signed by the agent's key, see
+//! [`super::collector`]), with the collector's answer, before the queue
+//! acknowledges it. A replay therefore sends the same signed batch.
 //! Once the cause is fixed, `auditship deadletter replay` sends every letter
 //! again and deletes those the collector accepts. The collector keeps the
 //! `seq` range of a refused batch as a gap, so a replay is stored even

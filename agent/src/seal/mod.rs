@@ -260,7 +260,9 @@ impl Sealer {
 
     /// Appends the sealed `payload` (whose hash is `hash`, and whose `seq` is
     /// `writer.next_id()`) to the queue, and moves the head to it. On error
-    /// the head stays, and the caller may seal again.
+    /// the head stays, and the caller may seal again. Under
+    /// [`CHAIN_STREAM`] (heartbeats) `position` is ignored: the record's
+    /// position is the new head.
     pub fn append(
         &mut self,
         writer: &mut QueueWriter,
