@@ -442,9 +442,18 @@ fn every_kind_of_tampering_is_detected_and_the_record_named() {
             .expect("python3 runs (CI installs it)")
     };
     let good_py = python(&bundle);
-    assert!(good_py.status.success(), "{}", String::from_utf8_lossy(&good_py.stdout));
+    assert!(
+        good_py.status.success(),
+        "{}",
+        String::from_utf8_lossy(&good_py.stdout)
+    );
     let bad_py = python(&bad);
-    assert_eq!(bad_py.status.code(), Some(1), "{}", String::from_utf8_lossy(&bad_py.stdout));
+    assert_eq!(
+        bad_py.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&bad_py.stdout)
+    );
     let line = text
         .lines()
         .position(|l| l.contains("user42 from"))
