@@ -143,7 +143,7 @@ impl Log {
     fn new(records: Vec<Record>) -> Log {
         let mut tree = MemoryTree::new();
         for r in &records {
-            tree.push(merkle::leaf_hash(r.sealed.as_bytes()));
+            tree.push(seal::leaf_of_sealed(r.sealed.as_bytes()));
         }
         Log {
             records,

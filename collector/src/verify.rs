@@ -33,7 +33,7 @@ use std::path::Path;
 
 use auditship_core::checkpoint::SignedCheckpoint;
 use auditship_core::identity::PublicKey;
-use auditship_core::merkle::{self, Frontier};
+use auditship_core::merkle::Frontier;
 use auditship_core::wire::format_queue;
 use auditship_core::{hex, seal, Hash};
 
@@ -344,7 +344,7 @@ impl Walker {
             self.problem(at.clone(), what);
         }
         self.next_leaf = leaf.max(self.next_leaf) + 1;
-        let leaf_hash = merkle::leaf_hash(payload);
+        let leaf_hash = seal::leaf_of_sealed(payload);
         self.compare_tree(self.frontier.size(), &leaf_hash, &at);
         self.frontier.push(leaf_hash);
         match seal::unseal(payload) {

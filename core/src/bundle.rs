@@ -27,10 +27,12 @@
 //!    key (a file of 64 hex digits, see `identity`) over the bytes
 //!    `auditship_core::checkpoint` documents;
 //! 2. for each event line, takes `event` as UTF-8 bytes (exactly the bytes
-//!    the collector stored and hashed into its Merkle tree), computes the
-//!    leaf hash `SHA-256(0x00 ‖ bytes)`, and checks `proof` as an RFC 9162
-//!    inclusion proof of leaf `leaf_index` in a tree of `checkpoint.size`
-//!    leaves whose root is `checkpoint.root` (RFC 9162 §2.1.3.2);
+//!    the collector stored), checks its chain hash as in step 3, computes
+//!    the leaf hash `SHA-256(0x00 ‖ hash)` over the 32 raw bytes of the
+//!    event's `hash` (see `seal`, "Merkle leaves"), and checks `proof` as an
+//!    RFC 9162 inclusion proof of leaf `leaf_index` in a tree of
+//!    `checkpoint.size` leaves whose root is `checkpoint.root`
+//!    (RFC 9162 §2.1.3.2);
 //! 3. parses `event` as JSON, removes `hash` and `prev_hash`, encodes the
 //!    rest canonically (see `canonical`), and checks
 //!    `SHA-256(prev_hash bytes ‖ canonical) == hash` (see `seal`), and that
@@ -176,7 +178,7 @@ pub fn verify(text: &str, key: &PublicKey) -> Result<BundleSummary, BundleError>
             })
             .collect::<Result<_, _>>()?;
         merkle::verify_inclusion(
-            &merkle::leaf_hash(bytes),
+            &seal::leaf_of_sealed(bytes),
             entry.leaf_index,
             size,
             &proof,

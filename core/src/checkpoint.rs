@@ -24,7 +24,8 @@
 //! ```
 //!
 //! `root` is the RFC 9162 Merkle tree hash of the first `size` records of
-//! the log, in store order (see `merkle` in this crate); for `size` 0 it is
+//! the log, in store order (leaves as `seal` defines them, hashing as in
+//! `merkle`); for `size` 0 it is
 //! SHA-256 of the empty string. `key_id` names the key (see
 //! [`crate::identity`]) and is not signed: a verifier trusts the key it was
 //! given, never one a checkpoint points to. The origin must not contain a

@@ -35,6 +35,20 @@
 //! `prev_hash`, re-encodes the rest canonically (see `canonical`) and
 //! compares `SHA-256(bytes.fromhex(prev_hash) + canonical)` with `hash`.
 //!
+//! # Merkle leaves
+//!
+//! In the collector's Merkle log (RFC 9162), the leaf input of a stored
+//! event is its chain hash, the 32 raw bytes of `hash`:
+//!
+//! ```text
+//! leaf_hash(e) = SHA-256( 0x00 ‖ hash(e) )
+//! ```
+//!
+//! The chain hash already commits to every byte of the sealed form (the
+//! canonical bytes and `prev_hash`), so hashing it again costs one SHA-256
+//! block instead of another pass over the whole event. A verifier must
+//! recompute `hash` from the event (above) before it trusts the leaf.
+//!
 //! # Batch signatures
 //!
 //! A wire batch (see [`crate::wire`]) carries the chain hash before its
@@ -94,6 +108,22 @@ fn append_suffix(out: &mut Vec<u8>, hash: &Hash, prev: &Hash) {
     out.extend_from_slice(b"\",\"prev_hash\":\"");
     hex::encode_into(prev, out);
     out.extend_from_slice(b"\"}");
+}
+
+/// The Merkle leaf hash of an event with chain hash `hash` (see the
+/// module docs).
+pub fn leaf_of_hash(hash: &Hash) -> Hash {
+    crate::merkle::leaf_hash(hash)
+}
+
+/// The Merkle leaf hash of a stored sealed line: that of its `hash` field.
+/// Bytes that are not a sealed line (never written by a collector) hash as
+/// themselves, so that they still count as a leaf and change the root.
+pub fn leaf_of_sealed(line: &[u8]) -> Hash {
+    match unseal(line) {
+        Some(u) => leaf_of_hash(&u.hash),
+        None => crate::merkle::leaf_hash(line),
+    }
 }
 
 /// A sealed line taken apart.

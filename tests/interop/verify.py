@@ -236,9 +236,10 @@ def check_event(line_no, text, size, state):
     sealed = canon[:-1] + b',"hash":"%s","prev_hash":"%s"}' % (ev["hash"].encode(), ev["prev_hash"].encode())
     need(stored == sealed, line_no, "event bytes are not the sealed canonical form of the event", ident)
 
-    # bundle.rs step 2: the stored bytes are a leaf of the checkpoint's tree.
+    # bundle.rs step 2: the event is a leaf of the checkpoint's tree; the
+    # leaf input is its (just recomputed) chain hash (seal.rs, "Merkle leaves").
     path = [bytes.fromhex(p) for p in e["proof"]]
-    got = inclusion_root(leaf, size, leaf_hash(stored), path)
+    got = inclusion_root(leaf, size, leaf_hash(bytes.fromhex(ev["hash"])), path)
     need(got is not None, line_no, f"inclusion proof has the wrong length for leaf {leaf} of {size}", ident)
     need(got == state["root"], line_no, "inclusion proof does not lead to the checkpoint's root", ident)
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use auditship_core::wire::{self, IngestAck};
-use auditship_core::{hex, merkle, seal, Hash, Timestamp};
+use auditship_core::{hex, seal, Hash, Timestamp};
 use tokio::sync::oneshot;
 
 use super::own::OwnChain;
@@ -158,7 +158,7 @@ impl Committer {
                     ));
                 }
                 next += 1;
-                buf.push(merkle::leaf_hash(payload));
+                buf.push(seal::leaf_of_sealed(payload));
                 if buf.len() == buf.capacity() {
                     flush(&mut buf)?;
                 }

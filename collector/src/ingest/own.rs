@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use auditship_core::{canonical, merkle, seal, Hash, Timestamp};
+use auditship_core::{canonical, seal, Hash, Timestamp};
 
 use crate::integrity::{Finding, COLLECTOR_AGENT};
 use crate::store::{IndexKey, NewEvent, StoreError, StoreWriter, Watermark};
@@ -69,6 +69,6 @@ impl OwnChain {
             },
         };
         store.append(COLLECTOR_AGENT, self.queue, &[new])?;
-        Ok(merkle::leaf_hash(&payload))
+        Ok(seal::leaf_of_hash(&hash))
     }
 }

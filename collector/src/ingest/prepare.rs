@@ -13,7 +13,7 @@ use std::net::IpAddr;
 
 use auditship_core::identity::PublicKey;
 use auditship_core::wire::{self, WireError};
-use auditship_core::{merkle, seal, Hash};
+use auditship_core::{seal, Hash};
 
 use crate::store::{IndexKey, NewEvent};
 
@@ -95,7 +95,7 @@ impl PreparedBatch {
             events.push(Prepared {
                 seq: e.seq,
                 hash: e.hash,
-                leaf: merkle::leaf_hash(&sealed[start..]),
+                leaf: seal::leaf_of_hash(&e.hash),
                 payload: (start as u32, (sealed.len() - start) as u32),
                 ts: view.time_millis(),
                 src_ip: view.src_ip,

@@ -236,7 +236,7 @@ fn stored_events_are_sealed_and_every_stored_record_is_a_merkle_leaf_under_a_sig
     let mut tree = auditship_core::merkle::MemoryTree::new();
     r.reader
         .for_each_from(0, &mut |_, p| {
-            tree.push(auditship_core::merkle::leaf_hash(p));
+            tree.push(seal::leaf_of_sealed(p));
             Ok(())
         })
         .unwrap();
