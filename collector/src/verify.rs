@@ -191,6 +191,8 @@ pub fn verify_store(
         last_good: (0, None),
         first_diff: None,
         tree_leaves,
+        tree_buf: Vec::new(),
+        tree_from: 0,
         bytes_done: 0,
     };
     if let Some(list) = v.pending.remove(&0) {
@@ -230,6 +232,18 @@ pub fn verify_store(
     Ok(v.report)
 }
 
+/// Reads as much of `buf` as the file has at `offset`.
+fn read_up_to(f: &File, buf: &mut [u8], offset: u64) -> usize {
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read_at(&mut buf[n..], offset + n as u64) {
+            Ok(0) | Err(_) => break,
+            Ok(k) => n += k,
+        }
+    }
+    n
+}
+
 fn dir_bytes(dir: &Path) -> u64 {
     std::fs::read_dir(dir)
         .map(|rd| {
@@ -253,6 +267,9 @@ struct Walker {
     /// First record whose leaf hash differs from the collector's Merkle log.
     first_diff: Option<Location>,
     tree_leaves: Option<File>,
+    /// A window of the collector's leaf file: leaf hashes from `tree_from`.
+    tree_buf: Vec<u8>,
+    tree_from: u64,
     bytes_done: u64,
 }
 
@@ -344,10 +361,14 @@ impl Walker {
             self.problem(at.clone(), what);
         }
         self.next_leaf = leaf.max(self.next_leaf) + 1;
-        let leaf_hash = seal::leaf_of_sealed(payload);
+        let unsealed = seal::unseal(payload);
+        let leaf_hash = match &unsealed {
+            Some(u) => seal::leaf_of_hash(&u.hash),
+            None => seal::leaf_of_sealed(payload),
+        };
         self.compare_tree(self.frontier.size(), &leaf_hash, &at);
         self.frontier.push(leaf_hash);
-        match seal::unseal(payload) {
+        match unsealed {
             None => self.problem(at.clone(), "the stored event has no chain fields".into()),
             Some(u) if !u.is_intact() => self.problem(
                 at.clone(),
@@ -384,8 +405,21 @@ impl Walker {
         if self.first_diff.is_some() {
             return;
         }
-        let mut stored = [0u8; 32];
-        if f.read_exact_at(&mut stored, index * 32).is_ok() && &stored != leaf {
+        let in_window = |s: &Self| {
+            index >= s.tree_from && (index - s.tree_from + 1) * 32 <= s.tree_buf.len() as u64
+        };
+        if !in_window(self) {
+            // Read the leaf file in 64 KiB windows, not 32 bytes a record.
+            self.tree_buf.resize(64 << 10, 0);
+            let n = read_up_to(f, &mut self.tree_buf, index * 32);
+            self.tree_buf.truncate(n - n % 32);
+            self.tree_from = index;
+            if !in_window(self) {
+                return; // the collector's tree is shorter: nothing to compare
+            }
+        }
+        let at_byte = ((index - self.tree_from) * 32) as usize;
+        if &self.tree_buf[at_byte..at_byte + 32] != leaf {
             self.first_diff = Some(at.clone());
         }
     }
