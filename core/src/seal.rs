@@ -161,6 +161,22 @@ impl Unsealed<'_> {
     }
 }
 
+/// The `hash` and `prev_hash` of a sealed line as their 64 hex digits,
+/// checking the suffix's shape but not decoding the digits (the agent's
+/// output compares neighbours' links for every event and decodes only the
+/// two it signs). `None` when the line does not end in the suffix.
+pub fn suffix_hex(line: &[u8]) -> Option<(&[u8], &[u8])> {
+    if line.len() < SUFFIX_LEN + 2 {
+        return None;
+    }
+    let suffix = &line[line.len() - SUFFIX_LEN..];
+    let rest = suffix.strip_prefix(b",\"hash\":\"")?;
+    let (hash, rest) = rest.split_at(64);
+    let rest = rest.strip_prefix(b"\",\"prev_hash\":\"")?;
+    let (prev, rest) = rest.split_at(64);
+    (rest == b"\"}").then_some((hash, prev))
+}
+
 /// Splits a sealed line into the canonical head and its two hashes, or
 /// `None` when the line does not end in a well-formed suffix.
 pub fn unseal(line: &[u8]) -> Option<Unsealed<'_>> {

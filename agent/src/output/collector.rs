@@ -281,7 +281,10 @@ impl CollectorOutput {
     }
 
     /// The signed header of `part`, whose chain links are `links`.
-    fn header(&self, part: &Batch, links: &[Link]) -> BatchHeader {
+    fn header(&self, part: &Batch, links: &[Link<'_>]) -> Result<BatchHeader, OutputError> {
+        let ends = link_hash(links.first().expect("non-empty batch").prev)
+            .and_then(|p| Ok((p, link_hash(links.last().expect("non-empty batch").hash)?)))
+            .map_err(|m| self.unavailable(m, None))?;
         let mut h = BatchHeader {
             auditship_batch: wire::WIRE_VERSION,
             agent_id: self.agent_id.clone(),
@@ -289,13 +292,13 @@ impl CollectorOutput {
             first: part.covers_from(),
             last: part.last_id().expect("non-empty batch"),
             events: part.len() as u64,
-            prev_hash: hex::encode(&links.first().expect("non-empty batch").prev),
-            last_hash: hex::encode(&links.last().expect("non-empty batch").hash),
+            prev_hash: hex::encode(&ends.0),
+            last_hash: hex::encode(&ends.1),
             key: String::new(),
             sig: String::new(),
         };
         h.sign(&self.identity);
-        h
+        Ok(h)
     }
 
     /// The request body: the header, then each event's canonical bytes.
@@ -342,7 +345,7 @@ impl CollectorOutput {
                 // the ids before it may have been lost events.
                 part.to_mut().cover_from_first();
             }
-            let header = self.header(&part, &links[at..at + n]);
+            let header = self.header(&part, &links[at..at + n])?;
             let body = self.encode(&header, &part);
             at += n;
             if let Some((sent, prev, prev_header)) = in_flight.take() {
@@ -361,7 +364,7 @@ impl CollectorOutput {
     /// How many leading events of `batch` go into the next request: at most
     /// `max_request_events`, at most `max_bytes` of payload (at least one),
     /// and none past a break in the chain.
-    fn part_len(&self, batch: &Batch, links: &[Link], from: usize) -> usize {
+    fn part_len(&self, batch: &Batch, links: &[Link<'_>], from: usize) -> usize {
         let mut bytes = 0;
         let mut n = 0;
         for (_, p) in batch.iter().skip(from).take(self.max_request_events) {
@@ -381,7 +384,7 @@ impl CollectorOutput {
         if self.part_len(part, &links, 0) < part.len() {
             return self.deliver_parts(part);
         }
-        let header = self.header(part, &links);
+        let header = self.header(part, &links)?;
         let body = self.encode(&header, part);
         let answer = self.answer(self.send(body), part.len());
         self.settle(answer, part, &header)
@@ -446,23 +449,30 @@ impl CollectorOutput {
     }
 }
 
-/// One event's place in the chain.
+/// One event's place in the chain: its `prev_hash` and `hash` as the hex
+/// digits in the sealed line (compared as bytes; only the two a header
+/// carries are decoded).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Link {
-    prev: Hash,
-    hash: Hash,
+struct Link<'a> {
+    prev: &'a [u8],
+    hash: &'a [u8],
+}
+
+/// Decodes a link's hex digits.
+fn link_hash(hex_digits: &[u8]) -> Result<Hash, String> {
+    std::str::from_utf8(hex_digits)
+        .ok()
+        .and_then(hex::decode_hash)
+        .ok_or_else(|| "a queue record's chain hash is not 64 hex digits".to_string())
 }
 
 /// The chain links of every event of `batch`, or which record is not sealed.
-fn links(batch: &Batch) -> Result<Vec<Link>, String> {
+fn links(batch: &Batch) -> Result<Vec<Link<'_>>, String> {
     batch
         .iter()
         .map(|(id, p)| {
-            seal::unseal(p)
-                .map(|u| Link {
-                    prev: u.prev,
-                    hash: u.hash,
-                })
+            seal::suffix_hex(p)
+                .map(|(hash, prev)| Link { prev, hash })
                 .ok_or_else(|| {
                     format!(
                         "queue record {id} is not in the sealed form (written by an agent \
