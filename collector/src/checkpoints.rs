@@ -1,6 +1,6 @@
 //! Signed checkpoints of the Merkle log, written every `interval` or every
-//! `every` records, whichever comes first, and published at
-//! `GET /v1/checkpoint`.
+//! `every` records, whichever comes first, and once more when the collector
+//! stops cleanly; published at `GET /v1/checkpoint`.
 //!
 //! # On disk
 //!

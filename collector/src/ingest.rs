@@ -209,6 +209,8 @@ pub fn start(parts: Parts, views: Views) -> (IngestHandle, std::thread::JoinHand
             let mut c = group::Committer::new(parts, views, s);
             c.catch_up();
             commit_loop(&mut c, rx);
+            // A clean stop signs what arrived since the last checkpoint.
+            c.final_checkpoint();
         })
         .expect("spawning the commit thread");
     (IngestHandle { tx, stats }, thread)

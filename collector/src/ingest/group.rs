@@ -169,6 +169,16 @@ impl Committer {
         Ok(())
     }
 
+    /// Signs a checkpoint of everything stored, if the last one is older.
+    pub fn final_checkpoint(&mut self) {
+        if !self.merkle_behind && self.merkle.size() > self.checkpoints.last_size() {
+            let (size, root) = (self.merkle.size(), self.merkle.root());
+            if let Err(e) = self.checkpoints.sign(size, &root) {
+                tracing::error!(error = %e, "cannot write the final checkpoint");
+            }
+        }
+    }
+
     fn maybe_checkpoint(&mut self) {
         if self.merkle_behind || !self.checkpoints.due(self.merkle.size()) {
             return;
