@@ -10,30 +10,9 @@ use std::time::Duration;
 use common::*;
 
 fn integrity_actions(url: &str) -> Vec<String> {
-    let out = Command::new(env!("CARGO_BIN_EXE_auditship"))
-        .args([
-            "query",
-            "--url",
-            url,
-            "--token",
-            READER_TOKEN,
-            "--all",
-            "--format",
-            "ndjson",
-        ])
-        .args(["--category", "integrity", "--limit", "10000"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut v: Vec<String> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+    let mut v: Vec<String> = stored_events(url, &["--category", "integrity"])
+        .iter()
+        .map(|v| {
             format!(
                 "{}:{}",
                 v["agent_id"].as_str().unwrap(),
@@ -114,22 +93,7 @@ fn heartbeats_keep_an_idle_agent_alive_and_a_dead_one_is_reported_silent_then_re
         .count();
     assert_eq!(silent, 1, "reported once");
     // Wait for a checkpoint that covers every record, then stop and verify.
-    wait_for(
-        "a checkpoint covering everything",
-        Duration::from_secs(20),
-        || {
-            let cp = http_get(port, "/v1/checkpoint");
-            let st = http_get(port, "/v1/stats");
-            match (cp, st) {
-                (Some((200, cp)), Some((200, st))) => {
-                    let cp: serde_json::Value = serde_json::from_str(&cp).unwrap();
-                    let st: serde_json::Value = serde_json::from_str(&st).unwrap();
-                    cp["size"] == st["store"]["events"]
-                }
-                _ => false,
-            }
-        },
-    );
+    wait_for_checkpoint_of_everything(port);
     assert_eq!(agent.term(), 0);
     assert_eq!(collector.term(), 0);
     let data = dir.path().join("collector-data");

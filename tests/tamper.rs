@@ -205,22 +205,7 @@ fn every_kind_of_tampering_is_detected_and_the_record_named() {
         stored_count(port) >= LINES as u64
     });
     // A checkpoint that covers every record, then a bundle against it.
-    wait_for(
-        "a checkpoint covering everything",
-        Duration::from_secs(20),
-        || {
-            let cp = http_get(port, "/v1/checkpoint");
-            let stats = http_get(port, "/v1/stats");
-            match (cp, stats) {
-                (Some((200, cp)), Some((200, st))) => {
-                    let cp: serde_json::Value = serde_json::from_str(&cp).unwrap();
-                    let st: serde_json::Value = serde_json::from_str(&st).unwrap();
-                    cp["size"] == st["store"]["events"]
-                }
-                _ => false,
-            }
-        },
-    );
+    wait_for_checkpoint_of_everything(port);
     let bundle = dir.path().join("bundle.ndjson");
     let out = Command::new(env!("CARGO_BIN_EXE_auditship"))
         .args([

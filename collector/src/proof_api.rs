@@ -27,17 +27,7 @@ use crate::server::{error, AppState};
 /// Checks for any valid token.
 #[allow(clippy::result_large_err)]
 fn require_any<B>(st: &AppState, req: &Request<B>) -> Result<(), Response> {
-    let auth = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    match st.tokens().check(auth) {
-        None => Err(error(
-            StatusCode::UNAUTHORIZED,
-            "missing or unknown bearer token",
-        )),
-        Some(_) => Ok(()),
-    }
+    crate::query_api::require_token(st, req).map(|_| ())
 }
 
 #[allow(clippy::result_large_err)]

@@ -30,6 +30,7 @@ use axum::extract::{Query as Params, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
+use crate::auth::Grant;
 use crate::config::Role;
 use crate::server::{error, AppState};
 use crate::store::{Cursor, Query};
@@ -40,24 +41,30 @@ pub const NEXT_CURSOR: &str = "x-next-cursor";
 /// Largest page.
 pub const MAX_LIMIT: usize = 10_000;
 
-/// Checks for a reader token; the error is the response to send.
+/// Checks for any valid token; the error (401) is the response to send.
 #[allow(clippy::result_large_err)]
-pub(crate) fn require_reader<B>(st: &AppState, req: &Request<B>) -> Result<(), Response> {
+pub(crate) fn require_token<B>(st: &AppState, req: &Request<B>) -> Result<Grant, Response> {
     let auth = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    match st.tokens().check(auth) {
-        None => Err(error(
-            StatusCode::UNAUTHORIZED,
-            "missing or unknown bearer token",
-        )),
-        Some(g) if g.role != Role::Reader => Err(error(
+    st.tokens()
+        .check(auth)
+        .cloned()
+        .ok_or_else(|| error(StatusCode::UNAUTHORIZED, "missing or unknown bearer token"))
+}
+
+/// Checks for a reader token; the error (401, 403) is the response to send.
+#[allow(clippy::result_large_err)]
+pub(crate) fn require_reader<B>(st: &AppState, req: &Request<B>) -> Result<(), Response> {
+    let g = require_token(st, req)?;
+    if g.role != Role::Reader {
+        return Err(error(
             StatusCode::FORBIDDEN,
             format!("token {:?} may not read events", g.name),
-        )),
-        Some(_) => Ok(()),
+        ));
     }
+    Ok(())
 }
 
 /// The handler.

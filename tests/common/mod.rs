@@ -178,6 +178,17 @@ backoff_max = "1s"
 /// Every stored event's `raw`, by querying the collector with the real CLI
 /// (`auditship query --all`), plus extra CLI args such as `--ca-file`.
 pub fn stored_raws(url: &str, extra: &[&str]) -> Vec<String> {
+    stored_events(url, extra)
+        .into_iter()
+        // The collector's own integrity events, unless asked for.
+        .filter(|v| v["agent_id"] != "@collector" || extra.contains(&"integrity"))
+        .map(|v| v["raw"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Every stored event matching the query arguments `extra`, newest first,
+/// through `auditship query --all`.
+pub fn stored_events(url: &str, extra: &[&str]) -> Vec<serde_json::Value> {
     let out = Command::new(env!("CARGO_BIN_EXE_auditship"))
         .args([
             "query",
@@ -202,16 +213,7 @@ pub fn stored_raws(url: &str, extra: &[&str]) -> Vec<String> {
     String::from_utf8(out.stdout)
         .unwrap()
         .lines()
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            (
-                v["agent_id"].clone(),
-                v["raw"].as_str().unwrap().to_string(),
-            )
-        })
-        // The collector's own integrity events, unless asked for.
-        .filter(|(agent, _)| agent != "@collector" || extra.contains(&"integrity"))
-        .map(|(_, raw)| raw)
+        .map(|l| serde_json::from_str(l).unwrap())
         .collect()
 }
 
@@ -234,6 +236,27 @@ pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
 
 /// How many events the collector holds (cheap check while waiting), over
 /// plain HTTP; 0 while it is down.
+/// Waits until the collector's latest signed checkpoint covers every
+/// record its store holds.
+pub fn wait_for_checkpoint_of_everything(port: u16) {
+    wait_for(
+        "a checkpoint covering everything",
+        Duration::from_secs(20),
+        || {
+            let cp = http_get(port, "/v1/checkpoint");
+            let st = http_get(port, "/v1/stats");
+            match (cp, st) {
+                (Some((200, cp)), Some((200, st))) => {
+                    let cp: serde_json::Value = serde_json::from_str(&cp).unwrap();
+                    let st: serde_json::Value = serde_json::from_str(&st).unwrap();
+                    cp["size"] == st["store"]["events"]
+                }
+                _ => false,
+            }
+        },
+    );
+}
+
 /// Events agents sent that the collector stored (its own integrity
 /// events not counted).
 pub fn stored_count(port: u16) -> u64 {
