@@ -205,13 +205,8 @@ fn crash_test_every_line_exactly_once_across_kills_and_rotations() {
         "",
     );
     let agent_log = tmp.path().join("agent.log");
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-        | 1;
-    eprintln!("crash test seed {seed}");
-    let mut rng = Rng(seed);
+    let mut rng = Rng::from_clock("crash test");
+    let seed = rng.0;
     let writer = {
         let logs = logs.clone();
         std::thread::spawn(move || writer(logs))
@@ -577,13 +572,8 @@ fn the_hash_chain_is_unbroken_across_sigkills_rotations_and_heartbeats() {
         "heartbeat = \"1s\"\n[queue]\nmax_bytes = \"8MiB\"\nsegment_bytes = \"2MiB\"",
     );
     let log = tmp.path().join("agent.log");
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-        | 1;
-    eprintln!("chain crash test seed {seed}");
-    let mut rng = Rng(seed);
+    let mut rng = Rng::from_clock("chain crash test");
+    let seed = rng.0;
     let file = logs.join("app.log");
     let mut agent = Agent::start(&cfg, &log);
     let mut n = 0;

@@ -82,6 +82,18 @@ pub fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
 pub struct Rng(pub u64);
 
 impl Rng {
+    /// Seeded from the clock; the seed is printed (named `what`) so that a
+    /// failing run can be repeated.
+    pub fn from_clock(what: &str) -> Rng {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64
+            | 1;
+        eprintln!("{what} seed {seed}");
+        Rng(seed)
+    }
+
     pub fn next(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
