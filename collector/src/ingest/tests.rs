@@ -79,6 +79,7 @@ impl TestAgent {
 
 struct Rig {
     dir: tempfile::TempDir,
+    thread: Option<std::thread::JoinHandle<()>>,
     handle: IngestHandle,
     reader: Arc<dyn StoreReader>,
     views: Views,
@@ -86,7 +87,15 @@ struct Rig {
 }
 
 fn rig_with(mode: Mode, configured: HashMap<String, auditship_core::identity::PublicKey>) -> Rig {
-    let dir = tempfile::tempdir().unwrap();
+    rig_in(tempfile::tempdir().unwrap(), mode, configured)
+}
+
+/// A rig over an existing directory (a restart).
+fn rig_in(
+    dir: tempfile::TempDir,
+    mode: Mode,
+    configured: HashMap<String, auditship_core::identity::PublicKey>,
+) -> Rig {
     let (writer, reader, _) = segments::open(SegmentConfig {
         dir: dir.path().join("store"),
         segment_bytes: 1 << 20,
@@ -113,9 +122,10 @@ fn rig_with(mode: Mode, configured: HashMap<String, auditship_core::identity::Pu
         silent_after: Duration::from_secs(300),
         host: "collector-test".into(),
     };
-    let (handle, _thread) = start(parts, views.clone());
+    let (handle, thread) = start(parts, views.clone());
     Rig {
         dir,
+        thread: Some(thread),
         handle,
         reader,
         views,
@@ -132,6 +142,15 @@ fn rig() -> Rig {
 }
 
 impl Rig {
+    /// Stops the commit thread (a clean stop) and hands the directory back.
+    fn stop(mut self) -> tempfile::TempDir {
+        let thread = self.thread.take().unwrap();
+        let Rig { dir, handle, .. } = self;
+        drop(handle);
+        thread.join().unwrap();
+        dir
+    }
+
     fn try_send(&self, body: Vec<u8>) -> Result<IngestAck, IngestError> {
         let b = PreparedBatch::prepare(body).unwrap();
         self.rt.block_on(self.handle.submit(b))
@@ -415,4 +434,53 @@ fn an_agent_that_stops_sending_is_reported_silent_once() {
     assert_eq!(found[..2], ["agent_key_pinned", "agent_silent"]);
     assert_eq!(found.len(), 3, "{found:?}");
     assert_eq!(found[2], "agent_resumed", "a later batch resumes the agent");
+}
+
+#[test]
+fn a_merkle_log_that_lost_its_tail_is_rebuilt_from_the_store_at_start() {
+    // The Merkle log is written without fsync: a power loss can cut its
+    // files. The store is the truth; the next start must rebuild the lost
+    // leaves, or proofs and checkpoints would disagree with the store.
+    let r = rig();
+    let mut a = TestAgent::new("a", 1);
+    for b in 0..5u64 {
+        let seqs: Vec<u64> = (b * 10 + 1..=b * 10 + 10).collect();
+        r.send(a.batch(1, seqs[0], &seqs));
+    }
+    let dir = r.stop();
+    let level0 = dir.path().join("merkle").join("level-00.bin");
+    let full = std::fs::metadata(&level0).unwrap().len();
+    assert_eq!(full, 51 * 32, "50 events and the pin");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&level0)
+        .unwrap()
+        .set_len(7 * 32 + 5)
+        .unwrap();
+    let r = rig_in(dir, Mode::Tofu, HashMap::new());
+    // A batch is a barrier: the start-up catch-up has run.
+    r.send(a.batch(1, 51, &[51]));
+    let dir = r.stop();
+    let mut tree = auditship_core::merkle::MemoryTree::new();
+    let (_, reader, _) = segments::open(SegmentConfig {
+        dir: dir.path().join("store"),
+        segment_bytes: 1 << 20,
+    })
+    .unwrap();
+    reader
+        .for_each_from(0, &mut |_, p| {
+            tree.push(seal::leaf_of_sealed(p));
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(tree.size(), 52);
+    let log = MerkleLog::open(dir.path().join("merkle")).unwrap();
+    assert_eq!(log.size(), 52);
+    assert_eq!(log.root(), tree.root());
+    let cps = checkpoints::read_all(&dir.path().join("checkpoints.ndjson")).unwrap();
+    let last = &cps.last().unwrap().0;
+    assert_eq!(
+        (last.size, last.root.clone()),
+        (52, hex::encode(&tree.root()))
+    );
 }
