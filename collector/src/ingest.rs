@@ -70,6 +70,10 @@ use crate::store::{StoreError, StoreReader, StoreWriter};
 /// Most batches one commit takes.
 const GROUP_MAX: usize = 512;
 
+/// How long a pipelined batch whose predecessor has not arrived is held
+/// before it is answered 409 (the agent then sends it again, alone).
+const HOLD: Duration = Duration::from_secs(2);
+
 /// Why a batch was not stored.
 #[derive(Clone, Debug, thiserror::Error)]
 pub enum IngestError {
@@ -83,7 +87,10 @@ pub enum IngestError {
     },
     /// The batch failed verification; an integrity event records it.
     /// Retrying the same bytes cannot succeed (status 422), or cannot until
-    /// an operator acts (403: enrol the agent).
+    /// an operator acts (403: enrol the agent). Also 409: a pipelined
+    /// batch whose predecessor did not arrive in time (not recorded: the
+    /// agent sends it again, not pipelined, and only then can it open a
+    /// gap).
     #[error("{message}")]
     Refused {
         /// HTTP status to answer.
@@ -217,6 +224,8 @@ pub fn start(parts: Parts, views: Views) -> (IngestHandle, std::thread::JoinHand
 }
 
 fn commit_loop(c: &mut group::Committer, mut rx: mpsc::Receiver<Job>) {
+    // Pipelined batches waiting for their predecessor, with their arrival.
+    let mut held: Vec<(PreparedBatch, group::Reply, Instant)> = Vec::new();
     while let Some(first) = rx.blocking_recv() {
         let mut jobs = vec![first];
         while jobs.len() < GROUP_MAX {
@@ -225,21 +234,51 @@ fn commit_loop(c: &mut group::Committer, mut rx: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        let mut group = Vec::with_capacity(jobs.len());
+        let arrived = Instant::now();
+        let mut group: Vec<(PreparedBatch, group::Reply, Instant)> = std::mem::take(&mut held);
         let mut tick = None;
         for j in jobs {
             match j {
-                Job::Batch { batch, reply } => group.push((*batch, reply)),
+                Job::Batch { batch, reply } => group.push((*batch, reply, arrived)),
                 Job::Tick(now) => tick = Some(now),
             }
         }
-        let now = tick.unwrap_or_else(Instant::now);
-        let outcomes = c.commit_group(&group, now, tick.is_some());
-        let ok = outcomes.iter().filter(|o| o.is_ok()).count() as u64;
-        c.stats.batches.fetch_add(ok, Ordering::Relaxed);
-        for ((_, reply), outcome) in group.into_iter().zip(outcomes) {
-            let _ = reply.send(outcome);
+        let now = tick.unwrap_or(arrived);
+        // A pipelined batch held past HOLD is answered 409 now.
+        let (expired, group): (Vec<_>, Vec<_>) = group
+            .into_iter()
+            .partition(|(_, _, at)| arrived.saturating_duration_since(*at) > HOLD);
+        for (b, reply, _) in expired {
+            let _ = reply.send(Err(IngestError::Refused {
+                status: 409,
+                message: format!(
+                    "batch {}..={} of agent {} was sent pipelined and its predecessor did not arrive; send it again",
+                    b.first, b.last, b.agent_id
+                ),
+            }));
         }
+        let (batches, meta): (Vec<_>, Vec<_>) =
+            group.into_iter().map(|(b, r, at)| ((b, r), at)).unzip();
+        let outcomes = c.commit_group(&batches, now, tick.is_some());
+        let ok = outcomes.iter().filter(|o| matches!(o, Some(Ok(_)))).count() as u64;
+        c.stats.batches.fetch_add(ok, Ordering::Relaxed);
+        for (((b, reply), at), outcome) in batches.into_iter().zip(meta).zip(outcomes) {
+            match outcome {
+                Some(o) => {
+                    let _ = reply.send(o);
+                }
+                None => held.push((b, reply, at)),
+            }
+        }
+    }
+    for (b, reply, _) in held {
+        let _ = reply.send(Err(IngestError::Refused {
+            status: 409,
+            message: format!(
+                "the collector stopped before batch {}..={} could be stored in order",
+                b.first, b.last
+            ),
+        }));
     }
 }
 

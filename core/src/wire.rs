@@ -21,6 +21,8 @@
 //!                each with "seq" and "agent_id"; `events` lines in all
 //! ```
 //!
+//! * `pipelined` (optional, default false) marks a batch sent before the
+//!   answer to the agent's previous one; see [`BatchHeader::pipelined`].
 //! * `prev_hash` is the agent's chain hash before the first event of the
 //!   batch, `last_hash` the chain hash of its last event, and `sig` the
 //!   agent's Ed25519 signature of [`crate::seal::batch_message`] over the
@@ -93,6 +95,13 @@ pub struct BatchHeader {
     pub key: String,
     /// Ed25519 signature of the batch message (hex).
     pub sig: String,
+    /// Sent while the agent's previous request is still unanswered: if its
+    /// predecessor has not arrived, the collector holds it briefly rather
+    /// than record a gap, and answers 409 when the predecessor does not
+    /// come (the agent then sends it again, not pipelined). Not signed: it
+    /// only affects scheduling.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pipelined: bool,
 }
 
 impl BatchHeader {

@@ -403,6 +403,7 @@ impl BatchWriter {
             last_hash: hex::encode(&self.head),
             key: String::new(),
             sig: String::new(),
+            pipelined: false,
         };
         header.sign(&self.key);
         wire::encode(&header, &events, None)

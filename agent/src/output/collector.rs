@@ -51,6 +51,7 @@
 //! handle.
 
 use std::borrow::Cow;
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -156,9 +157,17 @@ enum Answer {
         after: Option<Duration>,
     },
     Auth(String),
+    /// 409 to a pipelined request: its predecessor never reached the
+    /// collector (it was refused, or its request failed); send it again,
+    /// not pipelined.
+    OutOfOrder,
     TooLarge(Rejection),
     Rejected(Rejection),
 }
+
+/// Requests one output keeps in flight: while the collector stores one
+/// batch, the next is already on its way (marked `pipelined`).
+const IN_FLIGHT: usize = 2;
 
 impl CollectorOutput {
     /// Builds the client (reads the token, CA and client certificate).
@@ -239,7 +248,7 @@ impl CollectorOutput {
     }
 
     /// Waits for a request and classifies its answer.
-    fn answer(&self, sent: Sent, events: usize) -> Answer {
+    fn answer(&self, sent: Sent, events: usize, pipelined: bool) -> Answer {
         let result = self
             .handle
             .block_on(sent.task)
@@ -275,13 +284,19 @@ impl CollectorOutput {
                 after: retry_after,
             },
             401 | 403 => Answer::Auth(format!("{url}: {code}: {}", text.trim())),
+            409 if pipelined => Answer::OutOfOrder,
             413 => Answer::TooLarge(rejection),
             _ => Answer::Rejected(rejection),
         }
     }
 
     /// The signed header of `part`, whose chain links are `links`.
-    fn header(&self, part: &Batch, links: &[Link<'_>]) -> Result<BatchHeader, OutputError> {
+    fn header(
+        &self,
+        part: &Batch,
+        links: &[Link<'_>],
+        pipelined: bool,
+    ) -> Result<BatchHeader, OutputError> {
         let ends = link_hash(links.first().expect("non-empty batch").prev)
             .and_then(|p| Ok((p, link_hash(links.last().expect("non-empty batch").hash)?)))
             .map_err(|m| self.unavailable(m, None))?;
@@ -296,6 +311,7 @@ impl CollectorOutput {
             last_hash: hex::encode(&ends.1),
             key: String::new(),
             sig: String::new(),
+            pipelined,
         };
         h.sign(&self.identity);
         Ok(h)
@@ -324,13 +340,15 @@ impl CollectorOutput {
     }
 
     /// Delivers a batch as requests of at most `max_request_events`
-    /// events, in order. While one request is in flight the next part is
-    /// compressed, so the agent's gzip and the collector's work overlap;
-    /// the next request is sent only after the previous one's answer, so
-    /// the collector sees this agent's `seq` in order.
+    /// events, in order. Up to [`IN_FLIGHT`] requests are on their way at
+    /// once, and the next part is compressed while they are, so the
+    /// agent's gzip, the network and the collector's work overlap. Every
+    /// request after the first is marked `pipelined`: the collector stores
+    /// an agent's batches in `seq` order, holding one whose predecessor is
+    /// still on its way. Answers are settled in order.
     fn deliver_parts(&mut self, batch: &Batch) -> Result<(), OutputError> {
         let links = links(batch).map_err(|m| self.unavailable(m, None))?;
-        let mut in_flight: Option<(Sent, Cow<'_, Batch>, BatchHeader)> = None;
+        let mut in_flight: VecDeque<(Sent, Cow<'_, Batch>, BatchHeader)> = VecDeque::new();
         let mut at = 0;
         while at < batch.len() {
             let n = self.part_len(batch, &links, at);
@@ -345,20 +363,41 @@ impl CollectorOutput {
                 // the ids before it may have been lost events.
                 part.to_mut().cover_from_first();
             }
-            let header = self.header(&part, &links[at..at + n])?;
+            let pipelined = !in_flight.is_empty();
+            let header = self.header(&part, &links[at..at + n], pipelined)?;
             let body = self.encode(&header, &part);
             at += n;
-            if let Some((sent, prev, prev_header)) = in_flight.take() {
-                let answer = self.answer(sent, prev.len());
-                self.settle(answer, &prev, &prev_header)?;
+            if in_flight.len() == IN_FLIGHT {
+                if let Some((sent, prev, prev_header)) = in_flight.pop_front() {
+                    self.settle_sent(sent, &prev, &prev_header)?;
+                }
             }
-            in_flight = Some((self.send(body), part, header));
+            in_flight.push_back((self.send(body), part, header));
         }
-        if let Some((sent, prev, prev_header)) = in_flight {
-            let answer = self.answer(sent, prev.len());
-            self.settle(answer, &prev, &prev_header)?;
+        while let Some((sent, prev, prev_header)) = in_flight.pop_front() {
+            self.settle_sent(sent, &prev, &prev_header)?;
         }
         Ok(())
+    }
+
+    /// Waits for a request's answer and acts on it; a pipelined request
+    /// whose predecessor never arrived is sent again, alone.
+    fn settle_sent(
+        &mut self,
+        sent: Sent,
+        part: &Batch,
+        header: &BatchHeader,
+    ) -> Result<(), OutputError> {
+        match self.answer(sent, part.len(), header.pipelined) {
+            Answer::OutOfOrder => {
+                let mut alone = header.clone();
+                alone.pipelined = false;
+                let body = self.encode(&alone, part);
+                let answer = self.answer(self.send(body), part.len(), false);
+                self.settle(answer, part, &alone)
+            }
+            answer => self.settle(answer, part, header),
+        }
     }
 
     /// How many leading events of `batch` go into the next request: at most
@@ -384,9 +423,9 @@ impl CollectorOutput {
         if self.part_len(part, &links, 0) < part.len() {
             return self.deliver_parts(part);
         }
-        let header = self.header(part, &links)?;
+        let header = self.header(part, &links, false)?;
         let body = self.encode(&header, part);
-        let answer = self.answer(self.send(body), part.len());
+        let answer = self.answer(self.send(body), part.len(), false);
         self.settle(answer, part, &header)
     }
 
@@ -429,6 +468,10 @@ impl CollectorOutput {
                     None,
                 ))
             }
+            Answer::OutOfOrder => Err(self.unavailable(
+                "collector answered 409 to a request that was not pipelined".into(),
+                None,
+            )),
             Answer::TooLarge(_) if part.len() > 1 => {
                 self.max_request_events = (part.len() / 2).max(1);
                 tracing::warn!(output = %self.cfg.name, events = part.len(), now = self.max_request_events,

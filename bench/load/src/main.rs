@@ -100,6 +100,7 @@ fn main() {
                     last_hash: hex::encode(&chain),
                     key: String::new(),
                     sig: String::new(),
+                    pipelined: false,
                 };
                 header.sign(&key);
                 batch_prev = chain;

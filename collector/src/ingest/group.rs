@@ -20,12 +20,21 @@ use crate::liveness::Liveness;
 use crate::merkle_log::MerkleLog;
 use crate::store::{NewEvent, StoreError, StoreReader, StoreWriter, Watermark};
 
-type Reply = oneshot::Sender<Result<IngestAck, IngestError>>;
+/// Where a batch's answer goes.
+pub type Reply = oneshot::Sender<Result<IngestAck, IngestError>>;
 
 /// What a batch gets once the round is durable.
 enum Pending {
-    Ack { stored: u64, duplicates: u64 },
-    Refused { status: u16, message: String },
+    Ack {
+        stored: u64,
+        duplicates: u64,
+    },
+    Refused {
+        status: u16,
+        message: String,
+    },
+    /// Pipelined, and its predecessor has not arrived: held, not answered.
+    Held,
 }
 
 /// The commit thread's state.
@@ -234,13 +243,15 @@ impl Committer {
             serde_json::Value::Array(list);
     }
 
-    /// Verifies and stores a group of batches with one commit.
+    /// Verifies and stores a group of batches with one commit. A pipelined
+    /// batch that would open a gap is held (`None`): the caller offers it
+    /// again with the next round.
     pub fn commit_group(
         &mut self,
         group: &[(PreparedBatch, Reply)],
         now: Instant,
         tick: bool,
-    ) -> Vec<Result<IngestAck, IngestError>> {
+    ) -> Vec<Option<Result<IngestAck, IngestError>>> {
         if self.merkle_behind {
             self.catch_up();
         }
@@ -285,7 +296,7 @@ impl Committer {
                 self.gaps = gaps_before;
                 self.stats.failures.fetch_add(1, Ordering::Relaxed);
                 tracing::error!(error = %e, batches = group.len(), "cannot store; agents will retry");
-                return group.iter().map(|_| Err(e.clone())).collect();
+                return group.iter().map(|_| Some(Err(e.clone()))).collect();
             }
         };
         self.stats.commits.fetch_add(1, Ordering::Relaxed);
@@ -318,8 +329,9 @@ impl Committer {
             .iter()
             .zip(pending)
             .map(|((b, _), p)| match p {
+                Pending::Held => None,
                 Pending::Refused { status, message } => {
-                    Err(IngestError::Refused { status, message })
+                    Some(Err(IngestError::Refused { status, message }))
                 }
                 Pending::Ack { stored, duplicates } => {
                     self.stats.stored.fetch_add(stored, Ordering::Relaxed);
@@ -332,13 +344,13 @@ impl Committer {
                         .gaps
                         .lowest(&b.agent_id, &queue)
                         .map_or(high, |low| low - 1);
-                    Ok(IngestAck {
+                    Some(Ok(IngestAck {
                         agent_id: b.agent_id.clone(),
                         queue,
                         durable_seq,
                         stored,
                         duplicates,
-                    })
+                    }))
                 }
             })
             .collect()
@@ -376,10 +388,18 @@ fn append_group(
     now: Instant,
     tick: bool,
 ) -> Result<(Vec<Pending>, bool), IngestError> {
-    let mut pending = Vec::with_capacity(group.len());
+    let mut pending: Vec<Option<Pending>> = (0..group.len()).map(|_| None).collect();
     let mut gaps_opened = false;
     let mut fresh: Vec<NewEvent<'_>> = Vec::new();
-    for (b, _) in group {
+    // Each agent's batches in seq order: pipelined requests may arrive in
+    // any order, and a held batch comes back in a later group.
+    let mut order: Vec<usize> = (0..group.len()).collect();
+    order.sort_by(|&x, &y| {
+        let (a, b) = (&group[x].0, &group[y].0);
+        (a.agent_id.as_str(), a.queue, a.first).cmp(&(b.agent_id.as_str(), b.queue, b.first))
+    });
+    for &i in &order {
+        let b = &group[i].0;
         let agent = b.agent_id.as_str();
         match enrol.judge(agent, &b.key, b.signed, b.chained) {
             KeyVerdict::Accept => {}
@@ -405,7 +425,7 @@ fn append_group(
                     last: b.last,
                     why: why.clone(),
                 })?;
-                pending.push(Pending::Refused {
+                pending[i] = Some(Pending::Refused {
                     status: 422,
                     message: format!(
                         "batch refused, its signature or chain does not verify: {why}"
@@ -420,7 +440,7 @@ fn append_group(
                         key_id: b.key.key_id(),
                     })?;
                 }
-                pending.push(Pending::Refused {
+                pending[i] = Some(Pending::Refused {
                     status: 403,
                     message: format!(
                         "agent {agent:?} is not enrolled: add its key ({}) under [[agents]] in the collector's config",
@@ -432,6 +452,18 @@ fn append_group(
         }
         let queue_hex = wire::format_queue(b.queue);
         let store_mark = round.store.watermarks().get(agent).copied();
+        if b.pipelined {
+            // Sent before its predecessor was answered: if that has not
+            // arrived, wait for it rather than record a gap.
+            let next = match marks.get(agent).copied().or(store_mark) {
+                Some(m) if m.queue == b.queue => m.seq + 1,
+                _ => 1,
+            };
+            if b.first > next {
+                pending[i] = Some(Pending::Held);
+                continue;
+            }
+        }
         let mark = marks.entry(b.agent_id.clone()).or_insert_with(|| {
             store_mark.unwrap_or(Watermark {
                 queue: b.queue,
@@ -520,7 +552,7 @@ fn append_group(
         if let Some(f) = liveness.seen(agent, now) {
             round.record(f)?;
         }
-        pending.push(Pending::Ack {
+        pending[i] = Some(Pending::Ack {
             stored: fresh.len() as u64,
             duplicates,
         });
@@ -530,5 +562,9 @@ fn append_group(
             round.record(f)?;
         }
     }
+    let pending = pending
+        .into_iter()
+        .map(|p| p.expect("every batch of the group was judged"))
+        .collect();
     Ok((pending, gaps_opened))
 }

@@ -36,6 +36,8 @@ pub struct PreparedBatch {
     pub signed: bool,
     /// Whether the events hash to the signed `last_hash`.
     pub chained: bool,
+    /// Sent before the agent had the answer to its previous batch.
+    pub pipelined: bool,
     sealed: Vec<u8>,
     pub(super) events: Vec<Prepared>,
     arena: String,
@@ -107,6 +109,7 @@ impl PreparedBatch {
             });
         }
         let signed = decoded.self_signed();
+        let pipelined = decoded.header.pipelined;
         let chained = decoded.chain_intact();
         let header = decoded.header;
         Ok(PreparedBatch {
@@ -118,6 +121,7 @@ impl PreparedBatch {
             key: decoded.key,
             signed,
             chained,
+            pipelined,
             sealed,
             events,
             arena,

@@ -53,6 +53,11 @@ impl TestAgent {
 
     /// A signed batch of already sealed events `seqs`, covering from `first`.
     fn batch(&mut self, queue: u64, first: u64, seqs: &[u64]) -> Vec<u8> {
+        self.batch_with(queue, first, seqs, false)
+    }
+
+    /// [`batch`](Self::batch), marked pipelined or not.
+    fn batch_with(&mut self, queue: u64, first: u64, seqs: &[u64], pipelined: bool) -> Vec<u8> {
         self.seal(queue, seqs);
         let chain = &self.chains[&queue];
         let mut events = Vec::new();
@@ -71,6 +76,7 @@ impl TestAgent {
             last_hash: hex::encode(&chain[seqs.last().unwrap()].2),
             key: String::new(),
             sig: String::new(),
+            pipelined,
         };
         header.sign(&self.key);
         wire::encode(&header, &events, None)
@@ -483,4 +489,71 @@ fn a_merkle_log_that_lost_its_tail_is_rebuilt_from_the_store_at_start() {
         (last.size, last.root.clone()),
         (52, hex::encode(&tree.root()))
     );
+}
+
+#[test]
+fn pipelined_batches_arriving_out_of_order_are_stored_in_order_without_a_gap() {
+    // Regression guard for pipelining: the agent's second request may reach
+    // the commit thread before its first. Without the hold, that is a
+    // chain_gap alarm and a gap fill instead of two ordinary batches.
+    let r = rig();
+    let mut a = TestAgent::new("a", 1);
+    r.send(a.batch(1, 1, &[1, 2]));
+    a.seal(1, &[3, 4, 5, 6]);
+    let second = PreparedBatch::prepare(a.batch_with(1, 5, &[5, 6], true)).unwrap();
+    let first = PreparedBatch::prepare(a.batch_with(1, 3, &[3, 4], false)).unwrap();
+    let (b, f) = r.rt.block_on(async {
+        let later = r.handle.submit(second);
+        let earlier = async {
+            // Give the second a head start into the commit thread.
+            tokio::task::yield_now().await;
+            r.handle.submit(first).await
+        };
+        tokio::join!(later, earlier)
+    });
+    let (b, f) = (b.unwrap(), f.unwrap());
+    assert_eq!((f.stored, b.stored), (2, 2));
+    assert_eq!(b.durable_seq, 6);
+    assert_eq!(r.findings(), ["agent_key_pinned"], "no gap recorded");
+    assert_eq!(r.handle.stats.gaps.load(Ordering::Relaxed), 0);
+    // Store order is seq order.
+    let ours: Vec<u64> = r
+        .events()
+        .iter()
+        .filter(|e| e.agent_id.as_deref() == Some("a"))
+        .map(|e| e.seq.unwrap())
+        .collect();
+    assert_eq!(ours, [1, 2, 3, 4, 5, 6]);
+}
+
+#[test]
+fn a_pipelined_batch_whose_predecessor_never_comes_gets_409_and_alone_opens_the_gap() {
+    let r = rig();
+    let mut a = TestAgent::new("a", 1);
+    r.send(a.batch(1, 1, &[1]));
+    a.seal(1, &[2, 3]);
+    let orphan = PreparedBatch::prepare(a.batch_with(1, 3, &[3], true)).unwrap();
+    let handle = r.handle.clone();
+    let waiter = std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(handle.submit(orphan))
+    });
+    std::thread::sleep(HOLD + Duration::from_millis(300));
+    r.handle.tick(Instant::now());
+    let err = waiter.join().unwrap().unwrap_err();
+    assert!(
+        matches!(err, IngestError::Refused { status: 409, .. }),
+        "{err}"
+    );
+    assert_eq!(
+        r.findings(),
+        ["agent_key_pinned"],
+        "a held batch records nothing"
+    );
+    // Sent again, not pipelined (what the agent does): a real gap.
+    let ack = r.send(a.batch_with(1, 3, &[3], false));
+    assert_eq!((ack.stored, ack.durable_seq), (1, 1));
+    assert_eq!(r.findings(), ["agent_key_pinned", "chain_gap"]);
 }

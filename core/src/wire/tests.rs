@@ -30,6 +30,7 @@ fn batch(agent: &str, seqs: &[u64]) -> (BatchHeader, Vec<u8>) {
         last_hash: String::new(),
         key: String::new(),
         sig: String::new(),
+        pipelined: false,
     };
     let mut chain = seal::GENESIS;
     for line in body.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
