@@ -177,6 +177,7 @@ mod tests {
             last_hash: "11".repeat(32),
             key: "33".repeat(32),
             sig: "22".repeat(64),
+            pipelined: false,
         };
         let r = Rejection {
             status: 400,
