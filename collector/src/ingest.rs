@@ -43,6 +43,13 @@
 //!   their own chain and signature, not for their links to the gap's
 //!   neighbours (the collector keeps only the head hash per agent).
 //!
+//! Order: within a group, each agent's batches are processed in `seq`
+//! order. An agent keeps two requests in flight; the second is marked
+//! `pipelined`, and if its predecessor has not arrived it is held (not
+//! answered) for up to [`HOLD`], offered again with every later group, and
+//! answered 409 when the predecessor does not come, so that only a batch
+//! sent on its own can open a gap.
+//!
 //! One thread owns the store writer, the Merkle log and the checkpoint
 //! key. While it fsyncs, new batches queue up in the channel, and the next
 //! round appends all of them and fsyncs once, so the cost of an fsync is
