@@ -44,15 +44,14 @@ fn heartbeats_keep_an_idle_agent_alive_and_a_dead_one_is_reported_silent_then_re
         &log,
         (0..20).map(|i| format!("Nov 22 10:00:{i:02} h sshd[1]: Accepted password for bob from 192.0.2.1 port 22 ssh2")),
     );
-    let acfg = agent_config(
+    // Heartbeat every second when idle.
+    let acfg = agent_config_with(
         dir.path(),
+        "heartbeat = \"1s\"",
         &log.display().to_string(),
         &url,
         &format!("token = \"{INGEST_TOKEN}\""),
     );
-    // Heartbeat every second when idle (the top-level key, before the tables).
-    let text = std::fs::read_to_string(&acfg).unwrap();
-    std::fs::write(&acfg, format!("heartbeat = \"1s\"\n{text}")).unwrap();
     let agent = Proc::start(
         &["agent", "--config", acfg.to_str().unwrap()],
         &dir.path().join("a.log"),
@@ -94,6 +93,7 @@ fn heartbeats_keep_an_idle_agent_alive_and_a_dead_one_is_reported_silent_then_re
     assert_eq!(silent, 1, "reported once");
     // Wait for a checkpoint that covers every record, then stop and verify.
     wait_for_checkpoint_of_everything(port);
+    check_proof_api(port, &dir.path().join("collector-data"));
     assert_eq!(agent.term(), 0);
     assert_eq!(collector.term(), 0);
     let data = dir.path().join("collector-data");
@@ -107,4 +107,68 @@ fn heartbeats_keep_an_idle_agent_alive_and_a_dead_one_is_reported_silent_then_re
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
     assert!(text.contains("OK"), "{text}");
+}
+
+/// The proof endpoints against the running collector: every proof they
+/// serve verifies against the signed checkpoint, and bad requests get 400
+/// naming the parameter.
+fn check_proof_api(port: u16, data: &std::path::Path) {
+    use auditship_core::{hex, merkle};
+    let json = |path: &str| -> (u16, serde_json::Value) {
+        let (status, body) = http_get(port, path).expect("collector answers");
+        (status, serde_json::from_str(&body).unwrap_or_default())
+    };
+    let (_, cp) = json("/v1/checkpoint");
+    let size = cp["size"].as_u64().unwrap();
+    let root = hex::decode_hash(cp["root"].as_str().unwrap()).unwrap();
+    let hashes = |v: &serde_json::Value| -> Vec<auditship_core::Hash> {
+        v["proof"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| hex::decode_hash(h.as_str().unwrap()).unwrap())
+            .collect()
+    };
+    for index in [0, size / 2, size - 1] {
+        let (status, p) = json(&format!("/v1/proof/inclusion?index={index}&size={size}"));
+        assert_eq!(status, 200, "{p}");
+        let leaf = hex::decode_hash(p["leaf_hash"].as_str().unwrap()).unwrap();
+        merkle::verify_inclusion(&leaf, index, size, &hashes(&p), &root).unwrap();
+    }
+    // Consistency from an earlier signed checkpoint to the latest.
+    let earlier = std::fs::read_to_string(data.join("checkpoints.ndjson"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|c| c["size"].as_u64().is_some_and(|s| s > 0 && s < size))
+        .expect("an earlier checkpoint");
+    let old = earlier["size"].as_u64().unwrap();
+    let old_root = hex::decode_hash(earlier["root"].as_str().unwrap()).unwrap();
+    let (status, p) = json(&format!("/v1/proof/consistency?first={old}&second={size}"));
+    assert_eq!(status, 200, "{p}");
+    merkle::verify_consistency(old, size, &old_root, &root, &hashes(&p)).unwrap();
+    let (status, p) = json("/v1/proof/inclusion?size=3");
+    assert_eq!(status, 400);
+    assert!(
+        p["error"].as_str().unwrap().contains("index is required"),
+        "{p}"
+    );
+    let (status, p) = json(&format!(
+        "/v1/proof/consistency?first=1&second={}",
+        size + 1_000
+    ));
+    assert_eq!(status, 400);
+    assert!(
+        p["error"].as_str().unwrap().contains("the log's size"),
+        "{p}"
+    );
+    let (status, p) = json("/v1/proof/consistency?first=x&second=2");
+    assert_eq!(status, 400);
+    assert!(
+        p["error"]
+            .as_str()
+            .unwrap()
+            .contains("first must be a whole number"),
+        "{p}"
+    );
 }

@@ -13,39 +13,22 @@ use auditship_core::checkpoint::SignedCheckpoint;
 use auditship_core::identity::PublicKey;
 use common::*;
 
-fn agent_config(dir: &Path, log: &Path, url: &str, collector_pub: &Path) -> std::path::PathBuf {
-    let path = dir.join("agent.toml");
-    fs::write(
-        &path,
-        format!(
-            r#"state_dir = "{state}"
-agent_id = "e2e-agent"
-shutdown_grace = "10s"
-heartbeat = "1s"
-
-[[inputs]]
-type = "file"
-name = "logs"
-include = ["{log}"]
-rescan_interval = "200ms"
-
-[[outputs]]
-type = "collector"
-endpoints = ["{url}"]
-token = "{INGEST_TOKEN}"
-max_wait = "100ms"
-backoff_initial = "50ms"
-backoff_max = "500ms"
-witness_interval = "300ms"
-collector_public_key_file = "{public}"
-"#,
-            state = dir.join("agent-state").display(),
-            log = log.display(),
-            public = collector_pub.display(),
+fn witness_agent_config(
+    dir: &Path,
+    log: &Path,
+    url: &str,
+    collector_pub: &Path,
+) -> std::path::PathBuf {
+    agent_config_with(
+        dir,
+        "heartbeat = \"1s\"",
+        &log.display().to_string(),
+        url,
+        &format!(
+            "token = \"{INGEST_TOKEN}\"\nwitness_interval = \"300ms\"\ncollector_public_key_file = \"{}\"",
+            collector_pub.display()
         ),
     )
-    .unwrap();
-    path
 }
 
 fn kept(path: &Path) -> Option<SignedCheckpoint> {
@@ -82,7 +65,7 @@ fn an_agent_detects_a_collector_that_rewrites_its_history() {
     );
     let key = PublicKey::load(&public).unwrap();
     let log = dir.path().join("app.log");
-    let acfg = agent_config(dir.path(), &log, &url, &public);
+    let acfg = witness_agent_config(dir.path(), &log, &url, &public);
     let agent_log = dir.path().join("agent.log");
     let mut agent = Proc::start(&["agent", "--config", acfg.to_str().unwrap()], &agent_log);
     let witness = dir.path().join("agent-state/witness.json");

@@ -43,6 +43,11 @@ fn number(p: &HashMap<String, String>, name: &str) -> Result<Option<u64>, Respon
     }
 }
 
+#[allow(clippy::result_large_err)]
+fn required(p: &HashMap<String, String>, name: &str) -> Result<u64, Response> {
+    number(p, name)?.ok_or_else(|| error(StatusCode::BAD_REQUEST, format!("{name} is required")))
+}
+
 /// `GET /v1/checkpoint`.
 pub(crate) async fn checkpoint(State(st): State<AppState>, req: Request<Body>) -> Response {
     if let Err(r) = require_any(&st, &req) {
@@ -63,10 +68,9 @@ pub(crate) async fn consistency(
     if let Err(r) = require_any(&st, &req) {
         return r;
     }
-    let (first, second) = match (number(&p, "first"), number(&p, "second")) {
-        (Ok(Some(a)), Ok(Some(b))) => (a, b),
+    let (first, second) = match (required(&p, "first"), required(&p, "second")) {
+        (Ok(a), Ok(b)) => (a, b),
         (Err(r), _) | (_, Err(r)) => return r,
-        _ => return error(StatusCode::BAD_REQUEST, "first and second are required"),
     };
     let tree = st.merkle.clone();
     if first > second || second > tree.size() {
@@ -96,9 +100,8 @@ pub(crate) async fn inclusion(
     if let Err(r) = require_reader(&st, &req) {
         return r;
     }
-    let index = match number(&p, "index") {
-        Ok(Some(i)) => i,
-        Ok(None) => return error(StatusCode::BAD_REQUEST, "index is required"),
+    let index = match required(&p, "index") {
+        Ok(i) => i,
         Err(r) => return r,
     };
     let size = match number(&p, "size") {

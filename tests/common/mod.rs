@@ -153,6 +153,18 @@ token = "{READER_TOKEN}"
 /// Writes an agent config tailing `include` into the collector at
 /// `endpoint`; `output_extra` adds keys to the output table.
 pub fn agent_config(dir: &Path, include: &str, endpoint: &str, output_extra: &str) -> PathBuf {
+    agent_config_with(dir, "", include, endpoint, output_extra)
+}
+
+/// [`agent_config`] with `top` (e.g. `heartbeat = "1s"`) added to the
+/// top-level keys.
+pub fn agent_config_with(
+    dir: &Path,
+    top: &str,
+    include: &str,
+    endpoint: &str,
+    output_extra: &str,
+) -> PathBuf {
     let path = dir.join("agent.toml");
     fs::write(
         &path,
@@ -160,6 +172,7 @@ pub fn agent_config(dir: &Path, include: &str, endpoint: &str, output_extra: &st
             r#"state_dir = "{state}"
 agent_id = "e2e-agent"
 shutdown_grace = "20s"
+{top}
 
 [[inputs]]
 type = "file"
