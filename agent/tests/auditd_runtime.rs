@@ -149,10 +149,16 @@ fn events_written_in_steps_are_reassembled_once_each_in_order() {
     std::thread::sleep(pause);
     let summary = agent.stop();
     assert!(summary.drained);
-    assert_eq!(output(&out).len(), 2, "a pending event is not emitted at a stop");
+    assert_eq!(
+        output(&out).len(),
+        2,
+        "a pending event is not emitted at a stop"
+    );
 
     let agent = Agent::start(&cfg);
-    wait_for("the sudo event after the restart", || output(&out).len() >= 3);
+    wait_for("the sudo event after the restart", || {
+        output(&out).len() >= 3
+    });
     // Long enough for a duplicate, were there one, to be written.
     std::thread::sleep(Duration::from_millis(2000));
     agent.stop();
@@ -168,7 +174,10 @@ fn events_written_in_steps_are_reassembled_once_each_in_order() {
     assert_eq!(exec["target"]["uid"], 0);
     assert_eq!(exec["target"]["resource"], "/usr/bin/vim.basic");
     assert_eq!(exec["source"], format!("audit:{}", log.display()));
-    assert!(exec.get("flags").is_none(), "the torn line was joined whole");
+    assert!(
+        exec.get("flags").is_none(),
+        "the torn line was joined whole"
+    );
     let login = &events[1];
     assert_eq!(login["action"], "user_login");
     assert_eq!(login["outcome"], "failure");

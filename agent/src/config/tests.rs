@@ -230,5 +230,8 @@ fn group_timeout_is_for_auditd_only_and_bounded() {
     let e = parse_str(&with("auditd", "1h")).unwrap_err();
     assert_eq!(e.0[0].key, "inputs[0].group_timeout");
     let default = MINIMAL.replace("name = \"auth\"", "name = \"audit\"\nformat = \"auditd\"");
-    assert_eq!(parse_str(&default).unwrap().inputs[0].parser.group_timeout, None);
+    assert_eq!(
+        parse_str(&default).unwrap().inputs[0].parser.group_timeout,
+        None
+    );
 }
