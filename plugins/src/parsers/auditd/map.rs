@@ -103,7 +103,13 @@ impl<'a> Rec<'a> {
         let rtype = r.header.rtype;
         let mut values = Vec::with_capacity(r.fields.len());
         let mut enriched = Vec::new();
-        for f in &r.fields {
+        // EXECVE records are decoded together by `execve_argv`.
+        let fields = if rtype == "EXECVE" {
+            &[][..]
+        } else {
+            &r.fields[..]
+        };
+        for f in fields {
             if f.enriched {
                 enriched.push((f.key, value::decode_enriched(f.key, f.value)));
             } else {
@@ -165,6 +171,9 @@ const CONTEXT: &[&str] = &[
 struct Out {
     ev: AuditEvent,
     escaped: Vec<String>,
+    /// Record values for `fields`: (key, value, escaped), merged at the end
+    /// (one sort and a bulk build instead of a tree insertion each).
+    values: Vec<(String, String, bool)>,
 }
 
 impl Out {
@@ -268,6 +277,7 @@ pub fn event(lines: &[&[u8]], continued: bool) -> Option<AuditEvent> {
     let mut out = Out {
         ev: AuditEvent::new(Category::System, "syscall", Outcome::Unknown, String::new()),
         escaped: Vec::new(),
+        values: Vec::with_capacity(96),
     };
     let ev = &mut out.ev;
     ev.ts = Timestamp::new(first.secs, first.millis * 1_000_000, 0);
@@ -279,7 +289,6 @@ pub fn event(lines: &[&[u8]], continued: bool) -> Option<AuditEvent> {
     }
     let types: Vec<&str> = recs.iter().map(|r| r.rtype).collect();
     ev.fields.insert("audit_records".into(), types.join(","));
-    keep_fields(&mut out, &records, &recs);
     let argv = execve_argv(&mut out, &records);
 
     let primary = recs
@@ -311,6 +320,8 @@ pub fn event(lines: &[&[u8]], continued: bool) -> Option<AuditEvent> {
         let k = k.replace('\u{1}', ",");
         out.ev.fields.insert("audit_key".into(), k);
     }
+    keep_fields(&mut out, &records, recs);
+    merge_values(&mut out);
     if !out.escaped.is_empty() {
         out.escaped.sort();
         out.escaped.dedup();
@@ -320,10 +331,10 @@ pub fn event(lines: &[&[u8]], continued: bool) -> Option<AuditEvent> {
     Some(out.ev)
 }
 
-/// Every value into `fields` (see the module docs for the names).
-fn keep_fields(out: &mut Out, records: &[Record<'_>], recs: &[Rec<'_>]) {
+/// Every value into `fields` (see the module docs for the names), moved.
+fn keep_fields(out: &mut Out, records: &[Record<'_>], recs: Vec<Rec<'_>>) {
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
-    for r in recs {
+    for r in &recs {
         *counts.entry(r.rtype).or_default() += 1;
     }
     let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
@@ -332,24 +343,24 @@ fn keep_fields(out: &mut Out, records: &[Record<'_>], recs: &[Rec<'_>]) {
             continue; // merged by execve_argv
         }
         let n = seen.entry(r.rtype).or_default();
-        let prefix = if counts[r.rtype] > 1 {
-            format!("{}.{}", r.rtype.to_ascii_lowercase(), n)
-        } else {
-            r.rtype.to_ascii_lowercase()
-        };
+        let mut prefix = r.rtype.to_ascii_lowercase();
+        if counts[r.rtype] > 1 {
+            prefix.push('.');
+            prefix.push_str(&n.to_string());
+        }
         *n += 1;
-        for (k, t) in r.values.iter().chain(&r.enriched) {
-            let mut key = format!("{prefix}.{k}");
-            let mut i = 2;
-            while out.ev.fields.contains_key(&key) {
-                key = format!("{prefix}.{k}#{i}");
-                i += 1;
-            }
-            if r.rtype == "PROCTITLE" && *k == "proctitle" {
-                out.put(key, &proctitle(t));
+        let proctitle_record = r.rtype == "PROCTITLE";
+        for (k, t) in r.values.into_iter().chain(r.enriched) {
+            let t = if proctitle_record && k == "proctitle" {
+                proctitle(&t)
             } else {
-                out.put(key, t);
-            }
+                t
+            };
+            let mut key = String::with_capacity(prefix.len() + 1 + k.len());
+            key.push_str(&prefix);
+            key.push('.');
+            key.push_str(k);
+            out.values.push((key, t.text, t.escaped));
         }
         if !rec.text.is_empty() {
             let words = rec.text.join(&b' ');
@@ -374,6 +385,43 @@ fn keep_fields(out: &mut Out, records: &[Record<'_>], recs: &[Rec<'_>]) {
             }
         }
     }
+}
+
+/// Moves the record values into `fields`: a key a record repeats (or that
+/// another field already has) becomes `key#2`, `key#3`… in order.
+fn merge_values(out: &mut Out) {
+    let mut all: Vec<(String, String, bool)> = std::mem::take(&mut out.ev.fields)
+        .into_iter()
+        .map(|(k, v)| (k, v, false))
+        .chain(out.values.drain(..))
+        .collect();
+    // Stable: equal keys keep their order, the first keeps its name.
+    all.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut renamed = false;
+    let mut i = 1;
+    while i < all.len() {
+        if all[i].0 == all[i - 1].0 {
+            let base = all[i].0.clone();
+            let mut n = 2;
+            while i < all.len() && all[i].0 == base {
+                all[i].0 = format!("{base}#{n}");
+                n += 1;
+                i += 1;
+            }
+            renamed = true;
+        } else {
+            i += 1;
+        }
+    }
+    if renamed {
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+    }
+    for (k, _, escaped) in &all {
+        if *escaped {
+            out.escaped.push(k.clone());
+        }
+    }
+    out.ev.fields = all.into_iter().map(|(k, v, _)| (k, v)).collect();
 }
 
 /// One EXECVE argument: whole, or in pieces.

@@ -752,3 +752,12 @@ fn other_formats_emit_each_line_at_once() {
     assert_eq!(out[0].position, [5]);
     assert_eq!(out[0].event.source.as_deref(), Some("in:/x"));
 }
+
+#[test]
+fn a_key_repeated_in_a_record_is_kept_under_a_numbered_name() {
+    let ev = one(&[
+        r#"type=USER_ACCT msg=audit(1700000000.000:1): pid=5 uid=0 auid=1000 ses=2 msg='op=PAM:accounting acct="bob" exe="/usr/sbin/cron" uid=33 hostname=? addr=? terminal=cron res=success'"#,
+    ]);
+    assert_eq!(field(&ev, "user_acct.uid"), Some("0"));
+    assert_eq!(field(&ev, "user_acct.uid#2"), Some("33"));
+}

@@ -51,48 +51,47 @@ impl Text {
     }
 }
 
-/// Keys whose bare values are hex-encoded untrusted strings, in any record
-/// type (EXECVE arguments are handled by [`is_execve_arg`]).
-const ENCODED_KEYS: &[&str] = &[
-    "acct",
-    "cgroup",
-    "cmd",
-    "comm",
-    "cwd",
-    "data",
-    "dir",
-    "exe",
-    "file",
-    "grp",
-    "key",
-    "name",
-    "new_group",
-    "new-chardev",
-    "new-disk",
-    "new-fs",
-    "new-net",
-    "new-rng",
-    "ocomm",
-    "old-chardev",
-    "old-disk",
-    "old-fs",
-    "old-net",
-    "old-rng",
-    "path",
-    "profile",
-    "proctitle",
-    "root_dir",
-    "sw",
-    "vm",
-    "watch",
-];
-
-/// Whether a bare value of `key` in a record of type `rtype` is hex.
+/// Whether a bare value of `key` in a record of type `rtype` is hex: the
+/// untrusted-string keys (EXECVE arguments are handled by
+/// [`is_execve_arg`]).
 pub fn is_encoded(rtype: &str, key: &str) -> bool {
     if rtype == "EXECVE" {
         return is_execve_arg(key).is_some();
     }
-    ENCODED_KEYS.contains(&key)
+    matches!(
+        key,
+        "acct"
+            | "cgroup"
+            | "cmd"
+            | "comm"
+            | "cwd"
+            | "data"
+            | "dir"
+            | "exe"
+            | "file"
+            | "grp"
+            | "key"
+            | "name"
+            | "new_group"
+            | "new-chardev"
+            | "new-disk"
+            | "new-fs"
+            | "new-net"
+            | "new-rng"
+            | "ocomm"
+            | "old-chardev"
+            | "old-disk"
+            | "old-fs"
+            | "old-net"
+            | "old-rng"
+            | "path"
+            | "profile"
+            | "proctitle"
+            | "root_dir"
+            | "sw"
+            | "vm"
+            | "watch"
+    )
 }
 
 /// For an EXECVE key `aN` or `aN[i]`: `(N, Some(i))` or `(N, None)`.
@@ -147,7 +146,8 @@ pub fn bytes(raw: Raw<'_>, encoded: bool) -> Cow<'_, [u8]> {
 
 /// A value of `key` in a record of type `rtype` as text (see the module docs).
 pub fn decode(rtype: &str, key: &str, raw: Raw<'_>) -> Text {
-    Text::from_bytes(&bytes(raw, is_encoded(rtype, key)))
+    let encoded = matches!(raw, Raw::Bare(_)) && is_encoded(rtype, key);
+    Text::from_bytes(&bytes(raw, encoded))
 }
 
 /// An enriched (uppercase) value: quoted names, or hex when the name is
