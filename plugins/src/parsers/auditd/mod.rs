@@ -48,6 +48,7 @@ pub mod group;
 pub mod map;
 pub mod record;
 pub mod tables;
+pub mod userspace;
 pub mod value;
 
 use auditship_core::{lossless, AuditEvent, Flags, Timestamp};
@@ -101,5 +102,7 @@ pub fn single(line: &[u8]) -> AuditEvent {
     map::event(&[line], false).unwrap_or_else(|| AuditEvent::unparsed(String::new()))
 }
 
+#[cfg(test)]
+mod group_tests;
 #[cfg(test)]
 mod tests;

@@ -2,18 +2,17 @@
 //! mapping of each kind of event. The fixtures are written for these tests
 //! (hex computed from the plain strings they name in comments).
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use auditship_core::{lossless, AuditEvent, Category, Flags, Outcome, Timestamp};
+use auditship_core::{lossless, AuditEvent, Category, Outcome, Timestamp};
 
 use super::record::{self, Raw};
 use super::value::{self, Text};
 use super::*;
-use crate::parsers::{Format, ParseStats, Parser, ParserOptions};
 
 /// `grep -r "secret key" /etc/ssl` run by alice (auid 1000): SYSCALL, EXECVE
 /// with a hex argument (`secret key`), CWD, two PATHs, PROCTITLE in hex.
-const EXEC: &[&str] = &[
+pub(super) const EXEC: &[&str] = &[
     r#"type=SYSCALL msg=audit(1700000000.123:4567): arch=c000003e syscall=59 success=yes exit=0 a0=55d0c2a3b4c0 a1=55d0c2a3b5e0 a2=55d0c2a3b700 a3=8 items=2 ppid=2101 pid=2150 auid=1000 uid=1000 gid=1000 euid=1000 suid=1000 fsuid=1000 egid=1000 sgid=1000 fsgid=1000 tty=pts0 ses=3 comm="grep" exe="/usr/bin/grep" subj=unconfined key="exec""#,
     r#"type=EXECVE msg=audit(1700000000.123:4567): argc=4 a0="grep" a1="-r" a2=736563726574206B6579 a3="/etc/ssl""#,
     r#"type=CWD msg=audit(1700000000.123:4567): cwd="/home/alice""#,
@@ -25,7 +24,7 @@ const EXEC: &[&str] = &[
 /// `python3 -c 'print("hello world")'` through sudo (auid 1000, euid 0):
 /// the third argument split into two pieces across two EXECVE records
 /// (`print("hel` + `lo world")`), and an EOE.
-const SPLIT_ARG: &[&str] = &[
+pub(super) const SPLIT_ARG: &[&str] = &[
     r#"type=SYSCALL msg=audit(1700000005.500:4570): arch=c000003e syscall=59 success=yes exit=0 a0=5612 a1=5613 a2=5614 a3=0 items=1 ppid=4100 pid=4105 auid=1000 uid=0 gid=0 euid=0 suid=0 fsuid=0 egid=0 sgid=0 fsgid=0 tty=pts0 ses=3 comm="python3" exe="/usr/bin/python3.11" subj=unconfined key="exec""#,
     r#"type=EXECVE msg=audit(1700000005.500:4570): argc=3 a0="python3" a1="-c" a2_len=20 a2[0]=7072696E74282268656C"#,
     r#"type=EXECVE msg=audit(1700000005.500:4570): a2[1]=6C6F20776F726C642229"#,
@@ -34,19 +33,19 @@ const SPLIT_ARG: &[&str] = &[
 
 /// sshd refusing an invalid user from 203.0.113.9 (acct is hex for
 /// `(invalid user)`).
-const LOGIN_INVALID: &str = r#"type=USER_LOGIN msg=audit(1700000010.002:4580): pid=3301 uid=0 auid=4294967295 ses=4294967295 subj=system_u:system_r:sshd_t:s0-s0:c0.c1023 msg='op=login acct=28696E76616C6964207573657229 exe="/usr/sbin/sshd" hostname=? addr=203.0.113.9 terminal=ssh res=failed'"#;
+pub(super) const LOGIN_INVALID: &str = r#"type=USER_LOGIN msg=audit(1700000010.002:4580): pid=3301 uid=0 auid=4294967295 ses=4294967295 subj=system_u:system_r:sshd_t:s0-s0:c0.c1023 msg='op=login acct=28696E76616C6964207573657229 exe="/usr/sbin/sshd" hostname=? addr=203.0.113.9 terminal=ssh res=failed'"#;
 
 /// A failed root login from an IPv4-mapped address.
-const LOGIN_ROOT: &str = r#"type=USER_LOGIN msg=audit(1700000011.000:4581): pid=3302 uid=0 auid=4294967295 ses=4294967295 subj=system_u:system_r:sshd_t:s0-s0:c0.c1023 msg='op=login acct="root" exe="/usr/sbin/sshd" hostname=scanner.example.net addr=::ffff:198.51.100.23 terminal=ssh res=failed'"#;
+pub(super) const LOGIN_ROOT: &str = r#"type=USER_LOGIN msg=audit(1700000011.000:4581): pid=3302 uid=0 auid=4294967295 ses=4294967295 subj=system_u:system_r:sshd_t:s0-s0:c0.c1023 msg='op=login acct="root" exe="/usr/sbin/sshd" hostname=scanner.example.net addr=::ffff:198.51.100.23 terminal=ssh res=failed'"#;
 
 /// sudo running `systemctl restart nginx` (cmd in hex) for alice.
-const USER_CMD: &str = r#"type=USER_CMD msg=audit(1700000020.750:4590): pid=4100 uid=1000 auid=1000 ses=3 subj=unconfined_u:unconfined_r:unconfined_t:s0-s0:c0.c1023 msg='cwd="/home/alice" cmd=73797374656D63746C2072657374617274206E67696E78 exe="/usr/bin/sudo" terminal=pts/0 res=success'"#;
+pub(super) const USER_CMD: &str = r#"type=USER_CMD msg=audit(1700000020.750:4590): pid=4100 uid=1000 auid=1000 ses=3 subj=unconfined_u:unconfined_r:unconfined_t:s0-s0:c0.c1023 msg='cwd="/home/alice" cmd=73797374656D63746C2072657374617274206E67696E78 exe="/usr/bin/sudo" terminal=pts/0 res=success'"#;
 
 /// useradd creating uid 1050, run by alice.
-const ADD_USER: &str = r#"type=ADD_USER msg=audit(1700000030.000:4600): pid=5200 uid=0 auid=1000 ses=3 subj=unconfined_u:unconfined_r:unconfined_t:s0-s0:c0.c1023 msg='op=adding user id=1050 exe="/usr/sbin/useradd" hostname=bastion addr=? terminal=pts/0 res=success'"#;
+pub(super) const ADD_USER: &str = r#"type=ADD_USER msg=audit(1700000030.000:4600): pid=5200 uid=0 auid=1000 ses=3 subj=unconfined_u:unconfined_r:unconfined_t:s0-s0:c0.c1023 msg='op=adding user id=1050 exe="/usr/sbin/useradd" hostname=bastion addr=? terminal=pts/0 res=success'"#;
 
 /// ENRICHED: alice's `cat /etc/shadow` refused (EACCES), names after GS.
-const ENRICHED: &[&str] = &[
+pub(super) const ENRICHED: &[&str] = &[
     "type=SYSCALL msg=audit(1700000040.321:4610): arch=c000003e syscall=257 success=no exit=-13 a0=ffffff9c a1=7ffd1c2e4f10 a2=0 a3=0 items=1 ppid=2101 pid=2200 auid=1000 uid=1000 gid=1000 euid=1000 suid=1000 fsuid=1000 egid=1000 sgid=1000 fsgid=1000 tty=pts0 ses=3 comm=\"cat\" exe=\"/usr/bin/cat\" subj=unconfined key=\"shadow\"\x1dARCH=x86_64 SYSCALL=openat AUID=\"alice\" UID=\"alice\" GID=\"alice\" EUID=\"alice\" SUID=\"alice\" FSUID=\"alice\" EGID=\"alice\" SGID=\"alice\" FSGID=\"alice\"",
     "type=CWD msg=audit(1700000040.321:4610): cwd=\"/home/alice\"",
     "type=PATH msg=audit(1700000040.321:4610): item=0 name=\"/etc/shadow\" inode=1573 dev=08:01 mode=0100640 ouid=0 ogid=42 rdev=00:00 nametype=NORMAL cap_fp=0 cap_fi=0 cap_fe=0 cap_fver=0 cap_frootid=0\x1dOUID=\"root\" OGID=\"shadow\"",
@@ -54,22 +53,22 @@ const ENRICHED: &[&str] = &[
 ];
 
 /// ENRICHED userspace record on a named node: alice's ssh session opens.
-const NODE_START: &str = "node=web-01 type=USER_START msg=audit(1700000050.010:88): pid=3400 uid=0 auid=1000 ses=7 subj=system_u:system_r:sshd_t:s0-s0:c0.c1023 msg='op=PAM:session_open grantors=pam_selinux,pam_loginuid,pam_unix acct=\"alice\" exe=\"/usr/sbin/sshd\" hostname=192.0.2.44 addr=192.0.2.44 terminal=ssh res=success'\x1dUID=\"root\" AUID=\"alice\"";
+pub(super) const NODE_START: &str = "node=web-01 type=USER_START msg=audit(1700000050.010:88): pid=3400 uid=0 auid=1000 ses=7 subj=system_u:system_r:sshd_t:s0-s0:c0.c1023 msg='op=PAM:session_open grantors=pam_selinux,pam_loginuid,pam_unix acct=\"alice\" exe=\"/usr/sbin/sshd\" hostname=192.0.2.44 addr=192.0.2.44 terminal=ssh res=success'\x1dUID=\"root\" AUID=\"alice\"";
 
-fn t0() -> Instant {
+pub(super) fn t0() -> Instant {
     Instant::now()
 }
 
-fn observed() -> Timestamp {
+pub(super) fn observed() -> Timestamp {
     Timestamp::from_civil(2026, 11, 22, 8, 0, 0, 0, 0).unwrap()
 }
 
-fn one(lines: &[&str]) -> AuditEvent {
+pub(super) fn one(lines: &[&str]) -> AuditEvent {
     let bytes: Vec<&[u8]> = lines.iter().map(|l| l.as_bytes()).collect();
     map::event(&bytes, false).expect("records")
 }
 
-fn field<'a>(ev: &'a AuditEvent, k: &str) -> Option<&'a str> {
+pub(super) fn field<'a>(ev: &'a AuditEvent, k: &str) -> Option<&'a str> {
     ev.fields.get(k).map(String::as_str)
 }
 
@@ -419,338 +418,6 @@ fn unknown_types_become_generic_events_that_keep_everything() {
     assert_eq!(avc.outcome, Outcome::Failure);
     assert_eq!(avc.target.resource.as_deref(), Some("shadow"));
     assert_eq!(field(&avc, "avc.text"), Some("avc: denied { read } for"));
-}
-
-// ---- grouping and positions ----
-
-struct Feed {
-    g: Grouper,
-    out: Vec<Finished>,
-    n: u8,
-}
-
-impl Feed {
-    fn new() -> Feed {
-        Feed {
-            g: Grouper::new(Duration::from_secs(1)),
-            out: Vec::new(),
-            n: 0,
-        }
-    }
-
-    /// Pushes `line` on stream `s` at `at`; its position is its number.
-    fn push(&mut self, s: &str, line: &str, at: Instant) {
-        self.push_flagged(s, line, Flags::default(), at);
-    }
-
-    fn push_flagged(&mut self, s: &str, line: &str, flags: Flags, at: Instant) {
-        self.n += 1;
-        let pos = [self.n];
-        self.g.push(
-            &StreamLine {
-                stream: s.as_bytes(),
-                bytes: line.as_bytes(),
-                flags,
-                position: &pos,
-                source: "in:/var/log/audit/audit.log",
-            },
-            at,
-            observed(),
-            &mut self.out,
-        );
-    }
-
-    /// What came out so far: (first line's type or "unparsed", position, lines).
-    fn take(&mut self) -> Vec<(String, u8, usize)> {
-        self.out
-            .drain(..)
-            .map(|f| {
-                let kind = if f.record {
-                    record::header(f.lines().next().unwrap())
-                        .unwrap()
-                        .id
-                        .to_string()
-                } else {
-                    "unparsed".into()
-                };
-                (kind, f.position[0], f.starts.len())
-            })
-            .collect()
-    }
-}
-
-#[test]
-fn a_group_ends_at_the_next_serial_at_eoe_and_after_the_timeout() {
-    let mut f = Feed::new();
-    let t = t0();
-    for l in EXEC {
-        f.push("a", l, t);
-    }
-    assert!(f.take().is_empty(), "pending until something ends it");
-    f.push("a", LOGIN_INVALID, t); // line 7
-    assert_eq!(f.take(), [("1700000000.123:4567".into(), 6, 6)]);
-    for l in SPLIT_ARG {
-        f.push("a", l, t); // lines 8..=11, EOE last
-    }
-    assert_eq!(
-        f.take(),
-        [
-            ("1700000010.002:4580".into(), 7, 1),
-            ("1700000005.500:4570".into(), 11, 4)
-        ],
-        "the single USER_LOGIN at the next serial, the syscall at its EOE"
-    );
-    f.push("a", USER_CMD, t); // 12
-    f.g.flush_idle(t + Duration::from_millis(999), &mut f.out);
-    assert!(f.take().is_empty());
-    f.g.flush_idle(t + Duration::from_secs(1), &mut f.out);
-    assert_eq!(f.take(), [("1700000020.750:4590".into(), 12, 1)]);
-    f.g.flush_all(&mut f.out);
-    assert!(f.take().is_empty());
-}
-
-#[test]
-fn a_line_that_is_not_a_record_flushes_first_and_stays_unparsed() {
-    let mut f = Feed::new();
-    let t = t0();
-    f.push("a", EXEC[0], t);
-    f.push("a", EXEC[1], t);
-    f.push("a", "this is not an audit record", t);
-    assert_eq!(
-        f.take(),
-        [
-            ("1700000000.123:4567".into(), 2, 2),
-            ("unparsed".into(), 3, 1)
-        ]
-    );
-}
-
-#[test]
-fn streams_group_independently_and_each_keeps_its_positions() {
-    let mut f = Feed::new();
-    let t = t0();
-    f.push("a", EXEC[0], t); // 1
-    f.push("b", ENRICHED[0], t); // 2
-    f.push("a", EXEC[1], t); // 3
-    f.push("b", ENRICHED[1], t); // 4
-    assert!(f.take().is_empty());
-    f.push("b", USER_CMD, t + Duration::from_millis(500)); // 5
-    assert_eq!(f.take(), [("1700000040.321:4610".into(), 4, 2)]);
-    // "a" has been silent for 1 s; "b" (USER_CMD) only for 0.5 s.
-    f.g.flush_idle(t + Duration::from_secs(1), &mut f.out);
-    assert_eq!(f.take(), [("1700000000.123:4567".into(), 3, 2)]);
-    f.g.forget(b"b");
-    f.g.flush_all(&mut f.out);
-    assert!(f.take().is_empty(), "forgotten");
-}
-
-#[test]
-fn interleaved_serials_split_the_interrupted_event_and_flag_its_rest() {
-    let mut f = Feed::new();
-    let t = t0();
-    let acct = r#"type=USER_ACCT msg=audit(1700000000.124:4568): pid=3300 uid=0 auid=4294967295 ses=4294967295 msg='op=PAM:accounting grantors=pam_unix acct="bob" exe="/usr/sbin/sshd" hostname=192.0.2.7 addr=192.0.2.7 terminal=ssh res=success'"#;
-    f.push("a", EXEC[0], t);
-    f.push("a", acct, t);
-    f.push("a", EXEC[1], t);
-    f.push("a", EXEC[5], t);
-    f.g.flush_all(&mut f.out);
-    let out: Vec<Finished> = f.out.drain(..).collect();
-    let ids: Vec<(bool, u8)> = out.iter().map(|g| (g.continued, g.position[0])).collect();
-    assert_eq!(ids, [(false, 1), (false, 2), (true, 4)]);
-    let rest = finish(out[2].clone()).event;
-    assert_eq!(field(&rest, "audit_continued"), Some("true"));
-    assert_eq!(field(&rest, "audit_id"), Some("1700000000.123:4567"));
-    assert_eq!(rest.command.as_deref(), Some("grep -r secret key /etc/ssl"));
-}
-
-#[test]
-fn a_position_without_a_line_joins_the_pending_group() {
-    let mut f = Feed::new();
-    let t = t0();
-    assert!(
-        !f.g.defer_position(b"a", &[9]),
-        "nothing pending: record it"
-    );
-    f.push("a", EXEC[0], t);
-    assert!(f.g.defer_position(b"a", &[42]));
-    f.g.flush_all(&mut f.out);
-    assert_eq!(f.take(), [("1700000000.123:4567".into(), 42, 1)]);
-}
-
-#[test]
-fn a_split_record_is_joined_and_raw_is_exactly_what_was_read() {
-    let mut f = Feed::new();
-    let t = t0();
-    let (head, tail) = EXEC[1].split_at(60);
-    f.push("a", EXEC[0], t);
-    f.push_flagged("a", head, Flags::SPLIT, t);
-    f.push_flagged("a", tail, Flags::SPLIT, t);
-    f.g.flush_all(&mut f.out);
-    let g = finish(f.out.pop().unwrap());
-    assert_eq!(g.event.raw, format!("{}\n{}", EXEC[0], EXEC[1]));
-    assert!(g.event.flags.contains(Flags::SPLIT));
-    assert_eq!(field(&g.event, "execve.a3"), Some("/etc/ssl"));
-    assert_eq!(g.position, [3]);
-    assert_eq!(
-        g.event.source.as_deref(),
-        Some("in:/var/log/audit/audit.log")
-    );
-}
-
-#[test]
-fn an_oversized_group_is_cut_and_continued() {
-    let mut f = Feed::new();
-    let t = t0();
-    let big = format!(
-        "type=EXECVE msg=audit(1700000000.123:4567): a1[0]={}",
-        "41".repeat(15 << 10)
-    );
-    f.push("a", EXEC[0], t);
-    for _ in 0..5 {
-        f.push("a", &big, t);
-    }
-    f.g.flush_all(&mut f.out);
-    let parts: Vec<(bool, usize)> = f
-        .out
-        .iter()
-        .map(|g| (g.continued, g.starts.len()))
-        .collect();
-    assert_eq!(parts, [(false, 5), (true, 1)]);
-    assert!(f.out.iter().all(|g| g.buf.len() <= MAX_GROUP_BYTES));
-}
-
-#[test]
-fn a_torn_last_line_keeps_what_it_has() {
-    let ev = finish(Finished {
-        stream: b"a".to_vec(),
-        position: vec![1],
-        source: String::new(),
-        observed: observed(),
-        flags: Flags::NO_NEWLINE,
-        buf: b"type=SYSCALL msg=audit(1700000060.000:4630): arch=c000003e sysc".to_vec(),
-        starts: vec![0],
-        record: true,
-        continued: false,
-    })
-    .event;
-    assert_eq!(ev.action, "syscall");
-    assert!(ev.flags.contains(Flags::NO_NEWLINE));
-    assert_eq!(field(&ev, "syscall.arch"), Some("c000003e"));
-    assert_eq!(field(&ev, "syscall.text"), Some("sysc"));
-}
-
-// ---- through the Parser ----
-
-fn parser() -> Parser {
-    Parser::new(&ParserOptions {
-        format: Format::Auditd,
-        ..ParserOptions::default()
-    })
-    .unwrap()
-}
-
-#[test]
-fn the_parser_groups_counts_and_keeps_raw() {
-    let mut p = parser();
-    assert!(p.groups_lines());
-    let mut out = Vec::new();
-    let t = t0();
-    let lines: Vec<&[u8]> = EXEC
-        .iter()
-        .map(|l| l.as_bytes())
-        .chain([&b"garbage \xff line"[..]])
-        .collect();
-    for (i, l) in lines.iter().enumerate() {
-        let pos = [i as u8 + 1];
-        p.push_line(
-            StreamLine {
-                stream: b"s",
-                bytes: l,
-                flags: Flags::default(),
-                position: &pos,
-                source: "in:/x",
-            },
-            t,
-            observed(),
-            &mut out,
-        );
-    }
-    assert_eq!(out.len(), 2);
-    assert_eq!(out[0].event.raw, EXEC.join("\n"));
-    assert_eq!(out[0].position, [6]);
-    assert_eq!(out[0].event.action, "process_executed");
-    assert!(out[1].event.is_unparsed());
-    assert_eq!(out[1].event.raw, "garbage \\xff line");
-    assert!(out[1].event.flags.contains(Flags::RAW_ESCAPED));
-    assert_eq!(out[1].position, [7]);
-    assert_eq!(
-        p.stats(),
-        ParseStats {
-            parsed: 6,
-            unparsed: 1,
-            escaped: 1
-        }
-    );
-    // parse_at maps one line on its own.
-    let ev = p.parse_at(LOGIN_INVALID.as_bytes(), observed());
-    assert_eq!(ev.action, "user_login");
-    assert_eq!(ev.raw, LOGIN_INVALID);
-    assert!(p.parse_at(b"not audit", observed()).is_unparsed());
-}
-
-#[test]
-fn a_group_with_invalid_utf8_is_escaped_as_a_whole() {
-    let mut p = parser();
-    let mut out = Vec::new();
-    let t = t0();
-    let bad: &[u8] =
-        b"type=PATH msg=audit(1700000000.123:4567): item=0 name=\"/tmp/a\\b\xff\" nametype=NORMAL";
-    for (i, l) in [EXEC[0].as_bytes(), bad].iter().enumerate() {
-        let pos = [i as u8];
-        p.push_line(
-            StreamLine {
-                stream: b"s",
-                bytes: l,
-                flags: Flags::default(),
-                position: &pos,
-                source: "in:/x",
-            },
-            t,
-            observed(),
-            &mut out,
-        );
-    }
-    p.flush_all(&mut out);
-    let ev = &out[0].event;
-    assert!(ev.flags.contains(Flags::RAW_ESCAPED));
-    let mut want = EXEC[0].as_bytes().to_vec();
-    want.push(b'\n');
-    want.extend_from_slice(bad);
-    assert_eq!(lossless::unescape(&ev.raw).unwrap(), want);
-    assert_eq!(field(ev, "path.name"), Some("/tmp/a\\\\b\\xff"));
-    assert_eq!(field(ev, "audit_escaped"), Some("path.name"));
-}
-
-#[test]
-fn other_formats_emit_each_line_at_once() {
-    let mut p = Parser::new(&ParserOptions::default()).unwrap();
-    assert!(!p.groups_lines());
-    let mut out = Vec::new();
-    p.push_line(
-        StreamLine {
-            stream: b"s",
-            bytes: b"not a log line",
-            flags: Flags::default(),
-            position: &[5],
-            source: "in:/x",
-        },
-        t0(),
-        observed(),
-        &mut out,
-    );
-    assert_eq!(out.len(), 1);
-    assert_eq!(out[0].position, [5]);
-    assert_eq!(out[0].event.source.as_deref(), Some("in:/x"));
 }
 
 #[test]
