@@ -33,7 +33,7 @@
 //! | `DAEMON_START`, `DAEMON_END`, `DAEMON_ABORT`, `DAEMON_CONFIG`/`DAEMON_RECONFIG`, `DAEMON_ROTATE`, `DAEMON_RESUME` | `system` | `audit_daemon_started`, `…_stopped`, `…_aborted`, `…_reconfigured`, `audit_log_rotated`, `audit_daemon_resumed` | `res=` |
 //! | `SERVICE_START`, `SERVICE_STOP` | `system` | `service_started`, `service_stopped` (`target.resource` = unit) | `res=` |
 //! | `SYSTEM_BOOT`, `SYSTEM_SHUTDOWN`, `SYSTEM_RUNLEVEL` | `system` | `system_boot`, `system_shutdown`, `runlevel_changed` | `res=` |
-//! | anything else | `system` | `audit_` + the type in lowercase (`audit_netfilter_cfg`) | `res=`/`success=` |
+//! | anything else | `system` | `audit_` + the type in lowercase, other characters as `_` (`audit_netfilter_cfg`, `audit_unknown_1334`) | `res=`/`success=` |
 //!
 //! `res=` `success`/`yes`/`1` is a success, `failed`/`no`/`0` a failure.
 //!
@@ -87,7 +87,7 @@ use auditship_core::{AuditEvent, Category, Outcome, Timestamp};
 
 use super::record::{self, Record};
 use super::tables;
-use super::userspace::{classify, record_context, specifics};
+use super::userspace::{classify, record_context, snake, specifics};
 use super::value::{self, Text};
 
 /// One record, its values decoded.
@@ -269,7 +269,7 @@ fn keep_fields(out: &mut Out, records: &[Record<'_>], recs: Vec<Rec<'_>>) {
             continue; // merged by execve_argv
         }
         let n = seen.entry(r.rtype).or_default();
-        let mut prefix = r.rtype.to_ascii_lowercase();
+        let mut prefix = snake(r.rtype);
         if counts[r.rtype] > 1 {
             prefix.push('.');
             prefix.push_str(&n.to_string());

@@ -410,6 +410,9 @@ fn unknown_types_become_generic_events_that_keep_everything() {
     assert_eq!(field(&ev, "netfilter_cfg.table"), Some("filter:2"));
     assert_eq!(field(&ev, "netfilter_cfg.entries"), Some("12"));
     assert_eq!(ev.program.as_deref(), Some("iptables-restor"));
+    let unknown = one(&["type=UNKNOWN[1334] msg=audit(1700000090.500:4902): prog-id=12 op=LOAD"]);
+    assert_eq!(unknown.action, "audit_unknown_1334");
+    assert_eq!(field(&unknown, "unknown_1334.prog-id"), Some("12"));
     assert_eq!(ev.pid, Some(600));
     let avc = one(&[
         "type=AVC msg=audit(1700000091.000:4901): avc:  denied  { read } for  pid=7 comm=\"cat\" name=\"shadow\" dev=\"sda1\" ino=1573 scontext=u:r:t:s0 tcontext=u:r:s:s0 tclass=file permissive=0",

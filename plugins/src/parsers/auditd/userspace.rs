@@ -84,7 +84,7 @@ pub(super) fn classify(rtype: &str) -> (Category, Cow<'static, str>, Role) {
             return (cat, Cow::Owned(action), role);
         }
         t => {
-            let action = format!("audit_{}", t.to_ascii_lowercase());
+            let action = format!("audit_{}", snake(t));
             return (System, Cow::Owned(action), Role::Other);
         }
     };
@@ -257,4 +257,23 @@ fn group_membership(out: &mut Out, r: &Rec<'_>) {
     if let Some(g) = r.text_of("grp").filter(|t| present(&t.text)) {
         out.ev.target.group = out.schema("target.group", g);
     }
+}
+
+/// A record type as a snake_case word: `NETFILTER_CFG` → `netfilter_cfg`,
+/// `UNKNOWN[1334]` → `unknown_1334`.
+pub(super) fn snake(rtype: &str) -> String {
+    let mut s: String = rtype
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    while s.ends_with('_') {
+        s.pop();
+    }
+    s
 }
