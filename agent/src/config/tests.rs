@@ -41,7 +41,7 @@ fn minimal_config_gets_defaults() {
     assert_eq!(c.queue.dir, Path::new("/tmp/x/queue"));
     assert_eq!(c.queue.fsync, Fsync::Always);
     assert_eq!(c.queue.max_bytes, 1 << 30);
-    assert_eq!(c.inputs[0].file.max_line_bytes, 64 * 1024);
+    assert_eq!(c.inputs[0].file().unwrap().max_line_bytes, 64 * 1024);
     assert_eq!(c.outputs[0].name(), "file");
     assert_eq!(c.shutdown_grace, Duration::from_secs(30));
     assert_eq!(c.heartbeat, Some(Duration::from_secs(60)));
@@ -141,9 +141,9 @@ fn sizes_and_durations_in_units() {
         "include = [\"/var/log/auth.log\"]\nmax_line_bytes = \"16KiB\"\npartial_line_timeout = \"250ms\"",
     ) + "\n[queue]\nmax_bytes = \"64MiB\"\nsegment_bytes = \"8MiB\"\nfsync = \"interval\"\nfsync_interval = \"1s\"\n";
     let c = parse_str(&src).unwrap();
-    assert_eq!(c.inputs[0].file.max_line_bytes, 16 << 10);
+    assert_eq!(c.inputs[0].file().unwrap().max_line_bytes, 16 << 10);
     assert_eq!(
-        c.inputs[0].file.partial_line_timeout,
+        c.inputs[0].file().unwrap().partial_line_timeout,
         Duration::from_millis(250)
     );
     assert_eq!(c.queue.max_bytes, 64 << 20);
