@@ -209,3 +209,52 @@ fn witness_keys_are_checked() {
     let fixed = format!("{two}witness_file = \"/tmp/x/witness-b.json\"\n");
     assert!(parse_str(&fixed).is_ok());
 }
+
+#[test]
+fn journald_inputs_are_checked_with_their_keys() {
+    let src = r#"state_dir = "/tmp/x"
+
+[[inputs]]
+type = "journald"
+name = "journal"
+matches = ["_SYSTEMD_UNIT=ssh.service", "sshd"]
+directory = "/var/log/journal"
+files = ["/srv/*.journal"]
+max_line_bytes = "10"
+
+[[inputs]]
+type = "journald"
+name = "journal"
+
+[[outputs]]
+type = "stdout"
+"#;
+    let e = parse_str(src).unwrap_err();
+    let keys: Vec<(&str, Option<usize>)> = e.0.iter().map(|e| (e.key.as_str(), e.line)).collect();
+    for (key, line) in [
+        ("inputs[0].matches[1]", Some(6)),
+        ("inputs[0].files", Some(8)),
+        ("inputs[0].max_line_bytes", Some(9)),
+        ("inputs[1].name", Some(13)),
+    ] {
+        assert!(
+            keys.contains(&(key, line)),
+            "{key} at {line:?} missing from {keys:?}"
+        );
+    }
+    let ok = parse_str(
+        "state_dir = \"/tmp/x\"\n[[inputs]]\ntype = \"journald\"\nname = \"j\"\nunits = [\"ssh.service\"]\n[[outputs]]\ntype = \"stdout\"\n",
+    )
+    .unwrap();
+    match &ok.inputs[0].kind {
+        crate::config::InputKind::Journald(j) => {
+            assert_eq!(j.units, ["ssh.service"]);
+            assert_eq!(j.max_line_bytes, 1 << 20);
+        }
+        other => panic!("not a journald input: {other:?}"),
+    }
+    assert_eq!(
+        ok.inputs[0].parser.format,
+        auditship_plugins::Format::Journald
+    );
+}

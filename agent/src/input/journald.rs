@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! journalctl --output=json --follow --all --no-pager
-//!            [--after-cursor=C | --no-tail | --lines=0]
+//!            [--after-cursor=C --no-tail | --no-tail | --lines=0]
 //!            [--directory=D] [--file=GLOB]... [--namespace=NS]
 //!            [--unit=U]... [FIELD=value]...
 //! ```
@@ -103,7 +103,9 @@ impl JournaldConfig {
             .map(String::from)
             .into();
         match (cursor, self.read_from) {
-            (Some(c), _) => a.push(format!("--after-cursor={c}")),
+            // --follow alone shows only the last 10 entries: --no-tail
+            // makes it show everything after the cursor.
+            (Some(c), _) => a.extend([format!("--after-cursor={c}"), "--no-tail".into()]),
             (None, ReadFrom::Beginning) => a.push("--no-tail".into()),
             (None, ReadFrom::End) => a.push("--lines=0".into()),
         }
@@ -265,9 +267,16 @@ fn cursor_of(line: &[u8]) -> Option<&[u8]> {
     Some(&line[at..at + len])
 }
 
+/// Starts `journalctl` in a process group of its own, so a Ctrl-C meant
+/// for the agent does not stop it under the agent's feet: the agent stops
+/// it when the input is dropped. (Under systemd a SIGKILLed agent's
+/// `journalctl` is stopped with the rest of the unit's cgroup; elsewhere it
+/// exits at its next write into the closed pipe.)
 fn spawn(cfg: &JournaldConfig, cursor: Option<&str>) -> Result<Child, InputError> {
+    use std::os::unix::process::CommandExt;
     Command::new(&cfg.journalctl)
         .args(cfg.args(cursor))
+        .process_group(0)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -452,7 +461,9 @@ mod tests {
         c.files = vec!["/tmp/x/*.journal".into()];
         let a = c.args(Some("s=1;i=2"));
         assert!(a.contains(&"--after-cursor=s=1;i=2".to_string()));
-        assert!(!a.contains(&"--no-tail".to_string()));
+        // Regression: without --no-tail, --follow showed only 10 entries
+        // after the cursor, and every restart skipped the rest.
+        assert!(a.contains(&"--no-tail".to_string()));
         assert!(a.contains(&"--unit=ssh.service".to_string()));
         assert!(a.contains(&"--file=/tmp/x/*.journal".to_string()));
         assert_eq!(a.last().map(String::as_str), Some("_UID=0"));
