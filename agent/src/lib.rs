@@ -8,7 +8,8 @@
 //! ```
 //!
 //! * [`config`]: the TOML configuration, parsed then validated.
-//! * [`input`]: the file input, which tails files across rotation.
+//! * [`input`]: the file input, which tails files across rotation, and the
+//!   journald input.
 //! * [`ingest`]: a line becomes a queued event (parse, stamp, filter, encode,
 //!   seal).
 //! * [`seal`]: the agent's identity key, the hash chain and its recovery from
@@ -17,6 +18,7 @@
 //! * [`queue`]: append-only, checksummed segments; the source of truth for
 //!   input positions.
 //! * [`output`]: file (exactly once) and stdout (at least once).
+//! * [`metrics`]: Prometheus `/metrics` and `/health`.
 //! * [`runtime`]: the wiring and the lifecycle (start = recovery, drain on
 //!   SIGTERM).
 //!
@@ -27,6 +29,7 @@ pub mod config;
 pub mod filter;
 pub mod ingest;
 pub mod input;
+pub mod metrics;
 pub mod output;
 pub mod queue;
 pub mod runtime;

@@ -45,6 +45,7 @@ use crate::ingest::{Appender, IngestSink, IngestStats};
 use crate::input::file::FileInput;
 use crate::input::journald::JournaldInput;
 use crate::input::{Bell, Input, InputError};
+use crate::metrics::{AgentMetrics, InputSnapshot, OutputCounters, PUBLISH_EVERY};
 use crate::output::{CollectorOutput, FileOutput, Output, OutputError, RetryPolicy, StdoutOutput};
 use crate::queue::{self, QueueError, QueueReader, QueueWriter};
 use crate::seal::heartbeat::{self, Heartbeat};
@@ -155,29 +156,68 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<RunSum
     let stats = Arc::new(IngestStats::default());
     let tracker = TaskTracker::new();
     let hard_stop = CancellationToken::new();
-    for (reader, out) in readers.into_iter().zip(&cfg.outputs) {
+    let mut outputs = Vec::new();
+    let mut collectors = Vec::new();
+    for out in &cfg.outputs {
         let output: Box<dyn Output> = match out {
             OutputConfig::File { name, path } => Box::new(FileOutput::new(name, path)),
             OutputConfig::Stdout { name } => Box::new(StdoutOutput::new(name)),
-            OutputConfig::Collector(c) => Box::new(
-                CollectorOutput::new((**c).clone(), &cfg.agent_id, identity.clone()).map_err(
-                    |message| AgentError::Output {
+            OutputConfig::Collector(c) => {
+                let o = CollectorOutput::new((**c).clone(), &cfg.agent_id, identity.clone())
+                    .map_err(|message| AgentError::Output {
                         name: c.name.clone(),
                         message,
-                    },
-                )?,
-            ),
+                    })?;
+                collectors.push((c.name.clone(), o.stats.clone()));
+                Box::new(o)
+            }
         };
+        outputs.push(output);
+    }
+    let metrics = Arc::new(AgentMetrics {
+        ingest: stats.clone(),
+        filters: filters.clone(),
+        queue: writer.monitor(),
+        quarantined: recovery.quarantined.len() as u64,
+        input_names: cfg.inputs.iter().map(|i| i.name().to_string()).collect(),
+        inputs: Default::default(),
+        outputs: cfg
+            .outputs
+            .iter()
+            .map(|o| (o.name().to_string(), Arc::new(OutputCounters::default())))
+            .collect(),
+        collectors,
+        started: Default::default(),
+        stopping: Default::default(),
+        failed: Default::default(),
+        last_pass: std::sync::Mutex::new(std::time::Instant::now()),
+    });
+    // The endpoints outlive the shutdown signal: /health answers "stopping"
+    // while outputs drain.
+    let telemetry_stop = CancellationToken::new();
+    let _telemetry_guard = telemetry_stop.clone().drop_guard();
+    if let Some(addr) = cfg.metrics {
+        match auditship_telemetry::serve(addr, metrics.clone(), telemetry_stop.clone()).await {
+            Ok(bound) => tracing::info!(address = %bound, "serving /metrics and /health"),
+            Err(e) => {
+                tracing::error!(address = %addr, error = %e, "cannot serve /metrics and /health; running without them")
+            }
+        }
+    }
+    let input_names: Arc<[String]> = metrics.input_names.clone().into();
+    for (reader, output) in readers.into_iter().zip(outputs) {
         let (hard, queue_id) = (hard_stop.clone(), recovery.queue_id);
         let handle = tokio::runtime::Handle::current();
-        tracker.spawn_blocking(move || output_loop(output, reader, queue_id, hard, handle));
+        let counters = (metrics.output(output.name()), input_names.clone());
+        tracker
+            .spawn_blocking(move || output_loop(output, reader, queue_id, hard, handle, counters));
     }
     let heartbeat = cfg.heartbeat.map(Heartbeat::new);
     if let Some(hb) = &heartbeat {
         tokio::spawn(hb.clone().run(shutdown.clone()));
     }
     let ingest = {
-        let (stop, stats) = (shutdown.clone(), stats.clone());
+        let (stop, stats, metrics) = (shutdown.clone(), stats.clone(), metrics.clone());
         let parts = IngestParts {
             writer,
             sealer: Sealer::new(head),
@@ -186,18 +226,21 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<RunSum
             filters: filters.clone(),
             agent_id: cfg.agent_id.clone(),
             heartbeat,
+            metrics: metrics.clone(),
         };
         tracker.spawn_blocking(move || {
             let r = ingest_loop(parts, &stop, &stats);
             if r.is_err() {
                 // A fatal ingest error stops the whole agent.
+                metrics.failed.store(true, Ordering::Relaxed);
                 stop.cancel();
             }
             r
         })
     };
     tracker.close();
-    // Counters in the log every minute (metrics endpoints come later).
+    metrics.started.store(true, Ordering::Relaxed);
+    // Counters in the log every minute (and on /metrics).
     let reporter = {
         let (stats, filters, stop) = (stats.clone(), filters.clone(), shutdown.clone());
         tokio::spawn(async move {
@@ -212,6 +255,7 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<RunSum
         })
     };
     shutdown.cancelled().await;
+    metrics.stopping.store(true, Ordering::Relaxed);
     let _ = reporter.await;
     tracing::info!(grace = ?cfg.shutdown_grace, "stopping: inputs stop, outputs deliver what is queued");
     let drained = tokio::time::timeout(cfg.shutdown_grace, tracker.wait())
@@ -273,6 +317,7 @@ struct IngestParts {
     filters: Arc<FilterChain>,
     agent_id: String,
     heartbeat: Option<Heartbeat>,
+    metrics: Arc<AgentMetrics>,
 }
 
 fn ingest_loop(
@@ -288,7 +333,9 @@ fn ingest_loop(
         filters,
         agent_id,
         heartbeat,
+        metrics,
     } = parts;
+    let mut published = std::time::Instant::now() - PUBLISH_EVERY;
     let started = std::time::Instant::now();
     let host = crate::filter::system_hostname().unwrap_or_else(|| agent_id.clone());
     let mut dropped_positions = HashMap::new();
@@ -352,6 +399,20 @@ fn ingest_loop(
             }
         }
         commit(&mut writer, stop, true)?;
+        metrics.pass_done();
+        if published.elapsed() >= PUBLISH_EVERY {
+            published = std::time::Instant::now();
+            *metrics.inputs.lock().expect("metrics lock") = inputs
+                .iter()
+                .map(|(input, parser)| InputSnapshot {
+                    name: input.name().to_string(),
+                    kind: input.kind(),
+                    format: parser.format().as_str(),
+                    stats: input.stats(),
+                    parse: parser.stats(),
+                })
+                .collect();
+        }
         if read == 0 {
             bell.wait(Duration::from_millis(50));
         } else if read < COALESCE_BELOW {
@@ -405,6 +466,7 @@ fn output_loop(
     queue_id: u64,
     hard_stop: CancellationToken,
     handle: tokio::runtime::Handle,
+    (counters, inputs): (Arc<OutputCounters>, Arc<[String]>),
 ) {
     let mut backoff = Backoff::new(output.retry_policy(), handle);
     let recovered = loop {
@@ -450,8 +512,12 @@ fn output_loop(
         }
         loop {
             match output.deliver(&batch) {
-                Ok(()) => break,
+                Ok(()) => {
+                    counters.delivered(batch.iter().map(|(_, p)| p), &inputs);
+                    break;
+                }
                 Err(e) => {
+                    counters.retries.fetch_add(1, Ordering::Relaxed);
                     backoff.failed(output.name(), &e);
                     if !backoff.sleep(&hard_stop, e.retry_after()) {
                         return;

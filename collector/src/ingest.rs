@@ -152,6 +152,17 @@ enum Job {
     Tick(Instant),
 }
 
+/// Tells whether the commit thread still runs, without keeping it alive.
+#[derive(Clone)]
+pub struct IngestWatch(mpsc::WeakSender<Job>);
+
+impl IngestWatch {
+    /// Whether the commit thread is gone (stopped, or failed).
+    pub fn is_closed(&self) -> bool {
+        self.0.upgrade().is_none_or(|tx| tx.is_closed())
+    }
+}
+
 /// Sends batches to the commit thread.
 #[derive(Clone)]
 pub struct IngestHandle {
@@ -161,6 +172,12 @@ pub struct IngestHandle {
 }
 
 impl IngestHandle {
+    /// A handle that does not keep the commit thread running (it ends once
+    /// every [`IngestHandle`] is gone), for watching it.
+    pub fn watch(&self) -> IngestWatch {
+        IngestWatch(self.tx.downgrade())
+    }
+
     /// Stores a batch; returns when it is durable (or refused).
     pub async fn submit(&self, batch: PreparedBatch) -> Result<IngestAck, IngestError> {
         let (reply, rx) = oneshot::channel();

@@ -87,13 +87,13 @@ pub enum CollectorError {
 #[derive(Clone)]
 pub struct AppState {
     tokens: Arc<Tokens>,
-    ingest: IngestHandle,
+    pub(crate) ingest: IngestHandle,
     pub(crate) reader: Arc<dyn StoreReader>,
-    gaps: Arc<std::sync::Mutex<serde_json::Value>>,
-    agents: Arc<std::sync::Mutex<serde_json::Value>>,
-    own_events: Arc<std::sync::atomic::AtomicU64>,
+    pub(crate) gaps: Arc<std::sync::Mutex<serde_json::Value>>,
+    pub(crate) agents: Arc<std::sync::Mutex<serde_json::Value>>,
+    pub(crate) own_events: Arc<std::sync::atomic::AtomicU64>,
     pub(crate) merkle: MerkleReader,
-    latest: Latest,
+    pub(crate) latest: Latest,
     max_body: usize,
     max_inflated: usize,
     retry_after: Duration,
@@ -218,6 +218,25 @@ pub async fn run(
         max_inflated: cfg.max_decompressed_bytes,
         retry_after: cfg.retry_after,
     };
+    let listening = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stopping = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // The endpoints outlive the shutdown signal: /health answers "stopping"
+    // while open requests finish.
+    let telemetry_stop = CancellationToken::new();
+    let _telemetry_guard = telemetry_stop.clone().drop_guard();
+    if let Some(addr) = cfg.metrics {
+        let source = Arc::new(crate::metrics::CollectorMetrics::new(
+            &state,
+            listening.clone(),
+            stopping.clone(),
+        ));
+        match auditship_telemetry::serve(addr, source, telemetry_stop.clone()).await {
+            Ok(bound) => tracing::info!(address = %bound, "serving /metrics and /health"),
+            Err(e) => {
+                tracing::error!(address = %addr, error = %e, "cannot serve /metrics and /health; running without them")
+            }
+        }
+    }
     let app = Router::new()
         .route(wire::INGEST_PATH, post(ingest_handler))
         .route("/v1/events", get(query_api::events))
@@ -250,6 +269,7 @@ pub async fn run(
     if let Some(tx) = on_listen {
         let _ = tx.send(addr);
     }
+    listening.store(true, std::sync::atomic::Ordering::Relaxed);
 
     let tracker = TaskTracker::new();
     loop {
@@ -281,6 +301,7 @@ pub async fn run(
             }
         });
     }
+    stopping.store(true, std::sync::atomic::Ordering::Relaxed);
     drop(listener);
     drop(app);
     tracker.close();

@@ -29,6 +29,50 @@ pub struct RawLog {
     pub format: Option<LogFormat>,
 }
 
+/// `[metrics]`: the Prometheus `/metrics` and `/health` endpoints, the
+/// same for every role.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMetrics {
+    /// Serve the endpoints (default true).
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    /// Listen address, "IP:port" (default 127.0.0.1 and the role's port:
+    /// 9750 for the agent, 9751 for the collector). No authentication: keep
+    /// it on localhost or a scrape network.
+    #[serde(default)]
+    pub address: Option<String>,
+}
+
+impl RawMetrics {
+    /// Stage two: the address to serve on, `None` when disabled. Problems go
+    /// to `err` as (key, message).
+    pub fn validate(
+        self,
+        default_port: u16,
+        err: &mut dyn FnMut(String, String),
+    ) -> Option<std::net::SocketAddr> {
+        if self.enabled == Some(false) {
+            return None;
+        }
+        match self.address {
+            None => Some(std::net::SocketAddr::from(([127, 0, 0, 1], default_port))),
+            Some(a) => {
+                match a.parse() {
+                    Ok(addr) => Some(addr),
+                    Err(_) => {
+                        err(
+                        "metrics.address".into(),
+                        format!("{a:?} is not an IP:port address (e.g. \"127.0.0.1:{default_port}\")"),
+                    );
+                        None
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Log line format.
 #[derive(Clone, Copy, Debug, Default, serde::Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]

@@ -258,3 +258,15 @@ type = "stdout"
         auditship_plugins::Format::Journald
     );
 }
+
+#[test]
+fn metrics_default_to_localhost_and_a_bad_address_is_located() {
+    let base = "state_dir = \"/tmp/x\"\n[[inputs]]\ntype = \"file\"\nname = \"a\"\ninclude = [\"/x\"]\n[[outputs]]\ntype = \"stdout\"\n";
+    let c = parse_str(base).unwrap();
+    assert_eq!(c.metrics, Some("127.0.0.1:9750".parse().unwrap()));
+    let off = parse_str(&format!("{base}[metrics]\nenabled = false\n")).unwrap();
+    assert_eq!(off.metrics, None);
+    let e = parse_str(&format!("{base}[metrics]\naddress = \"localhost\"\n")).unwrap_err();
+    let keys: Vec<(&str, Option<usize>)> = e.0.iter().map(|e| (e.key.as_str(), e.line)).collect();
+    assert_eq!(keys, [("metrics.address", Some(9))]);
+}
