@@ -179,6 +179,34 @@ fn scraped_counters_match_what_was_sent() {
     );
     assert_eq!(get(&c, "auditship_collector_agents"), 1.0);
     assert_eq!(get(&c, "auditship_collector_ready"), 1.0);
+    // The shipped Grafana dashboard only uses families the processes expose.
+    let families: std::collections::BTreeSet<String> = a
+        .keys()
+        .chain(c.keys())
+        .map(|k| k.split('{').next().unwrap().to_string())
+        .collect();
+    let dashboard = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/packaging/grafana/auditship.json"
+    ))
+    .unwrap();
+    let dashboard: serde_json::Value = serde_json::from_str(&dashboard).unwrap();
+    let mut used = 0;
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            let expr = target["expr"].as_str().unwrap();
+            for word in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+                if word.starts_with("auditship_") {
+                    used += 1;
+                    assert!(
+                        families.contains(word),
+                        "dashboard uses {word}, which nothing exposes"
+                    );
+                }
+            }
+        }
+    }
+    assert!(used > 20, "the dashboard queries our metrics");
     let (status, body) = http_get(ametrics, "/health").unwrap();
     assert_eq!(status, 200);
     assert!(body.contains("\"ready\":true"), "{body}");
