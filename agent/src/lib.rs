@@ -19,6 +19,7 @@
 //!   input positions.
 //! * [`output`]: file (exactly once) and stdout (at least once).
 //! * [`metrics`]: Prometheus `/metrics` and `/health`.
+//! * [`lifecycle`]: pipelines across config reloads (SIGHUP).
 //! * [`runtime`]: the wiring and the lifecycle (start = recovery, drain on
 //!   SIGTERM).
 //!
@@ -29,6 +30,7 @@ pub mod config;
 pub mod filter;
 pub mod ingest;
 pub mod input;
+pub mod lifecycle;
 pub mod metrics;
 pub mod output;
 pub mod queue;

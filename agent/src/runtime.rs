@@ -18,6 +18,10 @@
 //!   boundary and what was read is committed; outputs deliver everything
 //!   queued, then exit. After `shutdown_grace`, outputs stop even if events
 //!   remain; those stay queued and are delivered after the next start.
+//! * **SIGHUP** (a reload, see [`crate::lifecycle`]): inputs stop at the
+//!   next line boundary and what was read is committed; outputs stop after
+//!   the batch in hand, without draining; a new pipeline starts from the
+//!   queue with the new config.
 //! * **SIGKILL** at any moment loses nothing: the next start is the same
 //!   recovery as any other.
 //! * A failed fsync stops the agent with an error (see the queue docs).
@@ -102,6 +106,19 @@ pub struct RunSummary {
     pub drained: bool,
 }
 
+impl RunSummary {
+    /// Two pipelines' summaries as one; `drained` is the later one's.
+    pub fn then(self, later: RunSummary) -> RunSummary {
+        RunSummary {
+            queued: self.queued + later.queued,
+            dropped: self.dropped + later.dropped,
+            unparsed: self.unparsed + later.unparsed,
+            quarantined: self.quarantined + later.quarantined,
+            drained: later.drained,
+        }
+    }
+}
+
 /// Bytes read from one file per pass before moving to the next.
 const READ_BUDGET: usize = 4 << 20;
 /// A pass that read less than this is a trickle: wait before the next one.
@@ -109,8 +126,24 @@ const COALESCE_BELOW: u64 = 256 << 10;
 /// How long to let a trickle accumulate (adds at most this much latency).
 const COALESCE_WAIT: Duration = Duration::from_millis(50);
 
-/// Runs the agent until `shutdown` is cancelled, then drains.
+/// Runs the agent until `shutdown` is cancelled, then drains. (Serves
+/// `/metrics` when configured; config reloads go through
+/// [`crate::lifecycle::run`].)
 pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<RunSummary, AgentError> {
+    crate::lifecycle::run(cfg, shutdown, None).await
+}
+
+/// One life of the pipeline, from recovery to a stop: at `shutdown` inputs
+/// stop and outputs drain within the grace period; at `restart` inputs stop
+/// and outputs stop after the batch in hand, without draining (a reload:
+/// the next pipeline starts by recovering the same queue). Its metrics go
+/// into `telemetry`.
+pub(crate) async fn pipeline(
+    cfg: &AgentConfig,
+    shutdown: CancellationToken,
+    restart: CancellationToken,
+    telemetry: &auditship_telemetry::Swap,
+) -> Result<RunSummary, AgentError> {
     std::fs::create_dir_all(&cfg.state_dir).map_err(|source| AgentError::StateDir {
         path: cfg.state_dir.clone(),
         source,
@@ -192,18 +225,23 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<RunSum
         failed: Default::default(),
         last_pass: std::sync::Mutex::new(std::time::Instant::now()),
     });
-    // The endpoints outlive the shutdown signal: /health answers "stopping"
-    // while outputs drain.
-    let telemetry_stop = CancellationToken::new();
-    let _telemetry_guard = telemetry_stop.clone().drop_guard();
-    if let Some(addr) = cfg.metrics {
-        match auditship_telemetry::serve(addr, metrics.clone(), telemetry_stop.clone()).await {
-            Ok(bound) => tracing::info!(address = %bound, "serving /metrics and /health"),
-            Err(e) => {
-                tracing::error!(address = %addr, error = %e, "cannot serve /metrics and /health; running without them")
-            }
-        }
-    }
+    telemetry.set(metrics.clone());
+    // Inputs (and timers) stop on `stop`: at shutdown, or at a restart,
+    // which also stops the outputs without draining.
+    let stop = CancellationToken::new();
+    let restarting = {
+        let (stop, hard) = (stop.clone(), hard_stop.clone());
+        let (shutdown, restart) = (shutdown.clone(), restart.clone());
+        tokio::spawn(async move {
+            let restarting = tokio::select! {
+                _ = shutdown.cancelled() => false,
+                _ = restart.cancelled() => { hard.cancel(); true },
+                _ = stop.cancelled() => false,
+            };
+            stop.cancel();
+            restarting
+        })
+    };
     let input_names: Arc<[String]> = metrics.input_names.clone().into();
     for (reader, output) in readers.into_iter().zip(outputs) {
         let (hard, queue_id) = (hard_stop.clone(), recovery.queue_id);
@@ -214,10 +252,10 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<RunSum
     }
     let heartbeat = cfg.heartbeat.map(Heartbeat::new);
     if let Some(hb) = &heartbeat {
-        tokio::spawn(hb.clone().run(shutdown.clone()));
+        tokio::spawn(hb.clone().run(stop.clone()));
     }
     let ingest = {
-        let (stop, stats, metrics) = (shutdown.clone(), stats.clone(), metrics.clone());
+        let (stop, stats, metrics) = (stop.clone(), stats.clone(), metrics.clone());
         let parts = IngestParts {
             writer,
             sealer: Sealer::new(head),
@@ -242,7 +280,7 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<RunSum
     metrics.started.store(true, Ordering::Relaxed);
     // Counters in the log every minute (and on /metrics).
     let reporter = {
-        let (stats, filters, stop) = (stats.clone(), filters.clone(), shutdown.clone());
+        let (stats, filters, stop) = (stats.clone(), filters.clone(), stop.clone());
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(STATS_EVERY);
             tick.tick().await;
@@ -254,14 +292,23 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<RunSum
             }
         })
     };
-    shutdown.cancelled().await;
+    stop.cancelled().await;
     metrics.stopping.store(true, Ordering::Relaxed);
     let _ = reporter.await;
-    tracing::info!(grace = ?cfg.shutdown_grace, "stopping: inputs stop, outputs deliver what is queued");
-    let drained = tokio::time::timeout(cfg.shutdown_grace, tracker.wait())
-        .await
-        .is_ok();
-    if !drained {
+    let restarting = restarting.await.unwrap_or(false);
+    let drained = if restarting {
+        tracing::info!(
+            "reloading: inputs stop at a line boundary, outputs after the batch in hand"
+        );
+        tracker.wait().await;
+        false
+    } else {
+        tracing::info!(grace = ?cfg.shutdown_grace, "stopping: inputs stop, outputs deliver what is queued");
+        tokio::time::timeout(cfg.shutdown_grace, tracker.wait())
+            .await
+            .is_ok()
+    };
+    if !drained && !restarting {
         tracing::warn!(
             "shutdown grace period over; undelivered events stay queued for the next start"
         );
@@ -281,7 +328,12 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<RunSum
         queued = summary.queued,
         dropped = summary.dropped,
         unparsed = summary.unparsed,
-        "agent stopped"
+        "{}",
+        if restarting {
+            "pipeline stopped for the reload"
+        } else {
+            "agent stopped"
+        }
     );
     ingest_result.map(|_| summary)
 }

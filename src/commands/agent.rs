@@ -1,4 +1,5 @@
-//! `auditship agent --config FILE`: run the agent until SIGTERM or SIGINT.
+//! `auditship agent --config FILE`: run the agent until SIGTERM or SIGINT;
+//! SIGHUP reloads the config (see `auditship_agent::lifecycle`).
 //!
 //! `auditship agent --config FILE --print-identity` prints the agent's id
 //! and public key, creating the key in the state directory if needed, and
@@ -58,14 +59,46 @@ pub fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
     runtime.block_on(async move {
         let shutdown = CancellationToken::new();
         shutdown_on_signals(shutdown.clone());
+        let reloads = reload_on_sighup(args.config.clone());
         tracing::info!(config = %args.config.display(), "agent starting");
-        let summary = auditship_agent::runtime::run(cfg, shutdown).await?;
+        let summary = auditship_agent::lifecycle::run(cfg, shutdown, Some(reloads)).await?;
         Ok::<_, anyhow::Error>(if summary.drained {
             ExitCode::SUCCESS
         } else {
             ExitCode::from(3)
         })
     })
+}
+
+/// On every SIGHUP, reads and validates `path` again: a good config is
+/// handed to the lifecycle, which swaps pipelines; a bad one is logged with
+/// every error and the running config stays (call inside a runtime).
+fn reload_on_sighup(path: PathBuf) -> tokio::sync::mpsc::Receiver<config::AgentConfig> {
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut hup = signal(SignalKind::hangup()).expect("SIGHUP handler");
+        while hup.recv().await.is_some() {
+            tracing::info!(config = %path.display(), "SIGHUP received: reloading the config");
+            match config::load(&path) {
+                Ok(cfg) => {
+                    if tx.send(cfg).await.is_err() {
+                        break;
+                    }
+                }
+                Err(errors) => {
+                    for e in &errors.0 {
+                        tracing::error!(error = %e, "config error");
+                    }
+                    tracing::error!(
+                        errors = errors.0.len(),
+                        "new config refused; the running config stays"
+                    );
+                }
+            }
+        }
+    });
+    rx
 }
 
 /// Cancels `token` on SIGTERM or SIGINT (call inside a runtime).

@@ -132,6 +132,42 @@ pub trait Source: Send + Sync + 'static {
     fn health(&self) -> Health;
 }
 
+/// A [`Source`] that can be replaced while the endpoints run: a role that
+/// rebuilds its pipeline (a config reload) keeps its listener and swaps
+/// what a scrape reads. Before the first source it is live but not ready.
+#[derive(Default)]
+pub struct Swap(std::sync::RwLock<Option<Arc<dyn Source>>>);
+
+impl Swap {
+    /// Makes `source` the one scrapes read.
+    pub fn set(&self, source: Arc<dyn Source>) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = Some(source);
+    }
+
+    fn get(&self) -> Option<Arc<dyn Source>> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+impl Source for Swap {
+    fn render(&self, out: &mut Exposition) {
+        if let Some(s) = self.get() {
+            s.render(out);
+        }
+    }
+
+    fn health(&self) -> Health {
+        self.get().map_or_else(
+            || Health {
+                live: true,
+                ready: false,
+                status: "starting".into(),
+            },
+            |s| s.health(),
+        )
+    }
+}
+
 /// Binds `addr` and serves the endpoints until `shutdown`. Returns the
 /// bound address (useful with port 0) once listening.
 pub async fn serve(
