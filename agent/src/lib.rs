@@ -19,6 +19,8 @@
 //! * [`output`]: file (exactly once) and stdout (at least once).
 //! * [`runtime`]: the wiring and the lifecycle (start = recovery, drain on
 //!   SIGTERM).
+//! * [`running`]: what a running agent shows its supervisor (counters and
+//!   the liveness the systemd watchdog checks).
 //!
 //! The agent's invariants are written down in `../shared/design.md` and, for
 //! each part, in its module docs.
@@ -29,5 +31,6 @@ pub mod ingest;
 pub mod input;
 pub mod output;
 pub mod queue;
+pub mod running;
 pub mod runtime;
 pub mod seal;

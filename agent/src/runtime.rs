@@ -45,6 +45,7 @@ use crate::ingest::{Appender, IngestSink, IngestStats};
 use crate::input::file::{FileInput, InputError};
 use crate::output::{CollectorOutput, FileOutput, Output, OutputError, RetryPolicy, StdoutOutput};
 use crate::queue::{self, QueueError, QueueReader, QueueWriter};
+use crate::running::Running;
 use crate::seal::heartbeat::{self, Heartbeat};
 use crate::seal::{ChainHead, Sealer, CHAIN_STREAM};
 
@@ -108,6 +109,17 @@ const COALESCE_WAIT: Duration = Duration::from_millis(50);
 
 /// Runs the agent until `shutdown` is cancelled, then drains.
 pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<RunSummary, AgentError> {
+    run_with(cfg, shutdown, |_| {}).await
+}
+
+/// [`run`], calling `on_ready` once the agent is running: identity loaded,
+/// queue recovered, inputs and outputs started. What it is given lets a
+/// supervisor (the systemd notifier) watch the agent.
+pub async fn run_with(
+    cfg: AgentConfig,
+    shutdown: CancellationToken,
+    on_ready: impl FnOnce(Running) + Send,
+) -> Result<RunSummary, AgentError> {
     std::fs::create_dir_all(&cfg.state_dir).map_err(|source| AgentError::StateDir {
         path: cfg.state_dir.clone(),
         source,
@@ -162,6 +174,7 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<RunSum
     if let Some(hb) = &heartbeat {
         tokio::spawn(hb.clone().run(shutdown.clone()));
     }
+    let queue_gauge = writer.gauge();
     let ingest = {
         let (stop, stats) = (shutdown.clone(), stats.clone());
         let parts = IngestParts {
@@ -182,6 +195,7 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<RunSum
         })
     };
     tracker.close();
+    on_ready(Running::new(stats.clone(), queue_gauge));
     // Counters in the log every minute (metrics endpoints come later).
     let reporter = {
         let (stats, filters, stop) = (stats.clone(), filters.clone(), shutdown.clone());
@@ -278,6 +292,7 @@ fn ingest_loop(
     let mut payload = Vec::with_capacity(64 << 10);
     let mut source_cache = (PathBuf::new(), String::new());
     'run: while !stop.is_cancelled() {
+        stats.passes.fetch_add(1, Ordering::Relaxed);
         let mut read = 0;
         let mut sealed = 0;
         if let Some(hb) = heartbeat.as_ref().filter(|hb| hb.take_due()) {
@@ -334,7 +349,7 @@ fn ingest_loop(
                 hb.sealed();
             }
         }
-        commit(&mut writer, stop, true)?;
+        commit(&mut writer, stop, stats, true)?;
         if read == 0 {
             if let Some((input, _)) = inputs.first() {
                 input.wait(Duration::from_millis(50));
@@ -345,7 +360,7 @@ fn ingest_loop(
             std::thread::sleep(COALESCE_WAIT);
         }
     }
-    commit(&mut writer, stop, false)
+    commit(&mut writer, stop, stats, false)
 }
 
 /// Commits, retrying write failures (a full disk) until they clear or the
@@ -354,6 +369,7 @@ fn ingest_loop(
 fn commit(
     writer: &mut QueueWriter,
     stop: &CancellationToken,
+    stats: &IngestStats,
     pipelined: bool,
 ) -> Result<(), AgentError> {
     let mut logged = false;
@@ -374,6 +390,7 @@ fn commit(
                 if stop.is_cancelled() {
                     return Ok(());
                 }
+                stats.passes.fetch_add(1, Ordering::Relaxed);
                 std::thread::sleep(Duration::from_millis(500));
             }
         }

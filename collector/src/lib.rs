@@ -20,6 +20,7 @@ pub mod liveness;
 pub mod merkle_log;
 pub mod proof_api;
 pub mod query_api;
+pub mod running;
 pub mod server;
 pub mod store;
 pub mod verify;

@@ -17,7 +17,10 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use auditship_agent::config::{self, LogFormat};
+use auditship_agent::running::Running;
 use tokio_util::sync::CancellationToken;
+
+use crate::notify;
 
 /// Arguments of `auditship agent`.
 #[derive(clap::Args, Debug)]
@@ -59,13 +62,43 @@ pub fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
         let shutdown = CancellationToken::new();
         shutdown_on_signals(shutdown.clone());
         tracing::info!(config = %args.config.display(), "agent starting");
-        let summary = auditship_agent::runtime::run(cfg, shutdown).await?;
+        let (ready, running) = tokio::sync::oneshot::channel();
+        tokio::spawn(notify::supervise(
+            notify::Notifier::from_env(),
+            running,
+            shutdown.clone(),
+        ));
+        let summary = auditship_agent::runtime::run_with(cfg, shutdown, move |r| {
+            let _ = ready.send(r);
+        })
+        .await?;
         Ok::<_, anyhow::Error>(if summary.drained {
             ExitCode::SUCCESS
         } else {
             ExitCode::from(3)
         })
     })
+}
+
+/// The agent's status for systemd: its ingest thread's turns are the
+/// watchdog's evidence (see [`notify`]).
+impl notify::Probe for Running {
+    fn progress(&self) -> u64 {
+        Running::progress(self)
+    }
+
+    fn beat(&self) -> std::time::Duration {
+        // An idle ingest loop waits 50 ms for input between passes.
+        std::time::Duration::from_millis(100)
+    }
+
+    fn status(&self) -> String {
+        format!(
+            "queued {} events, {} pending delivery",
+            self.queued(),
+            self.pending()
+        )
+    }
 }
 
 /// Cancels `token` on SIGTERM or SIGINT (call inside a runtime).

@@ -182,6 +182,11 @@ impl QueueWriter {
         Ok(id)
     }
 
+    /// A read-only view of the queue's fill, for status reports.
+    pub fn gauge(&self) -> super::QueueGauge {
+        super::QueueGauge::new(self.shared.clone())
+    }
+
     /// The id the next [`append`](Self::append) will get (the event's `seq`).
     pub fn next_id(&self) -> u64 {
         self.next_id
