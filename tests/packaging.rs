@@ -155,7 +155,12 @@ fn the_package_holds_the_binary_units_and_configs_with_their_modes() {
         assert!(text.starts_with("#!/bin/sh\n"), "{script}");
         assert!(text.contains("\nset -e\n"), "{script}");
         // Nothing is ever enabled or started by the package.
-        for word in ["systemctl enable", "systemctl start", "systemctl restart", "--now"] {
+        for word in [
+            "systemctl enable",
+            "systemctl start",
+            "systemctl restart",
+            "--now",
+        ] {
             assert!(!text.contains(word), "{script} runs {word}");
         }
     }
