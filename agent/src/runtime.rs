@@ -39,10 +39,12 @@ use auditship_plugins::Parser;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::{AgentConfig, OutputConfig};
+use crate::config::{AgentConfig, InputKind, OutputConfig};
 use crate::filter::{build_chain, FilterChain, FilterError};
 use crate::ingest::{Appender, IngestSink, IngestStats};
-use crate::input::file::{FileInput, InputError};
+use crate::input::file::FileInput;
+use crate::input::journald::JournaldInput;
+use crate::input::{Bell, Input, InputError};
 use crate::output::{CollectorOutput, FileOutput, Output, OutputError, RetryPolicy, StdoutOutput};
 use crate::queue::{self, QueueError, QueueReader, QueueWriter};
 use crate::running::Running;
@@ -145,9 +147,21 @@ pub async fn run_with(
         );
     }
     let filters = Arc::new(build_chain(&cfg.filters)?);
-    let mut inputs = Vec::new();
+    let bell = Bell::new();
+    let mut inputs: Vec<(Box<dyn Input>, Parser)> = Vec::new();
     for i in &cfg.inputs {
-        let input = FileInput::new(i.file.clone(), &recovery.positions)?;
+        let input: Box<dyn Input> = match &i.kind {
+            InputKind::File(f) => Box::new(FileInput::new(
+                f.clone(),
+                &recovery.positions,
+                bell.clone(),
+            )?),
+            InputKind::Journald(j) => Box::new(JournaldInput::new(
+                j.clone(),
+                &recovery.positions,
+                bell.clone(),
+            )?),
+        };
         inputs.push((input, Parser::new(&i.parser)?));
     }
     let stats = Arc::new(IngestStats::default());
@@ -181,6 +195,7 @@ pub async fn run_with(
             writer,
             sealer: Sealer::new(head),
             inputs,
+            bell,
             filters: filters.clone(),
             agent_id: cfg.agent_id.clone(),
             heartbeat,
@@ -267,7 +282,8 @@ fn log_stats(stats: &IngestStats, filters: &FilterChain) {
 struct IngestParts {
     writer: QueueWriter,
     sealer: Sealer,
-    inputs: Vec<(FileInput, Parser)>,
+    inputs: Vec<(Box<dyn Input>, Parser)>,
+    bell: Bell,
     filters: Arc<FilterChain>,
     agent_id: String,
     heartbeat: Option<Heartbeat>,
@@ -282,6 +298,7 @@ fn ingest_loop(
         mut writer,
         mut sealer,
         mut inputs,
+        bell,
         filters,
         agent_id,
         heartbeat,
@@ -351,9 +368,7 @@ fn ingest_loop(
         }
         commit(&mut writer, stop, stats, true)?;
         if read == 0 {
-            if let Some((input, _)) = inputs.first() {
-                input.wait(Duration::from_millis(50));
-            }
+            bell.wait(Duration::from_millis(50));
         } else if read < COALESCE_BELOW {
             // A trickle: let a few writes accumulate so one commit (one
             // fsync) covers them, instead of one per write.

@@ -20,7 +20,7 @@ use auditship_plugins::Parser;
 use tokio_util::sync::CancellationToken;
 
 use crate::filter::{FilterChain, Verdict};
-use crate::input::file::{InputError, Line, Sink};
+use crate::input::{InputError, Line, Sink};
 use crate::queue::{QueueError, QueueWriter};
 use crate::seal::{Sealer, CHAIN_STREAM};
 
@@ -203,13 +203,18 @@ impl Sink for IngestSink<'_> {
         let mut ev = self.parser.parse_at(line.bytes, now);
         ev.flags.insert(line.flags);
         ev.observed_ts = Some(now);
-        if self.source_cache.0 != line.path {
-            *self.source_cache = (
-                line.path.to_path_buf(),
-                format!("{}:{}", self.input, line.path.display()),
-            );
-        }
-        ev.source = Some(self.source_cache.1.clone());
+        ev.source = Some(match line.path {
+            Some(path) => {
+                if self.source_cache.0 != path {
+                    *self.source_cache = (
+                        path.to_path_buf(),
+                        format!("{}:{}", self.input, path.display()),
+                    );
+                }
+                self.source_cache.1.clone()
+            }
+            None => self.input.to_string(),
+        });
         ev.agent_id = Some(self.agent_id.to_string());
         if ev.is_unparsed() {
             self.out.stats.unparsed.fetch_add(1, Ordering::Relaxed);

@@ -88,7 +88,7 @@ fn sealed_events_chain_across_drops_and_the_truncation_fallback() {
             position: &pos,
             bytes: l,
             flags: Flags::default(),
-            path: Path::new("/x.log"),
+            path: Some(Path::new("/x.log")),
         })
         .unwrap();
         sink.flush_dropped().unwrap();

@@ -12,11 +12,14 @@
 //!   `log_format`/`LogFormat` replaces the built-in list;
 //! * `auth`: syslog-framed auth logs ([`syslog`] then [`auth`]);
 //! * `json`: application JSON lines ([`json`]);
+//! * `journald`: journal entries from `journalctl -o json` ([`journald`]);
+//!   the journald input always uses it;
 //! * `auto`: per line, `{` means JSON, a syslog header means auth, anything
 //!   else is tried as an access log.
 
 pub mod access;
 pub mod auth;
+pub mod journald;
 pub mod json;
 pub mod syslog;
 
@@ -43,6 +46,8 @@ pub enum Format {
     Auth,
     /// JSON lines.
     Json,
+    /// Journal entries as `journalctl -o json` prints them.
+    Journald,
 }
 
 impl Format {
@@ -54,6 +59,7 @@ impl Format {
             Format::Apache => "apache",
             Format::Auth => "auth",
             Format::Json => "json",
+            Format::Journald => "journald",
         }
     }
 }
@@ -67,9 +73,10 @@ impl FromStr for Format {
             "apache" => Format::Apache,
             "auth" | "syslog" => Format::Auth,
             "json" => Format::Json,
+            "journald" => Format::Journald,
             other => {
                 return Err(format!(
-                    "unknown format {other:?}; expected auto, nginx, apache, auth or json"
+                    "unknown format {other:?}; expected auto, nginx, apache, auth, json or journald"
                 ))
             }
         })
@@ -191,6 +198,7 @@ impl Parser {
             Format::Nginx | Format::Apache => self.access.parse(t),
             Format::Auth => Some(self.auth(t, reference)),
             Format::Json => json::parse(t, &self.json),
+            Format::Journald => journald::parse(t),
             Format::Auto => {
                 if t.starts_with('{') {
                     json::parse(t, &self.json)
