@@ -22,6 +22,8 @@
 //! * [`lifecycle`]: pipelines across config reloads (SIGHUP).
 //! * [`runtime`]: the wiring and the lifecycle (start = recovery, drain on
 //!   SIGTERM).
+//! * [`running`]: what a running agent shows its supervisor (counters and
+//!   the liveness the systemd watchdog checks).
 //!
 //! The agent's invariants are written down in `../shared/design.md` and, for
 //! each part, in its module docs.
@@ -34,5 +36,6 @@ pub mod lifecycle;
 pub mod metrics;
 pub mod output;
 pub mod queue;
+pub mod running;
 pub mod runtime;
 pub mod seal;

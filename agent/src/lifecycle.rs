@@ -31,15 +31,36 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::AgentConfig;
+use crate::ingest::IngestStats;
+use crate::queue::QueueMonitor;
+use crate::running::Running;
 use crate::runtime::{pipeline, AgentError, RunSummary};
 
 /// Runs pipelines until `shutdown`, replacing the running one with each
-/// config received on `reloads`.
+/// config received on `reloads`. `on_ready` is called once, when the first
+/// pipeline is running (identity loaded, queue recovered, inputs and
+/// outputs started); the [`Running`] it gets follows every later pipeline.
 pub async fn run(
     mut cfg: AgentConfig,
     shutdown: CancellationToken,
     mut reloads: Option<mpsc::Receiver<AgentConfig>>,
+    on_ready: impl FnOnce(Running) + Send,
 ) -> Result<RunSummary, AgentError> {
+    let on_ready = std::sync::Mutex::new(Some(on_ready));
+    let running: std::sync::Mutex<Option<Running>> = std::sync::Mutex::new(None);
+    let ready = |stats: Arc<IngestStats>, queue: QueueMonitor| {
+        let mut r = running.lock().unwrap_or_else(|p| p.into_inner());
+        match r.as_ref() {
+            Some(r) => r.attach(stats, queue),
+            None => {
+                let handle = Running::new(stats, queue);
+                *r = Some(handle.clone());
+                if let Some(f) = on_ready.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                    f(handle);
+                }
+            }
+        }
+    };
     let telemetry = Arc::new(Swap::default());
     // The endpoints outlive the shutdown signal: /health answers "stopping"
     // while outputs drain.
@@ -58,7 +79,7 @@ pub async fn run(
     loop {
         let next = {
             let restart = CancellationToken::new();
-            let running = pipeline(&cfg, shutdown.clone(), restart.clone(), &telemetry);
+            let running = pipeline(&cfg, shutdown.clone(), restart.clone(), &telemetry, &ready);
             tokio::pin!(running);
             let next = loop {
                 let offered = async {

@@ -130,7 +130,7 @@ const COALESCE_WAIT: Duration = Duration::from_millis(50);
 /// `/metrics` when configured; config reloads go through
 /// [`crate::lifecycle::run`].)
 pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<RunSummary, AgentError> {
-    crate::lifecycle::run(cfg, shutdown, None).await
+    crate::lifecycle::run(cfg, shutdown, None, |_| {}).await
 }
 
 /// One life of the pipeline, from recovery to a stop: at `shutdown` inputs
@@ -143,6 +143,7 @@ pub(crate) async fn pipeline(
     shutdown: CancellationToken,
     restart: CancellationToken,
     telemetry: &auditship_telemetry::Swap,
+    ready: &(dyn Fn(Arc<IngestStats>, crate::queue::QueueMonitor) + Sync),
 ) -> Result<RunSummary, AgentError> {
     std::fs::create_dir_all(&cfg.state_dir).map_err(|source| AgentError::StateDir {
         path: cfg.state_dir.clone(),
@@ -254,6 +255,7 @@ pub(crate) async fn pipeline(
     if let Some(hb) = &heartbeat {
         tokio::spawn(hb.clone().run(stop.clone()));
     }
+    let queue_monitor = writer.monitor();
     let ingest = {
         let (stop, stats, metrics) = (stop.clone(), stats.clone(), metrics.clone());
         let parts = IngestParts {
@@ -278,6 +280,7 @@ pub(crate) async fn pipeline(
     };
     tracker.close();
     metrics.started.store(true, Ordering::Relaxed);
+    ready(stats.clone(), queue_monitor);
     // Counters in the log every minute (and on /metrics).
     let reporter = {
         let (stats, filters, stop) = (stats.clone(), filters.clone(), stop.clone());
@@ -394,6 +397,7 @@ fn ingest_loop(
     let mut payload = Vec::with_capacity(64 << 10);
     let mut source_cache = (PathBuf::new(), String::new());
     'run: while !stop.is_cancelled() {
+        stats.passes.fetch_add(1, Ordering::Relaxed);
         let mut read = 0;
         let mut sealed = 0;
         if let Some(hb) = heartbeat.as_ref().filter(|hb| hb.take_due()) {
@@ -450,7 +454,7 @@ fn ingest_loop(
                 hb.sealed();
             }
         }
-        commit(&mut writer, stop, true)?;
+        commit(&mut writer, stop, stats, true)?;
         metrics.pass_done();
         if published.elapsed() >= PUBLISH_EVERY {
             published = std::time::Instant::now();
@@ -473,7 +477,7 @@ fn ingest_loop(
             std::thread::sleep(COALESCE_WAIT);
         }
     }
-    commit(&mut writer, stop, false)
+    commit(&mut writer, stop, stats, false)
 }
 
 /// Commits, retrying write failures (a full disk) until they clear or the
@@ -482,6 +486,7 @@ fn ingest_loop(
 fn commit(
     writer: &mut QueueWriter,
     stop: &CancellationToken,
+    stats: &IngestStats,
     pipelined: bool,
 ) -> Result<(), AgentError> {
     let mut logged = false;
@@ -502,6 +507,7 @@ fn commit(
                 if stop.is_cancelled() {
                     return Ok(());
                 }
+                stats.passes.fetch_add(1, Ordering::Relaxed);
                 std::thread::sleep(Duration::from_millis(500));
             }
         }

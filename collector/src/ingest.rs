@@ -142,6 +142,11 @@ pub struct IngestStats {
     pub failures: AtomicU64,
     /// Checkpoints signed.
     pub checkpoints: AtomicU64,
+    /// Rounds of the commit thread (a group of batches, or a clock tick,
+    /// which the server sends every second). It keeps moving while the
+    /// thread is alive and not stuck; the systemd watchdog checks that it
+    /// does (see [`crate::running`]).
+    pub rounds: AtomicU64,
 }
 
 enum Job {
@@ -251,6 +256,7 @@ fn commit_loop(c: &mut group::Committer, mut rx: mpsc::Receiver<Job>) {
     // Pipelined batches waiting for their predecessor, with their arrival.
     let mut held: Vec<(PreparedBatch, group::Reply, Instant)> = Vec::new();
     while let Some(first) = rx.blocking_recv() {
+        c.stats.rounds.fetch_add(1, Ordering::Relaxed);
         let mut jobs = vec![first];
         while jobs.len() < GROUP_MAX {
             match rx.try_recv() {

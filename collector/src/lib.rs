@@ -22,6 +22,7 @@ pub mod merkle_log;
 pub mod metrics;
 pub mod proof_api;
 pub mod query_api;
+pub mod running;
 pub mod server;
 pub mod store;
 pub mod verify;

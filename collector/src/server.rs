@@ -46,6 +46,7 @@ use crate::enrol::Enrolment;
 use crate::gaps::Gaps;
 use crate::ingest::{self, IngestError, IngestHandle, Parts, PreparedBatch, Views};
 use crate::merkle_log::{MerkleLog, MerkleReader};
+use crate::running::Running;
 use crate::store::segments::{self, SegmentConfig};
 use crate::store::StoreReader;
 use crate::{proof_api, query_api};
@@ -135,6 +136,22 @@ pub async fn run(
     cfg: CollectorConfig,
     shutdown: CancellationToken,
     on_listen: Option<tokio::sync::oneshot::Sender<SocketAddr>>,
+) -> Result<(), CollectorError> {
+    run_with(cfg, shutdown, move |running: Running| {
+        if let Some(tx) = on_listen {
+            let _ = tx.send(running.addr());
+        }
+    })
+    .await
+}
+
+/// [`run`], calling `on_ready` once the store is open and the collector
+/// listens. What it is given lets a supervisor (the systemd notifier) watch
+/// the collector.
+pub async fn run_with(
+    cfg: CollectorConfig,
+    shutdown: CancellationToken,
+    on_ready: impl FnOnce(Running) + Send,
 ) -> Result<(), CollectorError> {
     let state_err = |path: &std::path::Path| {
         let path = path.to_path_buf();
@@ -237,6 +254,11 @@ pub async fn run(
             }
         }
     }
+    let (ingest_stats, store_reader, agents_view) = (
+        state.ingest.stats.clone(),
+        state.reader.clone(),
+        state.agents.clone(),
+    );
     let app = Router::new()
         .route(wire::INGEST_PATH, post(ingest_handler))
         .route("/v1/events", get(query_api::events))
@@ -266,10 +288,8 @@ pub async fn run(
     let addr_file = cfg.data_dir.join("collector.addr");
     std::fs::write(&addr_file, format!("{addr}\n")).map_err(state_err(&addr_file))?;
     tracing::info!(%addr, tls = tls.is_some(), mtls = cfg.tls.as_ref().is_some_and(|t| t.client_ca_file.is_some()), "collector listening");
-    if let Some(tx) = on_listen {
-        let _ = tx.send(addr);
-    }
     listening.store(true, std::sync::atomic::Ordering::Relaxed);
+    on_ready(Running::new(addr, ingest_stats, store_reader, agents_view));
 
     let tracker = TaskTracker::new();
     loop {

@@ -18,7 +18,10 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use auditship_agent::config::{self, LogFormat};
+use auditship_agent::running::Running;
 use tokio_util::sync::CancellationToken;
+
+use crate::notify;
 
 /// Arguments of `auditship agent`.
 #[derive(clap::Args, Debug)]
@@ -61,7 +64,16 @@ pub fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
         shutdown_on_signals(shutdown.clone());
         let reloads = reload_on_sighup(args.config.clone());
         tracing::info!(config = %args.config.display(), "agent starting");
-        let summary = auditship_agent::lifecycle::run(cfg, shutdown, Some(reloads)).await?;
+        let (ready, running) = tokio::sync::oneshot::channel();
+        tokio::spawn(notify::supervise(
+            notify::Notifier::from_env(),
+            running,
+            shutdown.clone(),
+        ));
+        let summary = auditship_agent::lifecycle::run(cfg, shutdown, Some(reloads), move |r| {
+            let _ = ready.send(r);
+        })
+        .await?;
         Ok::<_, anyhow::Error>(if summary.drained {
             ExitCode::SUCCESS
         } else {
@@ -99,6 +111,27 @@ fn reload_on_sighup(path: PathBuf) -> tokio::sync::mpsc::Receiver<config::AgentC
         }
     });
     rx
+}
+
+/// The agent's status for systemd: its ingest thread's turns are the
+/// watchdog's evidence (see [`notify`]).
+impl notify::Probe for Running {
+    fn progress(&self) -> u64 {
+        Running::progress(self)
+    }
+
+    fn beat(&self) -> std::time::Duration {
+        // An idle ingest loop waits 50 ms for input between passes.
+        std::time::Duration::from_millis(100)
+    }
+
+    fn status(&self) -> String {
+        format!(
+            "queued {} events, {} pending delivery",
+            self.queued(),
+            self.pending()
+        )
+    }
 }
 
 /// Cancels `token` on SIGTERM or SIGINT (call inside a runtime).
