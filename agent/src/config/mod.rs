@@ -20,15 +20,18 @@ use serde::Deserialize;
 
 use crate::filter::{build_chain, FilterConfig};
 use crate::input::file::{FileInputConfig, ReadFrom};
+use crate::input::journald::JournaldConfig;
 use crate::output::CollectorOutputConfig;
 use crate::queue::{Fsync, QueueConfig};
 
 mod collector_output;
+mod journald;
 
 pub use collector_output::RawCollectorOutput;
+pub use journald::RawJournaldInput;
 pub use tomlconf::{
     parse_bytes, parse_duration, ByteSize, ConfigError, ConfigErrors, HumanDuration, LogFormat,
-    RawLog,
+    RawLog, RawMetrics,
 };
 
 /// The agent configuration file, as written.
@@ -63,6 +66,9 @@ pub struct RawConfig {
     /// The agent's own logs.
     #[serde(default)]
     pub log: RawLog,
+    /// Prometheus `/metrics` and `/health` (default on, 127.0.0.1:9750).
+    #[serde(default)]
+    pub metrics: RawMetrics,
 }
 
 /// `[queue]`: the disk queue.
@@ -113,6 +119,8 @@ pub enum WhenFull {
 pub enum RawInput {
     /// Tail files.
     File(RawFileInput),
+    /// Follow the systemd journal.
+    Journald(RawJournaldInput),
 }
 
 /// `[[inputs]]` with `type = "file"`.
@@ -129,7 +137,8 @@ pub struct RawFileInput {
     /// For files present at startup without a saved position: "beginning" (default) or "end".
     #[serde(default)]
     pub read_from: ReadFrom,
-    /// Parser: "auto" (default), "nginx", "apache", "auth", "json" or "auditd".
+    /// Parser: "auto" (default), "nginx", "apache", "auth", "json",
+    /// "auditd" or "journald" (files holding `journalctl -o json` output).
     #[serde(default)]
     pub format: Format,
     /// format = "auditd": an event whose file has had no new line for this
@@ -213,7 +222,7 @@ pub struct AgentConfig {
     pub heartbeat: Option<Duration>,
     /// Queue settings.
     pub queue: QueueConfig,
-    /// File inputs and their parsers.
+    /// Inputs and their parsers.
     pub inputs: Vec<InputConfig>,
     /// Filters (validated; built into a chain at start).
     pub filters: Vec<FilterConfig>,
@@ -223,15 +232,44 @@ pub struct AgentConfig {
     pub log_level: String,
     /// Log format.
     pub log_format: LogFormat,
+    /// Where to serve `/metrics` and `/health`; `None`: not served.
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 /// One validated input.
 #[derive(Debug, Clone)]
 pub struct InputConfig {
-    /// Tailing settings.
-    pub file: FileInputConfig,
+    /// What kind of input, with its settings.
+    pub kind: InputKind,
     /// Parser settings.
     pub parser: ParserOptions,
+}
+
+/// The kinds of input.
+#[derive(Debug, Clone)]
+pub enum InputKind {
+    /// Tail files.
+    File(FileInputConfig),
+    /// Follow the journal.
+    Journald(JournaldConfig),
+}
+
+impl InputConfig {
+    /// The input's name.
+    pub fn name(&self) -> &str {
+        match &self.kind {
+            InputKind::File(f) => &f.name,
+            InputKind::Journald(j) => &j.name,
+        }
+    }
+
+    /// The file settings, for a file input.
+    pub fn file(&self) -> Option<&FileInputConfig> {
+        match &self.kind {
+            InputKind::File(f) => Some(f),
+            InputKind::Journald(_) => None,
+        }
+    }
 }
 
 /// One validated output.
@@ -341,13 +379,33 @@ impl RawConfig {
         let mut names = BTreeSet::new();
         let mut largest_line = 0usize;
         let mut inputs = Vec::new();
-        for (i, RawInput::File(f)) in self.inputs.into_iter().enumerate() {
+        for (i, raw) in self.inputs.into_iter().enumerate() {
             let k = |key: &str| format!("inputs[{i}].{key}");
-            if f.name.is_empty() || f.name.contains('\0') {
+            let name = match &raw {
+                RawInput::File(f) => &f.name,
+                RawInput::Journald(j) => &j.name,
+            };
+            if name.is_empty() || name.contains('\0') {
                 err(k("name"), "must be a non-empty name".into());
-            } else if !names.insert(f.name.clone()) {
-                err(k("name"), format!("{:?} is used by another input", f.name));
+            } else if !names.insert(name.clone()) {
+                err(k("name"), format!("{name:?} is used by another input"));
             }
+            let f = match raw {
+                RawInput::File(f) => f,
+                RawInput::Journald(j) => {
+                    let mut e = |key: &str, msg: String| err(k(key), msg);
+                    let j = j.validate(&mut e);
+                    largest_line = largest_line.max(j.max_line_bytes);
+                    inputs.push(InputConfig {
+                        kind: InputKind::Journald(j),
+                        parser: ParserOptions {
+                            format: Format::Journald,
+                            ..ParserOptions::default()
+                        },
+                    });
+                    continue;
+                }
+            };
             if f.include.is_empty() {
                 err(k("include"), "needs at least one glob pattern".into());
             }
@@ -419,7 +477,10 @@ impl RawConfig {
             file.partial_line_timeout = dur(f.partial_line_timeout, 5);
             file.rotate_wait = dur(f.rotate_wait, 5);
             file.rescan_interval = dur(f.rescan_interval, 1);
-            inputs.push(InputConfig { file, parser });
+            inputs.push(InputConfig {
+                kind: InputKind::File(file),
+                parser,
+            });
         }
         // A record holds the event's canonical JSON: the raw line escaped (a
         // control byte becomes six bytes, \u00XX) plus the parsed fields.
@@ -495,6 +556,7 @@ impl RawConfig {
                 format!("{log_level:?}: expected error, warn, info, debug or trace"),
             );
         }
+        let metrics = self.metrics.validate(9750, &mut err);
         if !errs.is_empty() {
             return Err(errs);
         }
@@ -519,6 +581,7 @@ impl RawConfig {
             outputs,
             log_level,
             log_format: self.log.format.unwrap_or_default(),
+            metrics,
         })
     }
 }

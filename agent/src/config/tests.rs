@@ -41,7 +41,7 @@ fn minimal_config_gets_defaults() {
     assert_eq!(c.queue.dir, Path::new("/tmp/x/queue"));
     assert_eq!(c.queue.fsync, Fsync::Always);
     assert_eq!(c.queue.max_bytes, 1 << 30);
-    assert_eq!(c.inputs[0].file.max_line_bytes, 64 * 1024);
+    assert_eq!(c.inputs[0].file().unwrap().max_line_bytes, 64 * 1024);
     assert_eq!(c.outputs[0].name(), "file");
     assert_eq!(c.shutdown_grace, Duration::from_secs(30));
     assert_eq!(c.heartbeat, Some(Duration::from_secs(60)));
@@ -141,9 +141,9 @@ fn sizes_and_durations_in_units() {
         "include = [\"/var/log/auth.log\"]\nmax_line_bytes = \"16KiB\"\npartial_line_timeout = \"250ms\"",
     ) + "\n[queue]\nmax_bytes = \"64MiB\"\nsegment_bytes = \"8MiB\"\nfsync = \"interval\"\nfsync_interval = \"1s\"\n";
     let c = parse_str(&src).unwrap();
-    assert_eq!(c.inputs[0].file.max_line_bytes, 16 << 10);
+    assert_eq!(c.inputs[0].file().unwrap().max_line_bytes, 16 << 10);
     assert_eq!(
-        c.inputs[0].file.partial_line_timeout,
+        c.inputs[0].file().unwrap().partial_line_timeout,
         Duration::from_millis(250)
     );
     assert_eq!(c.queue.max_bytes, 64 << 20);
@@ -208,6 +208,115 @@ fn witness_keys_are_checked() {
     assert_eq!(e.0[0].key, "outputs[1].witness_file", "{e}");
     let fixed = format!("{two}witness_file = \"/tmp/x/witness-b.json\"\n");
     assert!(parse_str(&fixed).is_ok());
+}
+
+#[test]
+fn journald_inputs_are_checked_with_their_keys() {
+    let src = r#"state_dir = "/tmp/x"
+
+[[inputs]]
+type = "journald"
+name = "journal"
+matches = ["_SYSTEMD_UNIT=ssh.service", "sshd"]
+directory = "/var/log/journal"
+files = ["/srv/*.journal"]
+max_line_bytes = "10"
+
+[[inputs]]
+type = "journald"
+name = "journal"
+
+[[outputs]]
+type = "stdout"
+"#;
+    let e = parse_str(src).unwrap_err();
+    let keys: Vec<(&str, Option<usize>)> = e.0.iter().map(|e| (e.key.as_str(), e.line)).collect();
+    for (key, line) in [
+        ("inputs[0].matches[1]", Some(6)),
+        ("inputs[0].files", Some(8)),
+        ("inputs[0].max_line_bytes", Some(9)),
+        ("inputs[1].name", Some(13)),
+    ] {
+        assert!(
+            keys.contains(&(key, line)),
+            "{key} at {line:?} missing from {keys:?}"
+        );
+    }
+    let ok = parse_str(
+        "state_dir = \"/tmp/x\"\n[[inputs]]\ntype = \"journald\"\nname = \"j\"\nunits = [\"ssh.service\"]\n[[outputs]]\ntype = \"stdout\"\n",
+    )
+    .unwrap();
+    match &ok.inputs[0].kind {
+        crate::config::InputKind::Journald(j) => {
+            assert_eq!(j.units, ["ssh.service"]);
+            assert_eq!(j.max_line_bytes, 1 << 20);
+        }
+        other => panic!("not a journald input: {other:?}"),
+    }
+    assert_eq!(
+        ok.inputs[0].parser.format,
+        auditship_plugins::Format::Journald
+    );
+}
+
+#[test]
+fn metrics_default_to_localhost_and_a_bad_address_is_located() {
+    let base = "state_dir = \"/tmp/x\"\n[[inputs]]\ntype = \"file\"\nname = \"a\"\ninclude = [\"/x\"]\n[[outputs]]\ntype = \"stdout\"\n";
+    let c = parse_str(base).unwrap();
+    assert_eq!(c.metrics, Some("127.0.0.1:9750".parse().unwrap()));
+    let off = parse_str(&format!("{base}[metrics]\nenabled = false\n")).unwrap();
+    assert_eq!(off.metrics, None);
+    let e = parse_str(&format!("{base}[metrics]\naddress = \"localhost\"\n")).unwrap_err();
+    let keys: Vec<(&str, Option<usize>)> = e.0.iter().map(|e| (e.key.as_str(), e.line)).collect();
+    assert_eq!(keys, [("metrics.address", Some(9))]);
+}
+
+#[test]
+fn several_syntax_and_type_errors_are_all_reported() {
+    let src = r#"state_dir = "/tmp/x"
+shutdown_grace = "soon"
+
+[queue]
+max_bytez = "1GiB"
+
+[[inputs]]
+type = "file"
+name = "a"
+include = ["/var/log/auth.log"]
+colour = "blue"
+
+[[outputs]]
+type = "stdout"
+"#;
+    let e = parse_str(src).unwrap_err();
+    let got: Vec<(Option<usize>, &str)> = e.0.iter().map(|e| (e.line, e.key.as_str())).collect();
+    let mut got = got;
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            (Some(2), "shutdown_grace"),
+            (Some(5), "max_bytez"),
+            (Some(11), "colour"),
+        ],
+        "{e}"
+    );
+}
+
+#[test]
+fn variables_come_from_the_environment_with_defaults() {
+    // A variable name no other test or the environment uses.
+    std::env::set_var("AUDITSHIP_TEST_STATE_7F3A", "/srv/agent-state");
+    let src = "state_dir = \"${AUDITSHIP_TEST_STATE_7F3A}\"\nagent_id = \"${AUDITSHIP_TEST_UNSET_7F3A:-web-9}\"\n[[inputs]]\ntype = \"file\"\nname = \"a\"\ninclude = [\"/x\"]\n[[outputs]]\ntype = \"file\"\npath = \"${AUDITSHIP_TEST_UNSET_7F3A}/out\"\n";
+    let e = parse_str(src).unwrap_err();
+    assert_eq!(e.0.len(), 1, "{e}");
+    assert_eq!((e.0[0].line, e.0[0].key.as_str()), (Some(9), "path"));
+    assert!(e.0[0]
+        .message
+        .contains("AUDITSHIP_TEST_UNSET_7F3A is not set"));
+    let ok = parse_str(&src.replace("${AUDITSHIP_TEST_UNSET_7F3A}/out", "/tmp/out")).unwrap();
+    assert_eq!(ok.state_dir, std::path::Path::new("/srv/agent-state"));
+    assert_eq!(ok.agent_id, "web-9");
 }
 
 #[test]

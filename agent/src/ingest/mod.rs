@@ -26,7 +26,7 @@ use auditship_plugins::Parser;
 use tokio_util::sync::CancellationToken;
 
 use crate::filter::{FilterChain, Verdict};
-use crate::input::file::{InputError, Line, Sink};
+use crate::input::{InputError, Line, Sink};
 use crate::queue::{QueueError, QueueWriter};
 use crate::seal::{Sealer, CHAIN_STREAM};
 
@@ -43,6 +43,11 @@ pub struct IngestStats {
     pub full_waits: AtomicU64,
     /// Heartbeat events sealed.
     pub heartbeats: AtomicU64,
+    /// Turns of the ingest thread: a pass over every input, one bounded
+    /// wait for queue space, or one retry of a failed queue write. It keeps
+    /// moving while the ingest thread is alive and not stuck; the systemd
+    /// watchdog checks that it does (see [`crate::running`]).
+    pub passes: AtomicU64,
 }
 
 /// What every append needs besides the record: the queue, the chain, and
@@ -79,6 +84,7 @@ impl Appender<'_> {
                         if room {
                             break;
                         }
+                        self.stats.passes.fetch_add(1, Ordering::Relaxed);
                         if self.stop.is_cancelled() {
                             return Err(InputError::Stopped);
                         }
@@ -247,12 +253,17 @@ impl IngestSink<'_> {
         Ok(())
     }
 
-    /// The `source` text for `path`, cached.
-    fn source_for(&mut self, path: &std::path::Path) {
-        if self.source_cache.0 != path {
+    /// The `source` text for `path` (`input:path`, or the input's name for
+    /// inputs without files), cached.
+    fn source_for(&mut self, path: Option<&std::path::Path>) {
+        let key = path.unwrap_or(std::path::Path::new(""));
+        if self.source_cache.0 != key || self.source_cache.1.is_empty() {
             *self.source_cache = (
-                path.to_path_buf(),
-                format!("{}:{}", self.input, path.display()),
+                key.to_path_buf(),
+                match path {
+                    Some(p) => format!("{}:{}", self.input, p.display()),
+                    None => self.input.to_string(),
+                },
             );
         }
     }

@@ -88,7 +88,7 @@ fn sealed_events_chain_across_drops_and_the_truncation_fallback() {
             position: &pos,
             bytes: l,
             flags: Flags::default(),
-            path: Path::new("/x.log"),
+            path: Some(Path::new("/x.log")),
         })
         .unwrap();
         sink.flush_dropped().unwrap();
@@ -175,7 +175,7 @@ fn grouped_events_carry_the_position_after_their_last_line() {
         position: &POSITIONS[i],
         bytes: AUDIT[i].as_bytes(),
         flags: Flags::default(),
-        path: Path::new("/var/log/audit/audit.log"),
+        path: Some(Path::new("/var/log/audit/audit.log")),
     };
 
     macro_rules! sink {

@@ -115,6 +115,7 @@
 //! duplicates them downstream, or loses them if the file was rotated away
 //! meanwhile. Use it only where that risk is acceptable.
 
+mod monitor;
 mod reader;
 mod record;
 mod recover;
@@ -129,6 +130,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
+pub use monitor::{QueueMonitor, QueueStatus};
 pub use reader::{Batch, QueueReader};
 pub use writer::QueueWriter;
 
@@ -307,6 +309,9 @@ pub(crate) struct State {
     pub acks_dirty: bool,
     /// When they were last written.
     pub acks_written: std::time::Instant,
+    /// When ids became durable, for the age of the oldest unacknowledged
+    /// record (see [`monitor`]).
+    pub commit_times: VecDeque<(u64, std::time::SystemTime)>,
 }
 
 impl State {
@@ -413,6 +418,8 @@ pub fn open(
             closed: false,
             acks_dirty: false,
             acks_written: std::time::Instant::now(),
+            // Records recovered from before this start count from now.
+            commit_times: VecDeque::from([(last_id, std::time::SystemTime::now())]),
         }),
         changed: Condvar::new(),
     });

@@ -12,6 +12,8 @@
 //!   `log_format`/`LogFormat` replaces the built-in list;
 //! * `auth`: syslog-framed auth logs ([`syslog`] then [`auth`]);
 //! * `json`: application JSON lines ([`json`]);
+//! * `journald`: journal entries from `journalctl -o json` ([`journald`]);
+//!   the journald input always uses it;
 //! * `auditd`: the Linux audit log ([`auditd`]), whose events span several
 //!   lines: see "Grouping formats" below;
 //! * `auto`: per line, `{` means JSON, a syslog header means auth, anything
@@ -35,6 +37,7 @@
 pub mod access;
 pub mod auditd;
 pub mod auth;
+pub mod journald;
 pub mod json;
 pub mod syslog;
 
@@ -63,6 +66,8 @@ pub enum Format {
     Auth,
     /// JSON lines.
     Json,
+    /// Journal entries as `journalctl -o json` prints them.
+    Journald,
     /// The Linux audit log; several lines make one event.
     Auditd,
 }
@@ -76,6 +81,7 @@ impl Format {
             Format::Apache => "apache",
             Format::Auth => "auth",
             Format::Json => "json",
+            Format::Journald => "journald",
             Format::Auditd => "auditd",
         }
     }
@@ -90,10 +96,11 @@ impl FromStr for Format {
             "apache" => Format::Apache,
             "auth" | "syslog" => Format::Auth,
             "json" => Format::Json,
+            "journald" => Format::Journald,
             "auditd" | "audit" => Format::Auditd,
             other => {
                 return Err(format!(
-                    "unknown format {other:?}; expected auto, nginx, apache, auth, json or auditd"
+                    "unknown format {other:?}; expected auto, nginx, apache, auth, json, auditd or journald"
                 ))
             }
         })
@@ -223,6 +230,7 @@ impl Parser {
             Format::Nginx | Format::Apache => self.access.parse(t),
             Format::Auth => Some(self.auth(t, reference)),
             Format::Json => json::parse(t, &self.json),
+            Format::Journald => journald::parse(t),
             Format::Auditd => Some(auditd::single(line)),
             Format::Auto => {
                 if t.starts_with('{') {

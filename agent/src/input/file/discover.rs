@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 
 /// The directory to walk for a glob, and whether to walk it recursively.
 pub(super) fn glob_base(pattern: &str) -> (PathBuf, bool) {
@@ -61,7 +61,7 @@ pub(super) fn walk(dir: &Path, recursive: bool, f: &mut dyn FnMut(&Path)) -> boo
 /// overflowed queue) also set `rescan`, so plain appends do not cost a walk.
 pub(super) fn start_watcher(
     bases: &[(PathBuf, bool)],
-    tx: mpsc::SyncSender<()>,
+    bell: super::Bell,
     rescan: Arc<AtomicBool>,
 ) -> Option<notify::RecommendedWatcher> {
     use notify::event::{EventKind, ModifyKind};
@@ -78,7 +78,7 @@ pub(super) fn start_watcher(
         if structural {
             rescan.store(true, Ordering::Relaxed);
         }
-        let _ = tx.try_send(());
+        bell.ring();
     })
     .map_err(|e| tracing::warn!(error = %e, "inotify unavailable; relying on periodic rescans"))
     .ok()?;

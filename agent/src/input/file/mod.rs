@@ -54,16 +54,17 @@ use std::fs::File;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use auditship_core::Flags;
 use auditship_plugins::framing::{Framer, Overlong};
 use globset::{GlobSet, GlobSetBuilder};
 
 use discover::{glob_base, start_watcher, walk};
 use identity::{ghost_key, is_ghost_key, parse_stream_key, stream_key, FilePosition, Fingerprint};
 use read::read_marker;
+
+pub use super::{Bell, Input, InputError, InputStats, Line, Sink};
 
 /// Where to start in a file seen for the first time.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
@@ -117,51 +118,6 @@ impl FileInputConfig {
             rescan_interval: Duration::from_secs(1),
         }
     }
-}
-
-/// File input failures.
-#[derive(Debug, thiserror::Error)]
-pub enum InputError {
-    /// A glob pattern does not compile.
-    #[error("input {input:?}: invalid glob {pattern:?}: {source}")]
-    Glob {
-        /// Input name.
-        input: String,
-        /// The pattern.
-        pattern: String,
-        /// Why.
-        source: globset::Error,
-    },
-    /// The sink refused a line (the agent is shutting down).
-    #[error("stopped")]
-    Stopped,
-    /// The sink failed (the queue could not take the line).
-    #[error("{0}")]
-    Sink(String),
-}
-
-/// One line read from a file.
-pub struct Line<'a> {
-    /// Stream key of the file.
-    pub stream: &'a [u8],
-    /// Encoded position after the line.
-    pub position: &'a [u8],
-    /// The line, without newline.
-    pub bytes: &'a [u8],
-    /// Framing flags.
-    pub flags: Flags,
-    /// Path the file had when it was read.
-    pub path: &'a Path,
-}
-
-/// Where lines go: the agent's ingest (parse, filter, queue).
-pub trait Sink {
-    /// Takes one line. May block (a full queue); an error stops the input.
-    fn line(&mut self, line: Line<'_>) -> Result<(), InputError>;
-    /// Records a position that comes with no line (a ghost of a truncated file).
-    fn position(&mut self, stream: &[u8], position: &[u8]) -> Result<(), InputError>;
-    /// The stream's file is gone and drained; its position is no longer needed.
-    fn forget(&mut self, stream: &[u8]);
 }
 
 struct Tracked {
@@ -242,7 +198,6 @@ pub struct FileInput {
     released: HashMap<(u64, u64), (Vec<u8>, FilePosition, Instant)>,
     first_scan: bool,
     last_scan: Option<Instant>,
-    wake: mpsc::Receiver<()>,
     /// Set by the watcher when files may have appeared or gone.
     rescan: Arc<AtomicBool>,
     _watcher: Option<notify::RecommendedWatcher>,
@@ -259,6 +214,7 @@ impl FileInput {
     pub fn new(
         cfg: FileInputConfig,
         positions: &BTreeMap<Vec<u8>, Vec<u8>>,
+        bell: Bell,
     ) -> Result<Self, InputError> {
         let build = |patterns: &[String]| {
             let mut b = GlobSetBuilder::new();
@@ -303,9 +259,8 @@ impl FileInput {
                 })
             })
             .collect();
-        let (tx, wake) = mpsc::sync_channel(1);
         let rescan = Arc::new(AtomicBool::new(true));
-        let watcher = start_watcher(&bases, tx, rescan.clone());
+        let watcher = start_watcher(&bases, bell, rescan.clone());
         Ok(FileInput {
             cfg,
             include,
@@ -317,7 +272,6 @@ impl FileInput {
             released: HashMap::new(),
             first_scan: true,
             last_scan: None,
-            wake,
             rescan,
             _watcher: watcher,
             buf: Vec::with_capacity(READ_CHUNK + 64 * 1024),
@@ -339,18 +293,9 @@ impl FileInput {
         }
     }
 
-    /// Waits up to `timeout` for a file-system event in the watched directories.
-    pub fn wait(&self, timeout: Duration) {
-        if let Err(mpsc::RecvTimeoutError::Disconnected) = self.wake.recv_timeout(timeout) {
-            // No watcher: plain polling.
-            std::thread::sleep(timeout);
-        }
-    }
-
     /// One pass: rescan if due, then read every file, up to `budget` bytes
     /// per file. Returns the bytes read.
     pub fn poll(&mut self, sink: &mut dyn Sink, budget: usize) -> Result<u64, InputError> {
-        let _ = self.wake.try_recv();
         let woke = self.rescan.swap(false, Ordering::Relaxed);
         let due = self
             .last_scan
@@ -617,6 +562,30 @@ impl FileInput {
             .chain(saved)
             .max_by_key(|(offset, _)| *offset)
             .map(|(o, m)| (o, m.clone()))
+    }
+}
+
+impl Input for FileInput {
+    fn name(&self) -> &str {
+        FileInput::name(self)
+    }
+
+    fn kind(&self) -> &'static str {
+        "file"
+    }
+
+    fn poll(&mut self, sink: &mut dyn Sink, budget: usize) -> Result<u64, InputError> {
+        FileInput::poll(self, sink, budget)
+    }
+
+    fn stats(&self) -> InputStats {
+        let s = FileInput::stats(self);
+        InputStats {
+            lines: s.lines,
+            bytes: s.bytes,
+            files: s.tracked as u64,
+            restarts: 0,
+        }
     }
 }
 

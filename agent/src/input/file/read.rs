@@ -273,7 +273,7 @@ pub(super) fn emit_frames(
                 position: pos_buf,
                 bytes: f.bytes,
                 flags: f.flags,
-                path: &t.path,
+                path: Some(&t.path),
             })?;
             stats.lines += 1;
         }

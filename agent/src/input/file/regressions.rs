@@ -24,13 +24,15 @@ fn r1_copytruncate_crash_between_copy_and_truncate_duplicates() {
     let f = dir.path().join("a.log");
     append(&f, &lines("a", 0, 5));
     let mut sink = Rec::default();
-    let mut input = FileInput::new(cfg(dir.path(), "a.log*"), &BTreeMap::new()).unwrap();
+    let mut input =
+        FileInput::new(cfg(dir.path(), "a.log*"), &BTreeMap::new(), Bell::new()).unwrap();
     poll(&mut input, &mut sink);
     append(&f, &lines("a", 5, 9));
     fs::copy(&f, dir.path().join("a.log.1")).unwrap();
     poll(&mut input, &mut sink); // copy adopted, a5..a9 delivered from the copy
     drop(input); // SIGKILL
-    let mut input = FileInput::new(cfg(dir.path(), "a.log*"), &sink.positions).unwrap();
+    let mut input =
+        FileInput::new(cfg(dir.path(), "a.log*"), &sink.positions, Bell::new()).unwrap();
     poll(&mut input, &mut sink);
     truncate(&f); // logrotate finishes
     append(&f, &lines("c", 0, 2));
@@ -51,7 +53,8 @@ fn r2_short_file_truncated_and_refilled_loses_head() {
     let f = dir.path().join("a.log");
     append(&f, "s1\ns2\n"); // 6 bytes < 32
     let mut sink = Rec::default();
-    let mut input = FileInput::new(cfg(dir.path(), "a.log"), &BTreeMap::new()).unwrap();
+    let mut input =
+        FileInput::new(cfg(dir.path(), "a.log"), &BTreeMap::new(), Bell::new()).unwrap();
     poll(&mut input, &mut sink);
     assert_eq!(sink.texts(), ["s1", "s2"]);
     truncate(&f);
@@ -78,7 +81,7 @@ fn r3_read_from_end_skips_rewritten_file_with_saved_position() {
     let mut c = cfg(dir.path(), "a.log");
     c.read_from = ReadFrom::End;
     let mut sink = Rec::default();
-    let mut input = FileInput::new(c.clone(), &BTreeMap::new()).unwrap();
+    let mut input = FileInput::new(c.clone(), &BTreeMap::new(), Bell::new()).unwrap();
     poll(&mut input, &mut sink);
     append(&f, &lines("a", 5, 6));
     poll(&mut input, &mut sink);
@@ -87,7 +90,7 @@ fn r3_read_from_end_skips_rewritten_file_with_saved_position() {
     truncate(&f);
     append(&f, &lines("n", 0, 3));
     let mut sink2 = Rec::default();
-    let mut input = FileInput::new(c, &sink.positions).unwrap();
+    let mut input = FileInput::new(c, &sink.positions, Bell::new()).unwrap();
     poll(&mut input, &mut sink2);
     assert_eq!(sink2.texts(), expected("n", 0, 3));
 }
@@ -102,7 +105,8 @@ fn r4_file_missing_from_scans_is_reread_from_zero() {
     let f = dir.path().join("a.log");
     append(&f, &lines("a", 0, 5));
     let mut sink = Rec::default();
-    let mut input = FileInput::new(cfg(dir.path(), "a.log"), &BTreeMap::new()).unwrap();
+    let mut input =
+        FileInput::new(cfg(dir.path(), "a.log"), &BTreeMap::new(), Bell::new()).unwrap();
     poll(&mut input, &mut sink);
     let away = dir.path().join("a.away");
     fs::rename(&f, &away).unwrap();
@@ -125,7 +129,8 @@ fn r8_rename_rotation_with_common_header_loses_new_file() {
     append(&f, header);
     append(&f, &lines("a", 0, 20));
     let mut sink = Rec::default();
-    let mut input = FileInput::new(cfg(dir.path(), "a.log"), &BTreeMap::new()).unwrap();
+    let mut input =
+        FileInput::new(cfg(dir.path(), "a.log"), &BTreeMap::new(), Bell::new()).unwrap();
     poll(&mut input, &mut sink);
     fs::rename(&f, dir.path().join("a.log.1")).unwrap();
     append(&f, header);
@@ -154,7 +159,8 @@ fn growing_renamed_file_is_not_taken_for_a_truncated_one() {
     let f = dir.path().join("a.log");
     append(&f, &lines("a", 0, 3));
     let mut sink = Rec::default();
-    let mut input = FileInput::new(cfg(dir.path(), "a.log*"), &BTreeMap::new()).unwrap();
+    let mut input =
+        FileInput::new(cfg(dir.path(), "a.log*"), &BTreeMap::new(), Bell::new()).unwrap();
     poll(&mut input, &mut sink);
     for chunk in 0..5 {
         append(&f, &lines("a", 3 + chunk * 4, 7 + chunk * 4));
@@ -178,12 +184,12 @@ fn skipped_rest_of_a_truncated_line_is_not_read_again_after_a_crash() {
     c.overlong = auditship_plugins::framing::Overlong::Truncate;
     append(&f, &format!("{}\n", "x".repeat(300_000)));
     let mut sink = Rec::default();
-    let mut input = FileInput::new(c.clone(), &BTreeMap::new()).unwrap();
+    let mut input = FileInput::new(c.clone(), &BTreeMap::new(), Bell::new()).unwrap();
     poll(&mut input, &mut sink);
     assert_eq!(sink.lines.len(), 1, "one truncated line");
     drop(input); // crash
     let mut sink2 = Rec::default();
-    let mut input = FileInput::new(c, &sink.positions).unwrap();
+    let mut input = FileInput::new(c, &sink.positions, Bell::new()).unwrap();
     append(&f, "next\n");
     poll(&mut input, &mut sink2);
     assert_eq!(sink2.texts(), ["next"]);
@@ -198,7 +204,8 @@ fn copy_found_empty_and_adopted_is_not_read_again_after_a_restart() {
     let f = dir.path().join("a.log");
     append(&f, &lines("a", 0, 5));
     let mut sink = Rec::default();
-    let mut input = FileInput::new(cfg(dir.path(), "a.log*"), &BTreeMap::new()).unwrap();
+    let mut input =
+        FileInput::new(cfg(dir.path(), "a.log*"), &BTreeMap::new(), Bell::new()).unwrap();
     poll(&mut input, &mut sink);
     let c = dir.path().join("a.log.1");
     fs::File::create(&c).unwrap(); // cp: creat()
@@ -210,7 +217,8 @@ fn copy_found_empty_and_adopted_is_not_read_again_after_a_restart() {
     std::thread::sleep(Duration::from_millis(60));
     poll(&mut input, &mut sink);
     drop(input); // restart (any time later)
-    let mut input = FileInput::new(cfg(dir.path(), "a.log*"), &sink.positions).unwrap();
+    let mut input =
+        FileInput::new(cfg(dir.path(), "a.log*"), &sink.positions, Bell::new()).unwrap();
     poll(&mut input, &mut sink);
     assert_eq!(sink.texts(), expected("a", 0, 5), "every line once");
 }
@@ -223,7 +231,8 @@ fn adopted_copy_is_not_read_again_after_its_ghost_expired() {
     let f = dir.path().join("a.log");
     append(&f, &lines("a", 0, 5));
     let mut sink = Rec::default();
-    let mut input = FileInput::new(cfg(dir.path(), "a.log*"), &BTreeMap::new()).unwrap();
+    let mut input =
+        FileInput::new(cfg(dir.path(), "a.log*"), &BTreeMap::new(), Bell::new()).unwrap();
     poll(&mut input, &mut sink);
     fs::copy(&f, dir.path().join("a.log.1")).unwrap();
     poll(&mut input, &mut sink);
@@ -245,7 +254,8 @@ fn adopted_copy_is_not_read_again_after_its_ghost_expired() {
     for g in ghosts {
         sink.positions.remove(&g);
     }
-    let mut input = FileInput::new(cfg(dir.path(), "a.log*"), &sink.positions).unwrap();
+    let mut input =
+        FileInput::new(cfg(dir.path(), "a.log*"), &sink.positions, Bell::new()).unwrap();
     poll(&mut input, &mut sink);
     assert_eq!(
         sink.texts(),
@@ -260,7 +270,8 @@ fn adopted_copy_is_not_read_again_after_its_ghost_expired() {
 fn deleted_empty_file_is_released() {
     let dir = tempfile::tempdir().unwrap();
     let mut sink = Rec::default();
-    let mut input = FileInput::new(cfg(dir.path(), "*.log"), &BTreeMap::new()).unwrap();
+    let mut input =
+        FileInput::new(cfg(dir.path(), "*.log"), &BTreeMap::new(), Bell::new()).unwrap();
     poll(&mut input, &mut sink);
     let e = dir.path().join("e.log");
     fs::File::create(&e).unwrap();

@@ -81,14 +81,15 @@ fn reads_lines_and_resumes_after_restart_without_duplicates() {
     let f = dir.path().join("a.log");
     append(&f, &lines("a", 0, 10));
     let mut sink = Rec::default();
-    let mut input = FileInput::new(cfg(dir.path(), "*.log"), &BTreeMap::new()).unwrap();
+    let mut input =
+        FileInput::new(cfg(dir.path(), "*.log"), &BTreeMap::new(), Bell::new()).unwrap();
     poll(&mut input, &mut sink);
     assert_eq!(sink.texts(), expected("a", 0, 10));
     drop(input);
     append(&f, &lines("a", 10, 15));
     let saved = sink.positions.clone();
     let mut sink2 = Rec::default();
-    let mut input = FileInput::new(cfg(dir.path(), "*.log"), &saved).unwrap();
+    let mut input = FileInput::new(cfg(dir.path(), "*.log"), &saved, Bell::new()).unwrap();
     poll(&mut input, &mut sink2);
     assert_eq!(sink2.texts(), expected("a", 10, 15));
 }
@@ -99,7 +100,8 @@ fn rename_and_create_drains_the_old_file() {
     let f = dir.path().join("a.log");
     append(&f, &lines("a", 0, 5));
     let mut sink = Rec::default();
-    let mut input = FileInput::new(cfg(dir.path(), "a.log"), &BTreeMap::new()).unwrap();
+    let mut input =
+        FileInput::new(cfg(dir.path(), "a.log"), &BTreeMap::new(), Bell::new()).unwrap();
     poll(&mut input, &mut sink);
     // The writer still appends to the old file after the rename, then to the new one.
     fs::rename(&f, dir.path().join("a.log.1")).unwrap();
@@ -126,7 +128,8 @@ fn copytruncate_continues_in_the_copy_and_restarts_the_original() {
     let f = dir.path().join("a.log");
     append(&f, &lines("a", 0, 5));
     let mut sink = Rec::default();
-    let mut input = FileInput::new(cfg(dir.path(), "a.log*"), &BTreeMap::new()).unwrap();
+    let mut input =
+        FileInput::new(cfg(dir.path(), "a.log*"), &BTreeMap::new(), Bell::new()).unwrap();
     poll(&mut input, &mut sink);
     // More lines arrive, then logrotate copies and truncates before we read them.
     append(&f, &lines("a", 5, 9));
@@ -153,7 +156,8 @@ fn truncation_in_place_reads_again_from_zero() {
     let f = dir.path().join("a.log");
     append(&f, &lines("a", 0, 5));
     let mut sink = Rec::default();
-    let mut input = FileInput::new(cfg(dir.path(), "a.log"), &BTreeMap::new()).unwrap();
+    let mut input =
+        FileInput::new(cfg(dir.path(), "a.log"), &BTreeMap::new(), Bell::new()).unwrap();
     poll(&mut input, &mut sink);
     OpenOptions::new()
         .write(true)
@@ -176,7 +180,8 @@ fn deleted_file_is_drained_then_released() {
     let f = dir.path().join("a.log");
     append(&f, &lines("a", 0, 3));
     let mut sink = Rec::default();
-    let mut input = FileInput::new(cfg(dir.path(), "a.log"), &BTreeMap::new()).unwrap();
+    let mut input =
+        FileInput::new(cfg(dir.path(), "a.log"), &BTreeMap::new(), Bell::new()).unwrap();
     poll(&mut input, &mut sink);
     let mut w = OpenOptions::new().append(true).open(&f).unwrap();
     fs::remove_file(&f).unwrap();
@@ -195,7 +200,8 @@ fn short_files_and_last_line_without_newline() {
     let f = dir.path().join("tiny.log");
     append(&f, "hi\nno newline");
     let mut sink = Rec::default();
-    let mut input = FileInput::new(cfg(dir.path(), "*.log"), &BTreeMap::new()).unwrap();
+    let mut input =
+        FileInput::new(cfg(dir.path(), "*.log"), &BTreeMap::new(), Bell::new()).unwrap();
     poll(&mut input, &mut sink);
     assert_eq!(sink.texts(), ["hi"], "partial line waits");
     std::thread::sleep(Duration::from_millis(80));
@@ -208,7 +214,7 @@ fn short_files_and_last_line_without_newline() {
     drop(input);
     append(&f, &lines("g", 3, 4));
     let mut sink2 = Rec::default();
-    let mut input = FileInput::new(cfg(dir.path(), "*.log"), &sink.positions).unwrap();
+    let mut input = FileInput::new(cfg(dir.path(), "*.log"), &sink.positions, Bell::new()).unwrap();
     poll(&mut input, &mut sink2);
     assert_eq!(sink2.texts(), expected("g", 3, 4));
 }
@@ -221,7 +227,7 @@ fn read_from_end_skips_existing_content_of_files_present_at_start() {
     let mut c = cfg(dir.path(), "*.log");
     c.read_from = ReadFrom::End;
     let mut sink = Rec::default();
-    let mut input = FileInput::new(c, &BTreeMap::new()).unwrap();
+    let mut input = FileInput::new(c, &BTreeMap::new(), Bell::new()).unwrap();
     poll(&mut input, &mut sink);
     append(&f, &lines("new", 0, 2));
     append(&dir.path().join("b.log"), &lines("b", 0, 1));
@@ -246,7 +252,7 @@ fn many_files_and_exclusions() {
     let mut c = cfg(dir.path(), "*.log");
     c.exclude = vec![format!("{}/skip.log", dir.path().display())];
     let mut sink = Rec::default();
-    let mut input = FileInput::new(c, &BTreeMap::new()).unwrap();
+    let mut input = FileInput::new(c, &BTreeMap::new(), Bell::new()).unwrap();
     poll(&mut input, &mut sink);
     assert_eq!(sink.lines.len(), 50 * 20);
     assert_eq!(input.stats().tracked, 50);
@@ -258,7 +264,8 @@ fn copy_made_while_the_agent_was_down_is_not_read_twice() {
     let f = dir.path().join("a.log");
     append(&f, &lines("a", 0, 5));
     let mut sink = Rec::default();
-    let mut input = FileInput::new(cfg(dir.path(), "a.log*"), &BTreeMap::new()).unwrap();
+    let mut input =
+        FileInput::new(cfg(dir.path(), "a.log*"), &BTreeMap::new(), Bell::new()).unwrap();
     poll(&mut input, &mut sink);
     drop(input);
     append(&f, &lines("a", 5, 7));
@@ -271,7 +278,8 @@ fn copy_made_while_the_agent_was_down_is_not_read_twice() {
         .unwrap();
     append(&f, &lines("n", 0, 40));
     let mut sink2 = Rec::default();
-    let mut input = FileInput::new(cfg(dir.path(), "a.log*"), &sink.positions).unwrap();
+    let mut input =
+        FileInput::new(cfg(dir.path(), "a.log*"), &sink.positions, Bell::new()).unwrap();
     poll(&mut input, &mut sink2);
     let mut got = sink2.texts();
     got.sort();
@@ -289,7 +297,8 @@ fn copy_seen_before_truncation_freezes_the_original() {
     let f = dir.path().join("a.log");
     append(&f, &lines("a", 0, 5));
     let mut sink = Rec::default();
-    let mut input = FileInput::new(cfg(dir.path(), "a.log*"), &BTreeMap::new()).unwrap();
+    let mut input =
+        FileInput::new(cfg(dir.path(), "a.log*"), &BTreeMap::new(), Bell::new()).unwrap();
     poll(&mut input, &mut sink);
     append(&f, &lines("a", 5, 9));
     fs::copy(&f, dir.path().join("a.log.1")).unwrap();
@@ -318,7 +327,8 @@ fn copy_seen_while_still_empty_is_not_read_from_the_beginning() {
     let f = dir.path().join("a.log");
     append(&f, &lines("a", 0, 5));
     let mut sink = Rec::default();
-    let mut input = FileInput::new(cfg(dir.path(), "a.log*"), &BTreeMap::new()).unwrap();
+    let mut input =
+        FileInput::new(cfg(dir.path(), "a.log*"), &BTreeMap::new(), Bell::new()).unwrap();
     poll(&mut input, &mut sink);
     let copy = dir.path().join("a.log.1");
     fs::File::create(&copy).unwrap();
@@ -351,7 +361,8 @@ fn truncation_seen_before_a_crash_still_places_the_copy() {
     let f = dir.path().join("a.log");
     append(&f, &lines("a", 0, 5));
     let mut sink = Rec::default();
-    let mut input = FileInput::new(cfg(dir.path(), "a.log*"), &BTreeMap::new()).unwrap();
+    let mut input =
+        FileInput::new(cfg(dir.path(), "a.log*"), &BTreeMap::new(), Bell::new()).unwrap();
     poll(&mut input, &mut sink);
     append(&f, &lines("a", 5, 7));
     let old = fs::read(&f).unwrap();
@@ -366,7 +377,8 @@ fn truncation_seen_before_a_crash_still_places_the_copy() {
     drop(input); // the crash
     fs::write(dir.path().join("a.log.1"), old).unwrap();
     let mut sink2 = Rec::default();
-    let mut input = FileInput::new(cfg(dir.path(), "a.log*"), &sink.positions).unwrap();
+    let mut input =
+        FileInput::new(cfg(dir.path(), "a.log*"), &sink.positions, Bell::new()).unwrap();
     poll(&mut input, &mut sink2);
     assert_eq!(sink2.texts(), expected("a", 5, 7));
 }
@@ -379,7 +391,8 @@ fn copy_found_half_written_starts_exactly_where_the_original_was_read() {
     let f = dir.path().join("a.log");
     append(&f, &lines("a", 0, 20));
     let mut sink = Rec::default();
-    let mut input = FileInput::new(cfg(dir.path(), "a.log*"), &BTreeMap::new()).unwrap();
+    let mut input =
+        FileInput::new(cfg(dir.path(), "a.log*"), &BTreeMap::new(), Bell::new()).unwrap();
     poll(&mut input, &mut sink);
     append(&f, &lines("a", 20, 22));
     let full = fs::read(&f).unwrap();
@@ -410,12 +423,13 @@ fn the_chain_stream_is_never_taken_for_a_file_nor_forgotten() {
     let f = dir.path().join("a.log");
     append(&f, &lines("a", 0, 3));
     let mut sink = Rec::default();
-    let mut input = FileInput::new(cfg(dir.path(), "*.log"), &BTreeMap::new()).unwrap();
+    let mut input =
+        FileInput::new(cfg(dir.path(), "*.log"), &BTreeMap::new(), Bell::new()).unwrap();
     poll(&mut input, &mut sink);
     drop(input);
     fs::remove_file(&f).unwrap();
     sink.positions.insert(CHAIN_STREAM.to_vec(), vec![7; 40]);
-    let mut input = FileInput::new(cfg(dir.path(), "*.log"), &sink.positions).unwrap();
+    let mut input = FileInput::new(cfg(dir.path(), "*.log"), &sink.positions, Bell::new()).unwrap();
     assert_eq!(input.saved.len(), 1, "only the file's position is its own");
     assert!(input.ghosts.is_empty());
     poll(&mut input, &mut sink);
