@@ -36,7 +36,8 @@
 //! event of a burst ends by silence: [`IngestSink::flush_idle`] runs after
 //! every input's read in each pass of the ingest loop and queues the groups
 //! of streams silent for the input's `group_timeout` (default 1 s). At a
-//! clean shutdown pending groups are *not* queued: their lines may be
+//! clean shutdown, and at a reload (SIGHUP: the pipeline restarts with a
+//! new parser), pending groups are *not* queued: their lines may be
 //! followed by more records of the same event that were not read yet, and
 //! since no position covers them they are simply read again, whole, at the
 //! next start. When a file is gone and drained and the input forgets its
