@@ -15,11 +15,16 @@
 //!   positions it holds, and each output reports what it already has so the
 //!   queue resumes after it.
 //! * **SIGTERM** (the `shutdown` token): inputs stop at the next line
-//!   boundary and what was read is committed; outputs deliver everything
-//!   queued, then exit. After `shutdown_grace`, outputs stop even if events
-//!   remain; those stay queued and are delivered after the next start.
-//! * **SIGKILL** at any moment loses nothing: the next start is the same
-//!   recovery as any other.
+//!   boundary (network inputs stop listening, and one last pass queues what
+//!   they had accepted) and what was read is committed; outputs deliver
+//!   everything queued, then exit. After `shutdown_grace`, outputs stop even
+//!   if events remain; those stay queued and are delivered after the next
+//!   start.
+//! * **SIGKILL** at any moment loses nothing that was read from a file or
+//!   the journal, or acknowledged to an HTTP client: the next start is the
+//!   same recovery as any other. (Syslog senders get no acknowledgement;
+//!   what the agent had read from them but not yet queued is lost, see
+//!   [`crate::input::syslog`].)
 //! * A failed fsync stops the agent with an error (see the queue docs).
 //!
 //! Timers: the periodic counters, the heartbeat timer, the collector
@@ -43,7 +48,9 @@ use crate::config::{AgentConfig, InputKind, OutputConfig};
 use crate::filter::{build_chain, FilterChain, FilterError};
 use crate::ingest::{Appender, IngestSink, IngestStats};
 use crate::input::file::FileInput;
+use crate::input::http::HttpInput;
 use crate::input::journald::JournaldInput;
+use crate::input::syslog::SyslogInput;
 use crate::input::{Bell, Input, InputError};
 use crate::output::{CollectorOutput, FileOutput, Output, OutputError, RetryPolicy, StdoutOutput};
 use crate::queue::{self, QueueError, QueueReader, QueueWriter};
@@ -149,6 +156,12 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<RunSum
                 &recovery.positions,
                 bell.clone(),
             )?),
+            InputKind::Http(h) => Box::new(HttpInput::new(
+                h.clone(),
+                writer.durability(),
+                bell.clone(),
+            )?),
+            InputKind::Syslog(s) => Box::new(SyslogInput::new(s.clone(), bell.clone())?),
         };
         inputs.push((input, Parser::new(&i.parser)?));
     }
@@ -294,7 +307,14 @@ fn ingest_loop(
     let mut dropped_positions = HashMap::new();
     let mut payload = Vec::with_capacity(64 << 10);
     let mut source_cache = (PathBuf::new(), String::new());
-    'run: while !stop.is_cancelled() {
+    let mut last_pass = false;
+    'run: while !last_pass {
+        if stop.is_cancelled() {
+            // Network inputs stop listening; one last pass queues what they
+            // had already accepted.
+            inputs.iter_mut().for_each(|(input, _)| input.stop());
+            last_pass = true;
+        }
         let mut read = 0;
         let mut sealed = 0;
         if let Some(hb) = heartbeat.as_ref().filter(|hb| hb.take_due()) {

@@ -8,7 +8,9 @@
 //! which pauses the input: the file simply waits on disk. A line a filter
 //! drops still moves its stream's position (one position-only record per
 //! stream per pass), so a restart does not read noise again; it is not
-//! sealed and does not move the chain.
+//! sealed and does not move the chain. Lines of network inputs have no
+//! position ([`NO_POSITION`]): a dropped one leaves no record at all, and
+//! their peer address goes into `source` and `fields`.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -20,7 +22,7 @@ use auditship_plugins::Parser;
 use tokio_util::sync::CancellationToken;
 
 use crate::filter::{FilterChain, Verdict};
-use crate::input::{InputError, Line, Sink};
+use crate::input::{InputError, Line, Sink, NO_POSITION};
 use crate::queue::{QueueError, QueueWriter};
 use crate::seal::{Sealer, CHAIN_STREAM};
 
@@ -197,8 +199,12 @@ impl Sink for IngestSink<'_> {
         let mut ev = self.parser.parse_at(line.bytes, now);
         ev.flags.insert(line.flags);
         ev.observed_ts = Some(now);
-        ev.source = Some(match line.path {
-            Some(path) => {
+        ev.source = Some(match (line.path, line.peer) {
+            (_, Some((key, addr))) => {
+                ev.fields.insert(key.into(), addr.to_string());
+                format!("{}:{}", self.input, addr.ip())
+            }
+            (Some(path), None) => {
                 if self.source_cache.0 != path {
                     *self.source_cache = (
                         path.to_path_buf(),
@@ -207,7 +213,7 @@ impl Sink for IngestSink<'_> {
                 }
                 self.source_cache.1.clone()
             }
-            None => self.input.to_string(),
+            (None, None) => self.input.to_string(),
         });
         ev.agent_id = Some(self.agent_id.to_string());
         if ev.is_unparsed() {
@@ -215,8 +221,10 @@ impl Sink for IngestSink<'_> {
         }
         if let Verdict::Drop { .. } = self.filters.apply(&mut ev) {
             self.out.stats.dropped.fetch_add(1, Ordering::Relaxed);
-            self.dropped_positions
-                .insert(line.stream.to_vec(), line.position.to_vec());
+            if line.stream != NO_POSITION {
+                self.dropped_positions
+                    .insert(line.stream.to_vec(), line.position.to_vec());
+            }
             return Ok(());
         }
         if !self.dropped_positions.is_empty() {
@@ -263,6 +271,10 @@ impl Sink for IngestSink<'_> {
     fn forget(&mut self, stream: &[u8]) {
         self.dropped_positions.remove(stream);
         self.out.writer.forget(stream);
+    }
+
+    fn last_id(&self) -> u64 {
+        self.out.writer.next_id() - 1
     }
 }
 

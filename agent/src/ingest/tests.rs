@@ -89,6 +89,7 @@ fn sealed_events_chain_across_drops_and_the_truncation_fallback() {
             bytes: l,
             flags: Flags::default(),
             path: Some(Path::new("/x.log")),
+            peer: None,
         })
         .unwrap();
         sink.flush_dropped().unwrap();

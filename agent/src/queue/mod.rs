@@ -115,6 +115,7 @@
 //! duplicates them downstream, or loses them if the file was rotated away
 //! meanwhile. Use it only where that risk is acceptable.
 
+mod durability;
 mod reader;
 mod record;
 mod recover;
@@ -129,6 +130,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
+pub use durability::Durability;
 pub use reader::{Batch, QueueReader};
 pub use writer::QueueWriter;
 
