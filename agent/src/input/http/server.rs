@@ -128,9 +128,11 @@ async fn handle(shared: &Shared, peer: SocketAddr, req: Request<Incoming>) -> An
         let mut r = error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
         r.headers_mut()
             .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        drain(req.into_body()).await;
         return r;
     }
     if let Some(refused) = refuse_now(shared) {
+        drain(req.into_body()).await;
         return refused;
     }
     c.requests.fetch_add(1, Ordering::Relaxed);
@@ -256,6 +258,14 @@ async fn handle(shared: &Shared, peer: SocketAddr, req: Request<Incoming>) -> An
     }
     c.events.fetch_add(count, Ordering::Relaxed);
     done(count, handled)
+}
+
+/// Reads and drops (up to 1 MiB, 2 s of) a body refused unread: a socket
+/// closed with unread data resets the connection, and the client could
+/// lose the answer with it.
+async fn drain(body: Incoming) {
+    let all = http_body_util::Limited::new(body, 1 << 20).collect();
+    let _ = tokio::time::timeout(Duration::from_secs(2), all).await;
 }
 
 /// 503 before reading the body: the agent is stopping or the queue is full.

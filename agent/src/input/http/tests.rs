@@ -224,8 +224,9 @@ async fn events_are_answered_with_their_seqs_once_durable() {
         answer["last_seq"].as_u64().unwrap(),
     );
     assert_eq!(last, first + 1);
-    // Answered only once durable: the queue's reader, which sees only what
-    // an fsync covered, has them already.
+    // Answered only once durable: the fsync covering the last of them had
+    // returned when the answer was sent.
+    assert!(ingest.queue.committed_id() >= last);
     let events = ingest.events();
     assert_eq!(events.len(), 2);
     assert_eq!(events[0]["seq"], first);
