@@ -137,3 +137,71 @@ impl RawHttpInput {
         (c, parser)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::{parse, InputKind};
+
+    #[test]
+    fn http_inputs_get_defaults_and_their_errors_are_located() {
+        let ok = parse(
+            "state_dir = \"/tmp/x\"\n[[inputs]]\ntype = \"http\"\nname = \"app\"\n\
+             token_file = \"/etc/t\"\njson_mapping = { \"who\" = \"actor.user\" }\n\
+             [[outputs]]\ntype = \"stdout\"\n",
+            Path::new("agent.toml"),
+        )
+        .unwrap();
+        let InputKind::Http(h) = &ok.inputs[0].kind else {
+            panic!("not an http input");
+        };
+        assert_eq!(h.address, DEFAULT_ADDRESS.parse().unwrap());
+        assert_eq!(h.token, Some(TokenSource::File("/etc/t".into())));
+        assert_eq!((h.max_body_bytes, h.max_event_bytes), (4 << 20, 64 << 10));
+        assert_eq!(ok.inputs[0].parser.format, Format::Json);
+        assert_eq!(ok.inputs[0].parser.json_mapping["who"], "actor.user");
+
+        let src = r#"state_dir = "/tmp/x"
+
+[[inputs]]
+type = "http"
+name = "app"
+address = "everywhere:80"
+token = "short"
+json_mapping = { "x" = "no.such.field" }
+max_event_bytes = "100"
+retry_after = "10ms"
+tls = { cert_file = "", key_file = "k.pem" }
+
+[[outputs]]
+type = "stdout"
+"#;
+        let e = parse(src, Path::new("agent.toml")).unwrap_err();
+        let keys: Vec<(&str, Option<usize>)> =
+            e.0.iter().map(|e| (e.key.as_str(), e.line)).collect();
+        for (key, line) in [
+            ("inputs[0].address", Some(6)),
+            ("inputs[0].token", Some(7)),
+            ("inputs[0].json_mapping", Some(8)),
+            ("inputs[0].max_event_bytes", Some(9)),
+            ("inputs[0].retry_after", Some(10)),
+            ("inputs[0].tls.cert_file", Some(11)),
+        ] {
+            assert!(
+                keys.contains(&(key, line)),
+                "{key} at {line:?} missing from {keys:?}"
+            );
+        }
+        let unknown = parse(
+            "state_dir = \"/tmp/x\"\n[[inputs]]\ntype = \"http\"\nname = \"a\"\nport = 80\n[[outputs]]\ntype = \"stdout\"\n",
+            Path::new("agent.toml"),
+        )
+        .unwrap_err();
+        assert!(
+            unknown.to_string().contains("unknown field `port`"),
+            "{unknown}"
+        );
+    }
+}

@@ -94,3 +94,66 @@ impl RawSyslogInput {
         (c, parser)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::{parse, InputKind};
+
+    #[test]
+    fn syslog_inputs_need_an_address_and_their_errors_are_located() {
+        let ok = parse(
+            "state_dir = \"/tmp/x\"\n[[inputs]]\ntype = \"syslog\"\nname = \"sys\"\n\
+             udp_address = \"514\"\ntcp_address = \"0.0.0.0:6514\"\n\
+             tls = { cert_file = \"c.pem\", key_file = \"k.pem\" }\n\
+             [[outputs]]\ntype = \"stdout\"\n",
+            Path::new("agent.toml"),
+        )
+        .unwrap();
+        let InputKind::Syslog(s) = &ok.inputs[0].kind else {
+            panic!("not a syslog input");
+        };
+        assert_eq!(s.udp_address, Some("127.0.0.1:514".parse().unwrap()));
+        assert_eq!(s.tcp_address, Some("0.0.0.0:6514".parse().unwrap()));
+        assert!(s.tls.is_some());
+        assert_eq!(s.max_connections, 256);
+        assert_eq!(ok.inputs[0].parser.format, Format::Auth);
+
+        let src = r#"state_dir = "/tmp/x"
+
+[[inputs]]
+type = "syslog"
+name = "a"
+tls = { cert_file = "c.pem", key_file = "k.pem" }
+max_message_bytes = "100"
+max_connections = 0
+timezone = "Mars/Olympus"
+
+[[inputs]]
+type = "syslog"
+name = "b"
+tcp_address = "nowhere"
+
+[[outputs]]
+type = "stdout"
+"#;
+        let e = parse(src, Path::new("agent.toml")).unwrap_err();
+        let keys: Vec<(&str, Option<usize>)> =
+            e.0.iter().map(|e| (e.key.as_str(), e.line)).collect();
+        for (key, line) in [
+            ("inputs[0].udp_address", Some(3)),
+            ("inputs[0].tls", Some(6)),
+            ("inputs[0].max_message_bytes", Some(7)),
+            ("inputs[0].max_connections", Some(8)),
+            ("inputs[0].timezone", Some(9)),
+            ("inputs[1].tcp_address", Some(14)),
+        ] {
+            assert!(
+                keys.contains(&(key, line)),
+                "{key} at {line:?} missing from {keys:?}"
+            );
+        }
+    }
+}

@@ -279,3 +279,6 @@ impl Drop for SyslogInput {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
