@@ -24,7 +24,12 @@
 //! | 413 | body over `max_body_bytes`, or it inflates past `max_decompressed_bytes` | split it |
 //! | 415 | a `Content-Encoding` other than gzip or identity | no |
 //! | 503 + `Retry-After`, `"maybe_queued": false` | the queue is full, the agent is stopping, or earlier requests are still waiting; nothing from this request was or will be queued | yes, safely |
-//! | 503 + `Retry-After`, `"maybe_queued": true` | `ack_timeout` passed after the ingest thread had started queueing the events | yes, but see below |
+//! | 503 + `Retry-After`, `"maybe_queued": true` | `ack_timeout` passed after the ingest thread had started queueing the events (or the agent stopped meanwhile) | yes, but see below |
+//!
+//! When the agent stops (SIGTERM) the listener closes, a request on an open
+//! connection gets 503 (`"maybe_queued": false`), and the requests already
+//! handed over are queued by the ingest thread's last pass and answered
+//! once its final commit is durable.
 //!
 //! # Durable acknowledgement
 //!
@@ -44,7 +49,8 @@
 //!
 //! When the queue is at `max_bytes`, inputs pause. The input learns it from
 //! the queue ([`Durability::is_full`]) and answers new requests 503 with
-//! `Retry-After` at once, without reading their body. A request already
+//! `Retry-After` at once, without looking at their body (it is read and
+//! discarded, so the connection closes cleanly). A request already
 //! handed over waits up to `ack_timeout`. If by then the ingest thread has
 //! not taken it from the channel, the handler withdraws it (an atomic
 //! ticket decides between the two), so nothing from it is ever queued:
@@ -228,7 +234,6 @@ impl Drop for Pending {
 #[derive(Default)]
 struct Counters {
     requests: AtomicU64,
-    events: AtomicU64,
     connections: AtomicU64,
     rejected: AtomicU64,
     invalid: AtomicU64,

@@ -256,7 +256,6 @@ async fn handle(shared: &Shared, peer: SocketAddr, req: Request<Incoming>) -> An
             );
         }
     }
-    c.events.fetch_add(count, Ordering::Relaxed);
     done(count, handled)
 }
 

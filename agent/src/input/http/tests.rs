@@ -26,6 +26,10 @@ struct Ingest {
     queue: Durability,
     /// Pauses polling (the ingest thread is busy elsewhere).
     paused: Arc<AtomicBool>,
+    /// The agent stops: `Input::stop`, a last pass, a final commit.
+    stopping: Arc<AtomicBool>,
+    /// Bytes of requests waiting in the channel.
+    held: Arc<AtomicU64>,
     thread: Option<std::thread::JoinHandle<QueueWriter>>,
     reader: QueueReader,
     _dir: tempfile::TempDir,
@@ -63,8 +67,11 @@ fn start(mut cfg: HttpConfig, filters: &str, max_bytes: u64) -> (Ingest, String)
     let paused = Arc::new(AtomicBool::new(false));
     let stop = CancellationToken::new();
     let queue = writer.durability();
+    let stopping = Arc::new(AtomicBool::new(false));
+    let held = input.shared.held.clone();
     let thread = {
         let (run, paused, stop) = (run.clone(), paused.clone(), stop.clone());
+        let stopping = stopping.clone();
         std::thread::spawn(move || {
             let mut writer = writer;
             let mut sealer = Sealer::new(ChainHead::START);
@@ -74,6 +81,19 @@ fn start(mut cfg: HttpConfig, filters: &str, max_bytes: u64) -> (Ingest, String)
             })
             .unwrap();
             while run.load(Ordering::Relaxed) {
+                if stopping.load(Ordering::Relaxed) {
+                    input.stop();
+                    pass(
+                        &mut input,
+                        &mut writer,
+                        &mut sealer,
+                        &mut parser,
+                        &filters,
+                        &stop,
+                    );
+                    writer.commit().unwrap();
+                    break;
+                }
                 if !paused.load(Ordering::Relaxed)
                     && !pass(
                         &mut input,
@@ -96,6 +116,8 @@ fn start(mut cfg: HttpConfig, filters: &str, max_bytes: u64) -> (Ingest, String)
         stop,
         queue,
         paused,
+        stopping,
+        held,
         thread: Some(thread),
         reader: readers.remove(0),
         _dir: dir,
@@ -399,4 +421,29 @@ async fn a_full_queue_answers_503_at_once() {
     let (status, _, answer) = held.await.unwrap();
     assert_eq!(status, 503, "{answer}");
     assert_eq!(answer["maybe_queued"], true, "{answer}");
+}
+
+/// When the agent stops, a request already handed over is queued by the
+/// last pass and answered 200 once the final commit is durable; the
+/// listener is closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_stop_a_request_handed_over_is_queued_and_answered() {
+    let (mut ingest, url) = start(cfg(), "", 64 << 20);
+    ingest.paused.store(true, Ordering::Relaxed);
+    let u = url.clone();
+    let in_flight = tokio::spawn(async move { post(&u, "{\"action\":\"in-flight\"}", &[]).await });
+    while ingest.held.load(Ordering::Relaxed) == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    ingest.stopping.store(true, Ordering::Relaxed);
+    let (status, _, answer) = in_flight.await.unwrap();
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["first_seq"], 1);
+    assert!(
+        client().post(&url).body("{}").send().await.is_err(),
+        "still listening"
+    );
+    let events = ingest.events();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["action"], "in-flight");
 }
