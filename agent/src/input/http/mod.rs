@@ -22,6 +22,7 @@
 //! | 400 | the body is malformed; the message says where; nothing queued | no, fix it |
 //! | 401 | missing or wrong bearer token | no, fix it |
 //! | 413 | body over `max_body_bytes`, or it inflates past `max_decompressed_bytes` | split it |
+//! | 408 | the headers took over 30 s or the body over 60 s | yes |
 //! | 415 | a `Content-Encoding` other than gzip or identity | no |
 //! | 503 + `Retry-After`, `"maybe_queued": false` | the queue is full, the agent is stopping, or earlier requests are still waiting; nothing from this request was or will be queued | yes, safely |
 //! | 503 + `Retry-After`, `"maybe_queued": true` | `ack_timeout` passed after the ingest thread had started queueing the events (or the agent stopped meanwhile) | yes, but see below |

@@ -35,6 +35,9 @@ use crate::input::net;
 
 type Answer = Response<Full<Bytes>>;
 
+/// How long a request's body may take to arrive (headers: 30 s).
+const BODY_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Accepts connections until `stop`, then lets open requests finish.
 pub(super) async fn serve(
     listener: TcpListener,
@@ -142,10 +145,15 @@ async fn handle(shared: &Shared, peer: SocketAddr, req: Request<Incoming>) -> An
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     let max_body = shared.cfg.max_body_bytes;
-    let sent = match http_body_util::Limited::new(req.into_body(), max_body)
-        .collect()
-        .await
-    {
+    let reading = http_body_util::Limited::new(req.into_body(), max_body).collect();
+    let Ok(read) = tokio::time::timeout(BODY_TIMEOUT, reading).await else {
+        c.invalid.fetch_add(1, Ordering::Relaxed);
+        return error(
+            StatusCode::REQUEST_TIMEOUT,
+            format!("the body did not arrive within {BODY_TIMEOUT:?}"),
+        );
+    };
+    let sent = match read {
         Ok(b) => b.to_bytes(),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
             c.invalid.fetch_add(1, Ordering::Relaxed);
