@@ -447,3 +447,39 @@ async fn on_stop_a_request_handed_over_is_queued_and_answered() {
     assert_eq!(events.len(), 1);
     assert_eq!(events[0]["action"], "in-flight");
 }
+
+/// With `tls`, the input speaks HTTPS with the certificate given (loaded
+/// as the collector loads its own), and plain HTTP gets no answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_with_the_configured_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let (cert_file, key_file) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+    std::fs::write(&cert_file, cert.cert.pem()).unwrap();
+    std::fs::write(&key_file, cert.signing_key.serialize_pem()).unwrap();
+    let mut c = cfg();
+    c.tls = Some(ServerTls {
+        cert_file: cert_file.clone(),
+        key_file,
+        client_ca_file: None,
+    });
+    let (mut ingest, url) = start(c, "", 64 << 20);
+    let https = url.replace("http://127.0.0.1", "https://localhost");
+    auditship_tls::install_default_provider();
+    let trusting = reqwest::Client::builder()
+        .tls_backend_preconfigured(auditship_tls::client_config(&cert_file, None).unwrap())
+        .build()
+        .unwrap();
+    let r = trusting
+        .post(&https)
+        .body("{\"action\":\"tls\"}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(
+        client().post(&url).body("{}").send().await.is_err(),
+        "plain HTTP answered"
+    );
+    assert_eq!(ingest.events().len(), 1);
+}
