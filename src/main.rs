@@ -4,6 +4,7 @@
 //! lives in its own module under `commands/`.
 
 mod commands;
+mod notify;
 
 use clap::{Parser, Subcommand};
 

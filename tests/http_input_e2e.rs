@@ -276,8 +276,7 @@ fn acknowledged_events_survive_sigkills_exactly_once() {
 fn a_full_queue_answers_503_and_bad_requests_store_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let port = free_port();
-    let closed = free_port();
+    let (port, closed, metrics) = (free_port(), free_port(), free_port());
     let cfg = config(
         dir,
         port,
@@ -293,6 +292,9 @@ backoff_max = "1s"
 [queue]
 max_bytes = "4MiB"
 segment_bytes = "2MiB"
+
+[metrics]
+address = "127.0.0.1:{metrics}"
 "#
         ),
     );
@@ -313,6 +315,19 @@ segment_bytes = "2MiB"
         a.body["error"].as_str().unwrap().starts_with("line 2: "),
         "{}",
         a.body
+    );
+    // The input's counters reach /metrics.
+    let sample = |name: &str| {
+        let (_, body) = http_get(metrics, "/metrics")?;
+        let key = format!("auditship_agent_input_{name}{{input=\"app\",type=\"http\"}} ");
+        body.lines()
+            .find_map(|l| l.strip_prefix(key.as_str()))
+            .and_then(|v| v.parse::<f64>().ok())
+    };
+    wait_for(
+        "the HTTP input's counters on /metrics",
+        Duration::from_secs(30),
+        || sample("unauthorized_total") == Some(2.0) && sample("invalid_total") == Some(1.0),
     );
 
     // Fill the queue: ~1 KiB events, 100 per request.

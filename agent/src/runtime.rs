@@ -20,6 +20,10 @@
 //!   everything queued, then exit. After `shutdown_grace`, outputs stop even
 //!   if events remain; those stay queued and are delivered after the next
 //!   start.
+//! * **SIGHUP** (a reload, see [`crate::lifecycle`]): inputs stop at the
+//!   next line boundary (network inputs as at SIGTERM) and what was read is
+//!   committed; outputs stop after the batch in hand, without draining; a
+//!   new pipeline starts from the queue with the new config.
 //! * **SIGKILL** at any moment loses nothing that was read from a file or
 //!   the journal, or acknowledged to an HTTP client: the next start is the
 //!   same recovery as any other. (Syslog senders get no acknowledgement;
@@ -52,6 +56,7 @@ use crate::input::http::HttpInput;
 use crate::input::journald::JournaldInput;
 use crate::input::syslog::SyslogInput;
 use crate::input::{Bell, Input, InputError};
+use crate::metrics::{AgentMetrics, InputSnapshot, OutputCounters, PUBLISH_EVERY};
 use crate::output::{CollectorOutput, FileOutput, Output, OutputError, RetryPolicy, StdoutOutput};
 use crate::queue::{self, QueueError, QueueReader, QueueWriter};
 use crate::seal::heartbeat::{self, Heartbeat};
@@ -108,6 +113,19 @@ pub struct RunSummary {
     pub drained: bool,
 }
 
+impl RunSummary {
+    /// Two pipelines' summaries as one; `drained` is the later one's.
+    pub fn then(self, later: RunSummary) -> RunSummary {
+        RunSummary {
+            queued: self.queued + later.queued,
+            dropped: self.dropped + later.dropped,
+            unparsed: self.unparsed + later.unparsed,
+            quarantined: self.quarantined + later.quarantined,
+            drained: later.drained,
+        }
+    }
+}
+
 /// Bytes read from one file per pass before moving to the next.
 const READ_BUDGET: usize = 4 << 20;
 /// A pass that read less than this is a trickle: wait before the next one.
@@ -115,8 +133,25 @@ const COALESCE_BELOW: u64 = 256 << 10;
 /// How long to let a trickle accumulate (adds at most this much latency).
 const COALESCE_WAIT: Duration = Duration::from_millis(50);
 
-/// Runs the agent until `shutdown` is cancelled, then drains.
+/// Runs the agent until `shutdown` is cancelled, then drains. (Serves
+/// `/metrics` when configured; config reloads go through
+/// [`crate::lifecycle::run`].)
 pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<RunSummary, AgentError> {
+    crate::lifecycle::run(cfg, shutdown, None, |_| {}).await
+}
+
+/// One life of the pipeline, from recovery to a stop: at `shutdown` inputs
+/// stop and outputs drain within the grace period; at `restart` inputs stop
+/// and outputs stop after the batch in hand, without draining (a reload:
+/// the next pipeline starts by recovering the same queue). Its metrics go
+/// into `telemetry`.
+pub(crate) async fn pipeline(
+    cfg: &AgentConfig,
+    shutdown: CancellationToken,
+    restart: CancellationToken,
+    telemetry: &auditship_telemetry::Swap,
+    ready: &(dyn Fn(Arc<IngestStats>, crate::queue::QueueMonitor) + Sync),
+) -> Result<RunSummary, AgentError> {
     std::fs::create_dir_all(&cfg.state_dir).map_err(|source| AgentError::StateDir {
         path: cfg.state_dir.clone(),
         source,
@@ -168,29 +203,74 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<RunSum
     let stats = Arc::new(IngestStats::default());
     let tracker = TaskTracker::new();
     let hard_stop = CancellationToken::new();
-    for (reader, out) in readers.into_iter().zip(&cfg.outputs) {
+    let mut outputs = Vec::new();
+    let mut collectors = Vec::new();
+    for out in &cfg.outputs {
         let output: Box<dyn Output> = match out {
             OutputConfig::File { name, path } => Box::new(FileOutput::new(name, path)),
             OutputConfig::Stdout { name } => Box::new(StdoutOutput::new(name)),
-            OutputConfig::Collector(c) => Box::new(
-                CollectorOutput::new((**c).clone(), &cfg.agent_id, identity.clone()).map_err(
-                    |message| AgentError::Output {
+            OutputConfig::Collector(c) => {
+                let o = CollectorOutput::new((**c).clone(), &cfg.agent_id, identity.clone())
+                    .map_err(|message| AgentError::Output {
                         name: c.name.clone(),
                         message,
-                    },
-                )?,
-            ),
+                    })?;
+                collectors.push((c.name.clone(), o.stats.clone()));
+                Box::new(o)
+            }
         };
+        outputs.push(output);
+    }
+    let metrics = Arc::new(AgentMetrics {
+        ingest: stats.clone(),
+        filters: filters.clone(),
+        queue: writer.monitor(),
+        quarantined: recovery.quarantined.len() as u64,
+        input_names: cfg.inputs.iter().map(|i| i.name().to_string()).collect(),
+        inputs: Default::default(),
+        outputs: cfg
+            .outputs
+            .iter()
+            .map(|o| (o.name().to_string(), Arc::new(OutputCounters::default())))
+            .collect(),
+        collectors,
+        started: Default::default(),
+        stopping: Default::default(),
+        failed: Default::default(),
+        last_pass: std::sync::Mutex::new(std::time::Instant::now()),
+    });
+    telemetry.set(metrics.clone());
+    // Inputs (and timers) stop on `stop`: at shutdown, or at a restart,
+    // which also stops the outputs without draining.
+    let stop = CancellationToken::new();
+    let restarting = {
+        let (stop, hard) = (stop.clone(), hard_stop.clone());
+        let (shutdown, restart) = (shutdown.clone(), restart.clone());
+        tokio::spawn(async move {
+            let restarting = tokio::select! {
+                _ = shutdown.cancelled() => false,
+                _ = restart.cancelled() => { hard.cancel(); true },
+                _ = stop.cancelled() => false,
+            };
+            stop.cancel();
+            restarting
+        })
+    };
+    let input_names: Arc<[String]> = metrics.input_names.clone().into();
+    for (reader, output) in readers.into_iter().zip(outputs) {
         let (hard, queue_id) = (hard_stop.clone(), recovery.queue_id);
         let handle = tokio::runtime::Handle::current();
-        tracker.spawn_blocking(move || output_loop(output, reader, queue_id, hard, handle));
+        let counters = (metrics.output(output.name()), input_names.clone());
+        tracker
+            .spawn_blocking(move || output_loop(output, reader, queue_id, hard, handle, counters));
     }
     let heartbeat = cfg.heartbeat.map(Heartbeat::new);
     if let Some(hb) = &heartbeat {
-        tokio::spawn(hb.clone().run(shutdown.clone()));
+        tokio::spawn(hb.clone().run(stop.clone()));
     }
+    let queue_monitor = writer.monitor();
     let ingest = {
-        let (stop, stats) = (shutdown.clone(), stats.clone());
+        let (stop, stats, metrics) = (stop.clone(), stats.clone(), metrics.clone());
         let parts = IngestParts {
             writer,
             sealer: Sealer::new(head),
@@ -199,20 +279,24 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<RunSum
             filters: filters.clone(),
             agent_id: cfg.agent_id.clone(),
             heartbeat,
+            metrics: metrics.clone(),
         };
         tracker.spawn_blocking(move || {
             let r = ingest_loop(parts, &stop, &stats);
             if r.is_err() {
                 // A fatal ingest error stops the whole agent.
+                metrics.failed.store(true, Ordering::Relaxed);
                 stop.cancel();
             }
             r
         })
     };
     tracker.close();
-    // Counters in the log every minute (metrics endpoints come later).
+    metrics.started.store(true, Ordering::Relaxed);
+    ready(stats.clone(), queue_monitor);
+    // Counters in the log every minute (and on /metrics).
     let reporter = {
-        let (stats, filters, stop) = (stats.clone(), filters.clone(), shutdown.clone());
+        let (stats, filters, stop) = (stats.clone(), filters.clone(), stop.clone());
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(STATS_EVERY);
             tick.tick().await;
@@ -224,13 +308,23 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<RunSum
             }
         })
     };
-    shutdown.cancelled().await;
+    stop.cancelled().await;
+    metrics.stopping.store(true, Ordering::Relaxed);
     let _ = reporter.await;
-    tracing::info!(grace = ?cfg.shutdown_grace, "stopping: inputs stop, outputs deliver what is queued");
-    let drained = tokio::time::timeout(cfg.shutdown_grace, tracker.wait())
-        .await
-        .is_ok();
-    if !drained {
+    let restarting = restarting.await.unwrap_or(false);
+    let drained = if restarting {
+        tracing::info!(
+            "reloading: inputs stop at a line boundary, outputs after the batch in hand"
+        );
+        tracker.wait().await;
+        false
+    } else {
+        tracing::info!(grace = ?cfg.shutdown_grace, "stopping: inputs stop, outputs deliver what is queued");
+        tokio::time::timeout(cfg.shutdown_grace, tracker.wait())
+            .await
+            .is_ok()
+    };
+    if !drained && !restarting {
         tracing::warn!(
             "shutdown grace period over; undelivered events stay queued for the next start"
         );
@@ -250,7 +344,12 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken) -> Result<RunSum
         queued = summary.queued,
         dropped = summary.dropped,
         unparsed = summary.unparsed,
-        "agent stopped"
+        "{}",
+        if restarting {
+            "pipeline stopped for the reload"
+        } else {
+            "agent stopped"
+        }
     );
     ingest_result.map(|_| summary)
 }
@@ -286,6 +385,7 @@ struct IngestParts {
     filters: Arc<FilterChain>,
     agent_id: String,
     heartbeat: Option<Heartbeat>,
+    metrics: Arc<AgentMetrics>,
 }
 
 fn ingest_loop(
@@ -301,7 +401,9 @@ fn ingest_loop(
         filters,
         agent_id,
         heartbeat,
+        metrics,
     } = parts;
+    let mut published = std::time::Instant::now() - PUBLISH_EVERY;
     let started = std::time::Instant::now();
     let host = crate::filter::system_hostname().unwrap_or_else(|| agent_id.clone());
     let mut dropped_positions = HashMap::new();
@@ -315,6 +417,7 @@ fn ingest_loop(
             inputs.iter_mut().for_each(|(input, _)| input.stop());
             last_pass = true;
         }
+        stats.passes.fetch_add(1, Ordering::Relaxed);
         let mut read = 0;
         let mut sealed = 0;
         if let Some(hb) = heartbeat.as_ref().filter(|hb| hb.take_due()) {
@@ -371,7 +474,21 @@ fn ingest_loop(
                 hb.sealed();
             }
         }
-        commit(&mut writer, stop, true)?;
+        commit(&mut writer, stop, stats, true)?;
+        metrics.pass_done();
+        if published.elapsed() >= PUBLISH_EVERY {
+            published = std::time::Instant::now();
+            *metrics.inputs.lock().expect("metrics lock") = inputs
+                .iter()
+                .map(|(input, parser)| InputSnapshot {
+                    name: input.name().to_string(),
+                    kind: input.kind(),
+                    format: parser.format().as_str(),
+                    stats: input.stats(),
+                    parse: parser.stats(),
+                })
+                .collect();
+        }
         if read == 0 {
             bell.wait(Duration::from_millis(50));
         } else if read < COALESCE_BELOW {
@@ -380,7 +497,7 @@ fn ingest_loop(
             std::thread::sleep(COALESCE_WAIT);
         }
     }
-    commit(&mut writer, stop, false)
+    commit(&mut writer, stop, stats, false)
 }
 
 /// Commits, retrying write failures (a full disk) until they clear or the
@@ -389,6 +506,7 @@ fn ingest_loop(
 fn commit(
     writer: &mut QueueWriter,
     stop: &CancellationToken,
+    stats: &IngestStats,
     pipelined: bool,
 ) -> Result<(), AgentError> {
     let mut logged = false;
@@ -409,6 +527,7 @@ fn commit(
                 if stop.is_cancelled() {
                     return Ok(());
                 }
+                stats.passes.fetch_add(1, Ordering::Relaxed);
                 std::thread::sleep(Duration::from_millis(500));
             }
         }
@@ -425,6 +544,7 @@ fn output_loop(
     queue_id: u64,
     hard_stop: CancellationToken,
     handle: tokio::runtime::Handle,
+    (counters, inputs): (Arc<OutputCounters>, Arc<[String]>),
 ) {
     let mut backoff = Backoff::new(output.retry_policy(), handle);
     let recovered = loop {
@@ -470,8 +590,12 @@ fn output_loop(
         }
         loop {
             match output.deliver(&batch) {
-                Ok(()) => break,
+                Ok(()) => {
+                    counters.delivered(batch.iter().map(|(_, p)| p), &inputs);
+                    break;
+                }
                 Err(e) => {
+                    counters.retries.fetch_add(1, Ordering::Relaxed);
                     backoff.failed(output.name(), &e);
                     if !backoff.sleep(&hard_stop, e.retry_after()) {
                         return;

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use tomlconf::{ByteSize, ConfigErrors, HumanDuration};
-pub use tomlconf::{LogFormat, RawLog};
+pub use tomlconf::{LogFormat, RawLog, RawMetrics};
 
 pub mod integrity;
 
@@ -54,6 +54,9 @@ pub struct RawConfig {
     /// The collector's own logs.
     #[serde(default)]
     pub log: RawLog,
+    /// Prometheus `/metrics` and `/health` (default on, 127.0.0.1:9751).
+    #[serde(default)]
+    pub metrics: RawMetrics,
 }
 
 /// `[tls]`.
@@ -193,6 +196,8 @@ pub struct CollectorConfig {
     pub log_level: String,
     /// Log format.
     pub log_format: LogFormat,
+    /// Where to serve `/metrics` and `/health`; `None`: not served.
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 /// Reads, parses and validates the config file at `path`. A relative
@@ -347,6 +352,7 @@ impl RawConfig {
                 format!("{level:?} is not error, warn, info, debug or trace"),
             );
         }
+        let metrics = self.metrics.validate(9751, &mut |k, m| err(&k, m));
         if !errs.is_empty() {
             return Err(errs);
         }
@@ -363,6 +369,7 @@ impl RawConfig {
             shutdown_grace: self.shutdown_grace.map_or(Duration::from_secs(10), |d| d.0),
             log_level: level,
             log_format: self.log.format.unwrap_or_default(),
+            metrics,
         })
     }
 }

@@ -142,6 +142,11 @@ pub struct IngestStats {
     pub failures: AtomicU64,
     /// Checkpoints signed.
     pub checkpoints: AtomicU64,
+    /// Rounds of the commit thread (a group of batches, or a clock tick,
+    /// which the server sends every second). It keeps moving while the
+    /// thread is alive and not stuck; the systemd watchdog checks that it
+    /// does (see [`crate::running`]).
+    pub rounds: AtomicU64,
 }
 
 enum Job {
@@ -150,6 +155,17 @@ enum Job {
         reply: oneshot::Sender<Result<IngestAck, IngestError>>,
     },
     Tick(Instant),
+}
+
+/// Tells whether the commit thread still runs, without keeping it alive.
+#[derive(Clone)]
+pub struct IngestWatch(mpsc::WeakSender<Job>);
+
+impl IngestWatch {
+    /// Whether the commit thread is gone (stopped, or failed).
+    pub fn is_closed(&self) -> bool {
+        self.0.upgrade().is_none_or(|tx| tx.is_closed())
+    }
 }
 
 /// Sends batches to the commit thread.
@@ -161,6 +177,12 @@ pub struct IngestHandle {
 }
 
 impl IngestHandle {
+    /// A handle that does not keep the commit thread running (it ends once
+    /// every [`IngestHandle`] is gone), for watching it.
+    pub fn watch(&self) -> IngestWatch {
+        IngestWatch(self.tx.downgrade())
+    }
+
     /// Stores a batch; returns when it is durable (or refused).
     pub async fn submit(&self, batch: PreparedBatch) -> Result<IngestAck, IngestError> {
         let (reply, rx) = oneshot::channel();
@@ -234,6 +256,7 @@ fn commit_loop(c: &mut group::Committer, mut rx: mpsc::Receiver<Job>) {
     // Pipelined batches waiting for their predecessor, with their arrival.
     let mut held: Vec<(PreparedBatch, group::Reply, Instant)> = Vec::new();
     while let Some(first) = rx.blocking_recv() {
+        c.stats.rounds.fetch_add(1, Ordering::Relaxed);
         let mut jobs = vec![first];
         while jobs.len() < GROUP_MAX {
             match rx.try_recv() {

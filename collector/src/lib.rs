@@ -8,6 +8,7 @@
 //! * [`store`]: the storage traits and version 1 (segment files + index).
 //! * [`merkle_log`]: the RFC 9162 Merkle tree over the stored events, on
 //!   disk, for roots and proofs at any size.
+//! * [`metrics`]: Prometheus `/metrics` and `/health` on a listener of their own.
 
 pub mod auth;
 pub mod checkpoints;
@@ -18,8 +19,10 @@ pub mod ingest;
 pub mod integrity;
 pub mod liveness;
 pub mod merkle_log;
+pub mod metrics;
 pub mod proof_api;
 pub mod query_api;
+pub mod running;
 pub mod server;
 pub mod store;
 pub mod verify;

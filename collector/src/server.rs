@@ -46,6 +46,7 @@ use crate::enrol::Enrolment;
 use crate::gaps::Gaps;
 use crate::ingest::{self, IngestError, IngestHandle, Parts, PreparedBatch, Views};
 use crate::merkle_log::{MerkleLog, MerkleReader};
+use crate::running::Running;
 use crate::store::segments::{self, SegmentConfig};
 use crate::store::StoreReader;
 use crate::{proof_api, query_api};
@@ -87,13 +88,13 @@ pub enum CollectorError {
 #[derive(Clone)]
 pub struct AppState {
     tokens: Arc<Tokens>,
-    ingest: IngestHandle,
+    pub(crate) ingest: IngestHandle,
     pub(crate) reader: Arc<dyn StoreReader>,
-    gaps: Arc<std::sync::Mutex<serde_json::Value>>,
-    agents: Arc<std::sync::Mutex<serde_json::Value>>,
-    own_events: Arc<std::sync::atomic::AtomicU64>,
+    pub(crate) gaps: Arc<std::sync::Mutex<serde_json::Value>>,
+    pub(crate) agents: Arc<std::sync::Mutex<serde_json::Value>>,
+    pub(crate) own_events: Arc<std::sync::atomic::AtomicU64>,
     pub(crate) merkle: MerkleReader,
-    latest: Latest,
+    pub(crate) latest: Latest,
     max_body: usize,
     max_inflated: usize,
     retry_after: Duration,
@@ -135,6 +136,22 @@ pub async fn run(
     cfg: CollectorConfig,
     shutdown: CancellationToken,
     on_listen: Option<tokio::sync::oneshot::Sender<SocketAddr>>,
+) -> Result<(), CollectorError> {
+    run_with(cfg, shutdown, move |running: Running| {
+        if let Some(tx) = on_listen {
+            let _ = tx.send(running.addr());
+        }
+    })
+    .await
+}
+
+/// [`run`], calling `on_ready` once the store is open and the collector
+/// listens. What it is given lets a supervisor (the systemd notifier) watch
+/// the collector.
+pub async fn run_with(
+    cfg: CollectorConfig,
+    shutdown: CancellationToken,
+    on_ready: impl FnOnce(Running) + Send,
 ) -> Result<(), CollectorError> {
     let state_err = |path: &std::path::Path| {
         let path = path.to_path_buf();
@@ -218,6 +235,30 @@ pub async fn run(
         max_inflated: cfg.max_decompressed_bytes,
         retry_after: cfg.retry_after,
     };
+    let listening = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stopping = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // The endpoints outlive the shutdown signal: /health answers "stopping"
+    // while open requests finish.
+    let telemetry_stop = CancellationToken::new();
+    let _telemetry_guard = telemetry_stop.clone().drop_guard();
+    if let Some(addr) = cfg.metrics {
+        let source = Arc::new(crate::metrics::CollectorMetrics::new(
+            &state,
+            listening.clone(),
+            stopping.clone(),
+        ));
+        match auditship_telemetry::serve(addr, source, telemetry_stop.clone()).await {
+            Ok(bound) => tracing::info!(address = %bound, "serving /metrics and /health"),
+            Err(e) => {
+                tracing::error!(address = %addr, error = %e, "cannot serve /metrics and /health; running without them")
+            }
+        }
+    }
+    let (ingest_stats, store_reader, agents_view) = (
+        state.ingest.stats.clone(),
+        state.reader.clone(),
+        state.agents.clone(),
+    );
     let app = Router::new()
         .route(wire::INGEST_PATH, post(ingest_handler))
         .route("/v1/events", get(query_api::events))
@@ -247,9 +288,8 @@ pub async fn run(
     let addr_file = cfg.data_dir.join("collector.addr");
     std::fs::write(&addr_file, format!("{addr}\n")).map_err(state_err(&addr_file))?;
     tracing::info!(%addr, tls = tls.is_some(), mtls = cfg.tls.as_ref().is_some_and(|t| t.client_ca_file.is_some()), "collector listening");
-    if let Some(tx) = on_listen {
-        let _ = tx.send(addr);
-    }
+    listening.store(true, std::sync::atomic::Ordering::Relaxed);
+    on_ready(Running::new(addr, ingest_stats, store_reader, agents_view));
 
     let tracker = TaskTracker::new();
     loop {
@@ -281,6 +321,7 @@ pub async fn run(
             }
         });
     }
+    stopping.store(true, std::sync::atomic::Ordering::Relaxed);
     drop(listener);
     drop(app);
     tracker.close();

@@ -1,4 +1,5 @@
-//! `auditship agent --config FILE`: run the agent until SIGTERM or SIGINT.
+//! `auditship agent --config FILE`: run the agent until SIGTERM or SIGINT;
+//! SIGHUP reloads the config (see `auditship_agent::lifecycle`).
 //!
 //! `auditship agent --config FILE --print-identity` prints the agent's id
 //! and public key, creating the key in the state directory if needed, and
@@ -17,7 +18,10 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use auditship_agent::config::{self, LogFormat};
+use auditship_agent::running::Running;
 use tokio_util::sync::CancellationToken;
+
+use crate::notify;
 
 /// Arguments of `auditship agent`.
 #[derive(clap::Args, Debug)]
@@ -58,14 +62,76 @@ pub fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
     runtime.block_on(async move {
         let shutdown = CancellationToken::new();
         shutdown_on_signals(shutdown.clone());
+        let reloads = reload_on_sighup(args.config.clone());
         tracing::info!(config = %args.config.display(), "agent starting");
-        let summary = auditship_agent::runtime::run(cfg, shutdown).await?;
+        let (ready, running) = tokio::sync::oneshot::channel();
+        tokio::spawn(notify::supervise(
+            notify::Notifier::from_env(),
+            running,
+            shutdown.clone(),
+        ));
+        let summary = auditship_agent::lifecycle::run(cfg, shutdown, Some(reloads), move |r| {
+            let _ = ready.send(r);
+        })
+        .await?;
         Ok::<_, anyhow::Error>(if summary.drained {
             ExitCode::SUCCESS
         } else {
             ExitCode::from(3)
         })
     })
+}
+
+/// On every SIGHUP, reads and validates `path` again: a good config is
+/// handed to the lifecycle, which swaps pipelines; a bad one is logged with
+/// every error and the running config stays (call inside a runtime).
+fn reload_on_sighup(path: PathBuf) -> tokio::sync::mpsc::Receiver<config::AgentConfig> {
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut hup = signal(SignalKind::hangup()).expect("SIGHUP handler");
+        while hup.recv().await.is_some() {
+            tracing::info!(config = %path.display(), "SIGHUP received: reloading the config");
+            match config::load(&path) {
+                Ok(cfg) => {
+                    if tx.send(cfg).await.is_err() {
+                        break;
+                    }
+                }
+                Err(errors) => {
+                    for e in &errors.0 {
+                        tracing::error!(error = %e, "config error");
+                    }
+                    tracing::error!(
+                        errors = errors.0.len(),
+                        "new config refused; the running config stays"
+                    );
+                }
+            }
+        }
+    });
+    rx
+}
+
+/// The agent's status for systemd: its ingest thread's turns are the
+/// watchdog's evidence (see [`notify`]).
+impl notify::Probe for Running {
+    fn progress(&self) -> u64 {
+        Running::progress(self)
+    }
+
+    fn beat(&self) -> std::time::Duration {
+        // An idle ingest loop waits 50 ms for input between passes.
+        std::time::Duration::from_millis(100)
+    }
+
+    fn status(&self) -> String {
+        format!(
+            "queued {} events, {} pending delivery",
+            self.queued(),
+            self.pending()
+        )
+    }
 }
 
 /// Cancels `token` on SIGTERM or SIGINT (call inside a runtime).

@@ -6,9 +6,32 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use auditship_collector::config;
+use auditship_collector::running::Running;
 use tokio_util::sync::CancellationToken;
 
 use super::agent::{init_logging, shutdown_on_signals};
+use crate::notify;
+
+/// The collector's status for systemd: its commit thread's rounds are the
+/// watchdog's evidence (see [`notify`]).
+impl notify::Probe for Running {
+    fn progress(&self) -> u64 {
+        Running::progress(self)
+    }
+
+    fn beat(&self) -> std::time::Duration {
+        // The server's clock task ticks the commit thread every second.
+        std::time::Duration::from_secs(1)
+    }
+
+    fn status(&self) -> String {
+        format!(
+            "stored {} events, {} agents",
+            self.stored_events(),
+            self.agents()
+        )
+    }
+}
 
 /// Arguments of `auditship collector`.
 #[derive(clap::Args, Debug)]
@@ -36,7 +59,16 @@ pub fn run(args: CollectorArgs) -> anyhow::Result<ExitCode> {
         let shutdown = CancellationToken::new();
         shutdown_on_signals(shutdown.clone());
         tracing::info!(config = %args.config.display(), "collector starting");
-        auditship_collector::server::run(cfg, shutdown, None).await?;
+        let (ready, running) = tokio::sync::oneshot::channel();
+        tokio::spawn(notify::supervise(
+            notify::Notifier::from_env(),
+            running,
+            shutdown.clone(),
+        ));
+        auditship_collector::server::run_with(cfg, shutdown, move |r| {
+            let _ = ready.send(r);
+        })
+        .await?;
         Ok(ExitCode::SUCCESS)
     })
 }

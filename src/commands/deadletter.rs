@@ -11,6 +11,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
+
+use super::progress::{Progress, Unit};
 use auditship_agent::config::{self, OutputConfig};
 use auditship_agent::output::deadletter::DeadLetter;
 use auditship_agent::output::{build_client, CollectorOutputConfig, TokenSource};
@@ -110,7 +112,9 @@ pub fn run(args: DeadletterArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     let mut left = 0;
-    for (path, letter) in letters {
+    let mut bar = Progress::new("replay", Unit::Items("batches"), Some(letters.len() as u64));
+    for (i, (path, letter)) in letters.into_iter().enumerate() {
+        bar.update(i as u64, "");
         let Ok(letter) = letter else {
             println!(
                 "{}: skipped, incomplete (its batch is still queued; delete it)",
@@ -162,6 +166,7 @@ pub fn run(args: DeadletterArgs) -> anyhow::Result<ExitCode> {
             left += 1;
         }
     }
+    bar.finish();
     Ok(if left == 0 {
         ExitCode::SUCCESS
     } else {

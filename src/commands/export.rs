@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 
+use super::progress::{Progress, Unit};
 use super::remote::{Filters, Remote};
 
 /// Arguments of `auditship export`.
@@ -41,18 +42,28 @@ pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    let mut bar = Progress::new("export", Unit::Bytes, None);
     let (status, body) = rt
         .block_on(async {
-            let resp = client
+            let mut resp = client
                 .get(&url)
                 .bearer_auth(&token)
                 .query(&params)
                 .send()
                 .await?;
             let status = resp.status();
-            Ok::<_, reqwest::Error>((status, resp.bytes().await?))
+            if let Some(n) = resp.content_length() {
+                bar.set_total(n);
+            }
+            let mut body = Vec::new();
+            while let Some(chunk) = resp.chunk().await? {
+                body.extend_from_slice(&chunk);
+                bar.update(body.len() as u64, "");
+            }
+            Ok::<_, reqwest::Error>((status, body))
         })
         .with_context(|| format!("exporting from {url}"))?;
+    bar.finish();
     if !status.is_success() {
         bail!("{url}: {status}: {}", String::from_utf8_lossy(&body).trim());
     }

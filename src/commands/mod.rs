@@ -6,6 +6,7 @@ pub mod deadletter;
 pub mod demo;
 pub mod export;
 pub mod parse;
+pub mod progress;
 pub mod query;
 pub mod quickstart;
 pub mod remote;

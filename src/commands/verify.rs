@@ -5,13 +5,14 @@
 //! (the report names the first bad record: segment, offset, agent, seq and
 //! what is wrong), 2 when the check could not run.
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
 use auditship_core::identity::PublicKey;
+
+use super::progress::{Progress, Unit};
 
 /// Arguments of `auditship verify`.
 #[derive(clap::Args, Debug)]
@@ -63,28 +64,15 @@ fn bundle(file: &Path, key: &PublicKey) -> anyhow::Result<ExitCode> {
 }
 
 fn store(dir: &Path, key: &PublicKey, all: bool) -> anyhow::Result<ExitCode> {
-    let tty = std::io::stderr().is_terminal();
     let start = Instant::now();
+    let mut bar = Progress::new("verify", Unit::Bytes, None);
     let mut progress = |p: auditship_collector::verify::Progress| {
-        if !tty || p.total == 0 {
-            return;
-        }
-        let secs = start.elapsed().as_secs_f64().max(0.001);
-        let rate = p.bytes as f64 / secs;
-        let eta = (p.total.saturating_sub(p.bytes)) as f64 / rate.max(1.0);
-        eprint!(
-            "\r{:>5.1}%  {} records  {:.0} MB/s  ETA {:.0}s   ",
-            100.0 * p.bytes as f64 / p.total as f64,
-            p.records,
-            rate / 1e6,
-            eta
-        );
+        bar.set_total(p.total);
+        bar.update(p.bytes, &format!("{} records", p.records));
     };
     let report = auditship_collector::verify::verify_store(dir, key, &mut progress)
         .map_err(|e| anyhow::anyhow!(e))?;
-    if tty {
-        eprintln!();
-    }
+    bar.finish();
     let secs = start.elapsed().as_secs_f64();
     println!(
         "{} records in {} segment(s), {} agent chain(s), {} checkpoint(s) matched, {} recorded integrity event(s) explain discontinuities; {:.1} s ({:.0} records/s, {:.0} MB/s)",

@@ -79,6 +79,54 @@ pub fn line_col(source: &str, offset: usize) -> (usize, usize) {
     (line, col)
 }
 
+/// Whether 1-based `line` is a whole `key = value` on one line (so
+/// commenting it out leaves valid TOML).
+pub fn is_one_line_key(source: &str, line: usize) -> bool {
+    let Some(text) = source.lines().nth(line.wrapping_sub(1)) else {
+        return false;
+    };
+    let t = text.trim();
+    let Some((key, value)) = t.split_once('=') else {
+        return false;
+    };
+    let key = key.trim();
+    let value = value.trim();
+    let bare = !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '"' | '\''));
+    let closed = |open: char, close: char| {
+        !value.starts_with(open) || value.matches(open).count() <= value.matches(close).count()
+    };
+    bare && !value.starts_with("\"\"\"")
+        && !value.starts_with("\'\'\'")
+        && closed('[', ']')
+        && closed('{', '}')
+}
+
+/// The key written on 1-based `line`.
+pub fn key_on_line(source: &str, line: usize) -> String {
+    source
+        .lines()
+        .nth(line.wrapping_sub(1))
+        .and_then(|t| t.split_once('='))
+        .map_or(String::new(), |(k, _)| {
+            k.trim().trim_matches(['"', '\'']).to_string()
+        })
+}
+
+/// `source` with 1-based `line` turned into a comment.
+pub fn comment_out(source: &str, line: usize) -> String {
+    let mut out = String::with_capacity(source.len() + 2);
+    for (i, l) in source.split_inclusive('\n').enumerate() {
+        if i + 1 == line {
+            out.push_str("# ");
+        }
+        out.push_str(l);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

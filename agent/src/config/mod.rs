@@ -39,7 +39,7 @@ pub use listen::RawServerTls;
 pub use syslog::RawSyslogInput;
 pub use tomlconf::{
     parse_bytes, parse_duration, ByteSize, ConfigError, ConfigErrors, HumanDuration, LogFormat,
-    RawLog,
+    RawLog, RawMetrics,
 };
 
 /// The agent configuration file, as written.
@@ -74,6 +74,9 @@ pub struct RawConfig {
     /// The agent's own logs.
     #[serde(default)]
     pub log: RawLog,
+    /// Prometheus `/metrics` and `/health` (default on, 127.0.0.1:9750).
+    #[serde(default)]
+    pub metrics: RawMetrics,
 }
 
 /// `[queue]`: the disk queue.
@@ -237,6 +240,8 @@ pub struct AgentConfig {
     pub log_level: String,
     /// Log format.
     pub log_format: LogFormat,
+    /// Where to serve `/metrics` and `/health`; `None`: not served.
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 /// One validated input.
@@ -571,6 +576,7 @@ impl RawConfig {
                 format!("{log_level:?}: expected error, warn, info, debug or trace"),
             );
         }
+        let metrics = self.metrics.validate(9750, &mut err);
         if !errs.is_empty() {
             return Err(errs);
         }
@@ -595,6 +601,7 @@ impl RawConfig {
             outputs,
             log_level,
             log_format: self.log.format.unwrap_or_default(),
+            metrics,
         })
     }
 }

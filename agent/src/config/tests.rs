@@ -258,3 +258,63 @@ type = "stdout"
         auditship_plugins::Format::Journald
     );
 }
+
+#[test]
+fn metrics_default_to_localhost_and_a_bad_address_is_located() {
+    let base = "state_dir = \"/tmp/x\"\n[[inputs]]\ntype = \"file\"\nname = \"a\"\ninclude = [\"/x\"]\n[[outputs]]\ntype = \"stdout\"\n";
+    let c = parse_str(base).unwrap();
+    assert_eq!(c.metrics, Some("127.0.0.1:9750".parse().unwrap()));
+    let off = parse_str(&format!("{base}[metrics]\nenabled = false\n")).unwrap();
+    assert_eq!(off.metrics, None);
+    let e = parse_str(&format!("{base}[metrics]\naddress = \"localhost\"\n")).unwrap_err();
+    let keys: Vec<(&str, Option<usize>)> = e.0.iter().map(|e| (e.key.as_str(), e.line)).collect();
+    assert_eq!(keys, [("metrics.address", Some(9))]);
+}
+
+#[test]
+fn several_syntax_and_type_errors_are_all_reported() {
+    let src = r#"state_dir = "/tmp/x"
+shutdown_grace = "soon"
+
+[queue]
+max_bytez = "1GiB"
+
+[[inputs]]
+type = "file"
+name = "a"
+include = ["/var/log/auth.log"]
+colour = "blue"
+
+[[outputs]]
+type = "stdout"
+"#;
+    let e = parse_str(src).unwrap_err();
+    let got: Vec<(Option<usize>, &str)> = e.0.iter().map(|e| (e.line, e.key.as_str())).collect();
+    let mut got = got;
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            (Some(2), "shutdown_grace"),
+            (Some(5), "max_bytez"),
+            (Some(11), "colour"),
+        ],
+        "{e}"
+    );
+}
+
+#[test]
+fn variables_come_from_the_environment_with_defaults() {
+    // A variable name no other test or the environment uses.
+    std::env::set_var("AUDITSHIP_TEST_STATE_7F3A", "/srv/agent-state");
+    let src = "state_dir = \"${AUDITSHIP_TEST_STATE_7F3A}\"\nagent_id = \"${AUDITSHIP_TEST_UNSET_7F3A:-web-9}\"\n[[inputs]]\ntype = \"file\"\nname = \"a\"\ninclude = [\"/x\"]\n[[outputs]]\ntype = \"file\"\npath = \"${AUDITSHIP_TEST_UNSET_7F3A}/out\"\n";
+    let e = parse_str(src).unwrap_err();
+    assert_eq!(e.0.len(), 1, "{e}");
+    assert_eq!((e.0[0].line, e.0[0].key.as_str()), (Some(9), "path"));
+    assert!(e.0[0]
+        .message
+        .contains("AUDITSHIP_TEST_UNSET_7F3A is not set"));
+    let ok = parse_str(&src.replace("${AUDITSHIP_TEST_UNSET_7F3A}/out", "/tmp/out")).unwrap();
+    assert_eq!(ok.state_dir, std::path::Path::new("/srv/agent-state"));
+    assert_eq!(ok.agent_id, "web-9");
+}

@@ -39,6 +39,11 @@ pub struct IngestStats {
     pub full_waits: AtomicU64,
     /// Heartbeat events sealed.
     pub heartbeats: AtomicU64,
+    /// Turns of the ingest thread: a pass over every input, one bounded
+    /// wait for queue space, or one retry of a failed queue write. It keeps
+    /// moving while the ingest thread is alive and not stuck; the systemd
+    /// watchdog checks that it does (see [`crate::running`]).
+    pub passes: AtomicU64,
 }
 
 /// What every append needs besides the record: the queue, the chain, and
@@ -75,6 +80,7 @@ impl Appender<'_> {
                         if room {
                             break;
                         }
+                        self.stats.passes.fetch_add(1, Ordering::Relaxed);
                         if self.stop.is_cancelled() {
                             return Err(InputError::Stopped);
                         }

@@ -199,6 +199,10 @@ impl Input for JournaldInput {
         &self.name
     }
 
+    fn kind(&self) -> &'static str {
+        "journald"
+    }
+
     fn poll(&mut self, sink: &mut dyn Sink, budget: usize) -> Result<u64, InputError> {
         let mut read = 0u64;
         while read < budget as u64 {

@@ -165,6 +165,8 @@ pub struct InputStats {
 pub trait Input: Send {
     /// The input's name (unique in the config).
     fn name(&self) -> &str;
+    /// The input's type, as in the config (`"file"`, `"journald"`…).
+    fn kind(&self) -> &'static str;
     /// Hands what is available to `sink`, up to about `budget` bytes, and
     /// returns the bytes read. Must not block waiting for new data.
     fn poll(&mut self, sink: &mut dyn Sink, budget: usize) -> Result<u64, InputError>;

@@ -118,6 +118,7 @@
 //! meanwhile. Use it only where that risk is acceptable.
 
 mod durability;
+mod monitor;
 mod reader;
 mod record;
 mod recover;
@@ -133,6 +134,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 pub use durability::Durability;
+pub use monitor::{QueueMonitor, QueueStatus};
 pub use reader::{Batch, QueueReader};
 pub use writer::QueueWriter;
 
@@ -311,6 +313,9 @@ pub(crate) struct State {
     pub acks_dirty: bool,
     /// When they were last written.
     pub acks_written: std::time::Instant,
+    /// When ids became durable, for the age of the oldest unacknowledged
+    /// record (see [`monitor`]).
+    pub commit_times: VecDeque<(u64, std::time::SystemTime)>,
 }
 
 impl State {
@@ -417,6 +422,8 @@ pub fn open(
             closed: false,
             acks_dirty: false,
             acks_written: std::time::Instant::now(),
+            // Records recovered from before this start count from now.
+            commit_times: VecDeque::from([(last_id, std::time::SystemTime::now())]),
         }),
         changed: Condvar::new(),
     });

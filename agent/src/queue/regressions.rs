@@ -25,6 +25,7 @@ fn concurrent_acknowledgement_writes_do_not_collide() {
             closed: false,
             acks_dirty: false,
             acks_written: std::time::Instant::now(),
+            commit_times: VecDeque::new(),
         }),
         changed: Condvar::new(),
         acks_file: Mutex::new(()),

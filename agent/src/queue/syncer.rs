@@ -134,6 +134,7 @@ pub(super) fn publish(shared: &Shared, seg_no: u64, upto: u64, committed_id: u64
         }
         st.total_bytes += grown;
         st.committed_id = st.committed_id.max(committed_id);
+        super::monitor::note_commit(&mut st, committed_id);
     }
     shared.changed.notify_all();
 }

@@ -334,3 +334,38 @@ fn pipelined_commit_publishes_after_the_background_fsync() {
     let (_w, _r, rec) = open(cfg(dir.path()), &["out"]).unwrap();
     assert_eq!(rec.positions[&b"s"[..]], 200u64.to_le_bytes());
 }
+
+#[test]
+fn the_monitor_reports_depth_and_the_age_of_the_oldest_unacked_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut w, mut readers, _) = open(cfg(dir.path()), &["a", "b"]).unwrap();
+    let m = w.monitor();
+    let empty = m.status();
+    assert_eq!((empty.pending_records, empty.oldest_unacked_age), (0, None));
+    for i in 1..=5 {
+        w.append(b"s", b"p", &payload(i)).unwrap();
+    }
+    w.commit().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    for i in 6..=8 {
+        w.append(b"s", b"p", &payload(i)).unwrap();
+    }
+    w.commit().unwrap();
+    let s = m.status();
+    assert_eq!((s.committed_id, s.acked_id, s.pending_records), (8, 0, 8));
+    assert!(s.bytes > 0 && s.max_bytes == 1 << 20);
+    let first_age = s.oldest_unacked_age.unwrap();
+    assert!(first_age >= Duration::from_millis(300), "{first_age:?}");
+    // One output acknowledging is not enough: the slowest output counts.
+    drain(&mut readers[0]);
+    readers[0].ack(8).unwrap();
+    assert_eq!(m.status().pending_records, 8);
+    drain(&mut readers[1]);
+    readers[1].ack(5).unwrap();
+    let s = m.status();
+    assert_eq!(s.pending_records, 3);
+    // Records 6..8 were committed after the pause: younger than the first.
+    assert!(s.oldest_unacked_age.unwrap() < first_age);
+    readers[1].ack(8).unwrap();
+    assert_eq!(m.status().oldest_unacked_age, None);
+}

@@ -400,6 +400,11 @@ impl QueueWriter {
         Ok(fits(st.total_bytes))
     }
 
+    /// A read-only view of the queue, for metrics.
+    pub fn monitor(&self) -> super::QueueMonitor {
+        super::QueueMonitor(self.shared.clone())
+    }
+
     /// Bytes on disk, all segments.
     pub fn total_bytes(&self) -> u64 {
         self.shared.state.lock().expect("queue lock").total_bytes

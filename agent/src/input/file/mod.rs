@@ -570,6 +570,10 @@ impl Input for FileInput {
         FileInput::name(self)
     }
 
+    fn kind(&self) -> &'static str {
+        "file"
+    }
+
     fn poll(&mut self, sink: &mut dyn Sink, budget: usize) -> Result<u64, InputError> {
         FileInput::poll(self, sink, budget)
     }

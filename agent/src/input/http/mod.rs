@@ -253,6 +253,8 @@ struct Shared {
     durable: watch::Receiver<u64>,
     bell: Bell,
     stopping: AtomicBool,
+    /// Set by the accept loop once the listening socket is closed.
+    listener_closed: AtomicBool,
     held: Arc<AtomicU64>,
     counters: Counters,
 }
@@ -352,6 +354,7 @@ impl HttpInput {
             durable,
             bell,
             stopping: AtomicBool::new(false),
+            listener_closed: AtomicBool::new(false),
             held: Arc::default(),
             counters: Counters::default(),
             cfg,
@@ -377,6 +380,20 @@ impl HttpInput {
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
     }
+
+    /// Stops accepting and waits (at most 2 s) until the listening socket
+    /// is closed, so that the pipeline a reload starts next can bind the
+    /// same address. Open connections finish their request.
+    fn close_listener(&self) {
+        self.shared.stopping.store(true, Ordering::Relaxed);
+        self.stop.cancel();
+        let until = std::time::Instant::now() + Duration::from_secs(2);
+        while !self.shared.listener_closed.load(Ordering::Acquire)
+            && std::time::Instant::now() < until
+        {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
 }
 
 /// Publishes the queue's durable id to the handlers as it moves.
@@ -396,6 +413,10 @@ fn watch_durable(queue: &Durability, published: &watch::Sender<u64>, stop: &Atom
 impl Input for HttpInput {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn kind(&self) -> &'static str {
+        "http"
     }
 
     fn poll(&mut self, sink: &mut dyn Sink, budget: usize) -> Result<u64, InputError> {
@@ -447,15 +468,13 @@ impl Input for HttpInput {
         // New requests get 503; open connections finish the request they
         // are in and close. What is in the channel is queued by the last
         // poll, and answered once the final commit makes it durable.
-        self.shared.stopping.store(true, Ordering::Relaxed);
-        self.stop.cancel();
+        self.close_listener();
     }
 }
 
 impl Drop for HttpInput {
     fn drop(&mut self) {
-        self.shared.stopping.store(true, Ordering::Relaxed);
-        self.stop.cancel();
+        self.close_listener();
         self.watcher_stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.watcher.take() {
             let _ = t.join();

@@ -76,6 +76,7 @@ pub(super) async fn serve(
         });
     }
     drop(listener);
+    shared.listener_closed.store(true, Ordering::Release);
     tracker.close();
     tracker.wait().await;
 }

@@ -483,3 +483,20 @@ async fn https_with_the_configured_certificate() {
     );
     assert_eq!(ingest.events().len(), 1);
 }
+
+/// A reload drops the input and starts a new one on the same address at
+/// once: the listening socket must be closed by then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_address_is_free_again_once_the_input_is_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let (writer, _readers, _) = queue::open(queue_config(dir.path(), 64 << 20), &["out"]).unwrap();
+    let first = HttpInput::new(cfg(), writer.durability(), Bell::new()).unwrap();
+    let addr = first.local_addr();
+    drop(first);
+    let again = HttpInput::new(
+        HttpConfig::new("app", addr),
+        writer.durability(),
+        Bell::new(),
+    );
+    assert!(again.is_ok(), "{:?}", again.err());
+}

@@ -221,6 +221,10 @@ impl Input for SyslogInput {
         &self.name
     }
 
+    fn kind(&self) -> &'static str {
+        "syslog"
+    }
+
     fn poll(&mut self, sink: &mut dyn Sink, budget: usize) -> Result<u64, InputError> {
         let mut read = 0u64;
         while read < budget as u64 {
@@ -257,9 +261,16 @@ impl Input for SyslogInput {
     }
 
     fn stop(&mut self) {
-        // Stop reading, and give the socket tasks a moment to hand over what
-        // they already framed (they do at once unless the channel is full),
-        // so the last poll queues it.
+        self.halt();
+    }
+}
+
+impl SyslogInput {
+    /// Stops reading and closes the sockets, waiting (at most 2 s) for the
+    /// socket tasks to end: they hand over what they already framed (at
+    /// once unless the channel is full), so the last poll queues it, and
+    /// the pipeline a reload starts next can bind the same addresses.
+    fn halt(&self) {
         self.ctx.stop.cancel();
         self.ctx.tasks.close();
         let until = Instant::now() + Duration::from_secs(2);
@@ -271,7 +282,7 @@ impl Input for SyslogInput {
 
 impl Drop for SyslogInput {
     fn drop(&mut self) {
-        self.ctx.stop.cancel();
+        self.halt();
         let lost = self.rx.len();
         if lost > 0 {
             // Only when the agent stops with the queue refusing appends.

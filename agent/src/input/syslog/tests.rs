@@ -148,3 +148,17 @@ async fn stop_closes_the_listener_and_the_last_poll_gets_what_was_read() {
     let texts: Vec<&str> = rec.lines.iter().map(|l| l.0.as_str()).collect();
     assert_eq!(texts, ["<13>one", "<13>2"]);
 }
+
+/// A reload drops the input and starts a new one on the same addresses at
+/// once: the sockets must be closed by then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_addresses_are_free_again_once_the_input_is_dropped() {
+    let first = input(true, true);
+    let mut c = SyslogConfig::new("sys");
+    c.tcp_address = first.tcp_addr();
+    c.udp_address = first.udp_addr();
+    drop(first);
+    let again = SyslogInput::new(c, Bell::new()).unwrap();
+    let mut s = std::net::TcpStream::connect(again.tcp_addr().unwrap()).unwrap();
+    s.write_all(b"<13>again\n").unwrap();
+}
