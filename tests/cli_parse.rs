@@ -230,3 +230,67 @@ fn bad_arguments_fail_with_a_clear_message() {
     assert_eq!(code, 2);
     assert!(err.contains("expected PATH=FIELD"), "{err}");
 }
+
+/// `--format auditd` groups the records of each event, flushes at the end
+/// of the file (the torn last line included), and keeps a line that is not
+/// a record as `unparsed`.
+#[test]
+fn auditd_records_are_grouped_into_events() {
+    let (events, stats, code) = run(
+        &[
+            "parse",
+            "--format",
+            "auditd",
+            "--stats",
+            &fixture("audit.log"),
+        ],
+        None,
+    );
+    assert_eq!(code, 0);
+    let summary: Vec<(&str, &str, usize)> = events
+        .iter()
+        .map(|e| {
+            (
+                e["fields"]["audit_id"].as_str().unwrap_or("-"),
+                e["action"].as_str().unwrap(),
+                e["raw"].as_str().unwrap().lines().count(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("1700000000.123:4567", "process_executed", 6),
+            ("1700000005.500:4570", "process_executed", 4),
+            ("1700000010.002:4580", "user_login", 1),
+            ("1700000020.750:4590", "sudo_command", 1),
+            ("1700000030.000:4600", "user_created", 1),
+            ("1700000040.321:4610", "syscall", 4),
+            ("1700000050.010:88", "session_opened", 1),
+            ("1700000055.500:4620", "process_executed", 1),
+            ("1700000055.501:4621", "user_authorization", 1),
+            ("1700000055.500:4620", "process_executed", 2),
+            ("-", "unparsed", 1),
+            ("1700000060.000:4630", "syscall", 1),
+        ]
+    );
+    assert_eq!(events[0]["command"], "grep -r secret key /etc/ssl");
+    assert_eq!(events[1]["command"], r#"python3 -c print("hello world")"#);
+    assert_eq!(events[5]["actor"]["user"], "alice");
+    assert_eq!(events[6]["host"], "web-01");
+    assert_eq!(events[9]["fields"]["audit_continued"], "true");
+    assert_eq!(events[9]["command"], "ls -l");
+    assert_eq!(events[10]["raw"], "audit: backlog limit exceeded");
+    assert_eq!(events[11]["flags"], serde_json::json!(["no_newline"]));
+    assert!(stats.contains("parsed 23 lines, unparsed 1"), "{stats}");
+    // The same through stdin, rendered as OCSF.
+    let text = std::fs::read(fixture("audit.log")).unwrap();
+    let (ocsf, _, code) = run(
+        &["parse", "--format", "auditd", "--schema", "ocsf"],
+        Some(&text),
+    );
+    assert_eq!(code, 0);
+    assert_eq!(ocsf.len(), 12);
+    assert_eq!(ocsf[0]["class_uid"], 1007);
+    assert_eq!(ocsf[2]["class_uid"], 3002);
+}

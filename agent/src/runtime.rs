@@ -459,6 +459,7 @@ fn ingest_loop(
                 sealed: 0,
             };
             let polled = input.poll(&mut sink, READ_BUDGET).and_then(|n| {
+                sink.flush_idle()?;
                 sink.flush_dropped()?;
                 Ok(n)
             });

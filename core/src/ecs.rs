@@ -19,7 +19,7 @@
 //! | `outcome`           | `event.outcome` (`unknown` is omitted)                       |
 //! | `reason`            | `event.reason`                                               |
 //! | `actor.user/uid`    | `user.name`, `user.id`, `related.user`                       |
-//! | `target.user/uid`   | privilege and session: `user.effective.name/id`; account: `user.target.name/id` (and `user.name/id` when no actor is known, as Filebeat does) |
+//! | `target.user/uid`   | privilege, session and auditd system calls: `user.effective.name/id`; account: `user.target.name/id` (and `user.name/id` when no actor is known, as Filebeat does) |
 //! | `target.group/gid`  | `group.name`, `group.id`                                     |
 //! | `target.resource`   | `auditship.target.resource`                                  |
 //! | `target.url`        | `url.original`, `url.path`, `url.query`                      |
@@ -51,7 +51,8 @@
 //! Categories: `authentication` → `["authentication"]`, plus `"session"` for a
 //! successful login as Filebeat does; `session` → `["session"]`; `privilege`
 //! → `["process"]`; `account` → `["iam"]`; `web` → `["web"]`; `network` →
-//! `["network"]`; `system` → `["host"]`; `integrity` → `["configuration"]`;
+//! `["network"]`; `system` → `["host"]`, except `process_executed` (auditd)
+//! → `["process"]` with type `["start"]`; `integrity` → `["configuration"]`;
 //! `unknown` → no category. `event.kind` is `event`, or `alert` for
 //! integrity events.
 
@@ -101,6 +102,10 @@ pub fn to_ecs(ev: &AuditEvent) -> Value {
     }
     let target_prefix = match ev.category {
         Category::Privilege | Category::Session => "user.effective",
+        // auditd system calls: the target user is the effective one (sudo).
+        Category::System if matches!(ev.action.as_ref(), "process_executed" | "syscall") => {
+            "user.effective"
+        }
         _ => "user.target",
     };
     if let Some(u) = &ev.target.user {
@@ -235,6 +240,7 @@ fn classify(ev: &AuditEvent) -> (&'static str, Vec<&'static str>, Vec<&'static s
         }
         Category::Web => ("event", vec!["web"], vec!["access"]),
         Category::Network => ("event", vec!["network"], vec!["connection"]),
+        Category::System if a == "process_executed" => ("event", vec!["process"], vec!["start"]),
         Category::System => ("event", vec!["host"], vec!["info"]),
         Category::Integrity => ("alert", vec!["configuration"], vec!["info"]),
         Category::Unknown => ("event", vec![], vec![]),

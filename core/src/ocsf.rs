@@ -8,6 +8,7 @@
 //! | `session`, opened / new             | Authentication (3002)           | 1 Logon                              |
 //! | `session`, closed / removed / logout| Authentication (3002)           | 2 Logoff                             |
 //! | `privilege`, `sudo_command`         | Process Activity (1007)         | 1 Launch                             |
+//! | `system`, `process_executed`        | Process Activity (1007)         | 1 Launch                             |
 //! | `privilege`, other                  | Authorize Session (3003)        | 1 Assign Privileges                  |
 //! | `account`, `user_*`, `password_*`   | Account Change (3001)           | 1 Create, 6 Delete, 3 Password Change, 9 Lock, 2 Enable, 99 Other |
 //! | `account`, `group_*`                | Group Management (3006)         | 6 Create, 5 Delete, 3 Add User, 4 Remove User, 99 Other |
@@ -260,6 +261,9 @@ fn class_of(ev: &AuditEvent) -> Class {
                 (99, "Other")
             };
             (4001, "Network Activity", 4, "Network Activity", id, name)
+        }
+        Category::System if a == "process_executed" => {
+            (1007, "Process Activity", 1, "System Activity", 1, "Launch")
         }
         Category::System | Category::Integrity | Category::Unknown => {
             let (id, name) = if ev.is_unparsed() {

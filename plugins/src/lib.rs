@@ -9,4 +9,4 @@
 pub mod framing;
 pub mod parsers;
 
-pub use parsers::{Format, ParseStats, Parser, ParserError, ParserOptions};
+pub use parsers::{Format, Grouped, ParseStats, Parser, ParserError, ParserOptions, StreamLine};

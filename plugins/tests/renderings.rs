@@ -244,6 +244,11 @@ fn ocsf_classes_by_kind() {
         (Format::Nginx, r#"192.0.2.1 - - [22/Nov/2026:08:00:00 +0000] "POST /x HTTP/1.1" 500 1 "-" "-""#, 4002, 6, 2),
         (Format::Auth, "Nov 20 10:00:01 h sshd[1]: Did not receive identification string from 192.0.2.1", 4001, 4, 2),
         (Format::Auto, "???", 0, 0, 0),
+        (Format::Auditd, r#"type=SYSCALL msg=audit(1700000000.123:1): arch=c000003e syscall=59 success=yes exit=0 pid=5 auid=1000 uid=1000 euid=1000 comm="id" exe="/usr/bin/id""#, 1007, 1, 1),
+        (Format::Auditd, r#"type=USER_LOGIN msg=audit(1700000000.123:2): pid=5 uid=0 auid=4294967295 ses=4294967295 msg='op=login acct="root" exe="/usr/sbin/sshd" hostname=? addr=192.0.2.1 terminal=ssh res=failed'"#, 3002, 1, 2),
+        (Format::Auditd, r#"type=USER_END msg=audit(1700000000.123:3): pid=5 uid=0 auid=1000 ses=3 msg='op=PAM:session_close acct="a" exe="/usr/sbin/sshd" hostname=? addr=? terminal=ssh res=success'"#, 3002, 2, 1),
+        (Format::Auditd, r#"type=USER_CMD msg=audit(1700000000.123:4): pid=5 uid=1000 auid=1000 ses=3 msg='cwd="/" cmd="id" exe="/usr/bin/sudo" terminal=pts/0 res=success'"#, 1007, 1, 1),
+        (Format::Auditd, r#"type=ADD_USER msg=audit(1700000000.123:5): pid=5 uid=0 auid=1000 ses=3 msg='op=add-user acct="x" exe="/usr/sbin/useradd" hostname=h addr=? terminal=pts/0 res=success'"#, 3001, 1, 1),
     ];
     for (format, line, class, activity, status) in cases {
         let d = to_ocsf(&parse(format, line));
@@ -262,4 +267,27 @@ fn ocsf_classes_by_kind() {
     assert_eq!(d["src_endpoint"]["ip"], "192.0.2.1");
     assert_eq!(d["src_endpoint"]["port"], 2);
     assert_eq!(d["severity_id"], 3);
+}
+
+#[test]
+fn ecs_auditd_execution_is_a_process_start() {
+    let ev = parse(
+        Format::Auditd,
+        r#"type=SYSCALL msg=audit(1700000000.123:1): arch=c000003e syscall=59 success=yes exit=0 pid=5 auid=1000 uid=0 euid=0 ses=2 comm="id" exe="/usr/bin/id" key="exec""#,
+    );
+    let d = to_ecs(&ev);
+    has(
+        &d,
+        &[
+            ("event.action", s("process_executed")),
+            ("event.category", serde_json::json!(["process"])),
+            ("event.type", serde_json::json!(["start"])),
+            ("event.outcome", s("success")),
+            ("process.name", s("id")),
+            ("process.pid", Value::from(5)),
+            ("user.id", s("1000")),
+            ("user.effective.id", s("0")),
+            ("labels.audit_key", s("exec")),
+        ],
+    );
 }

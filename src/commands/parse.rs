@@ -5,17 +5,25 @@
 //! in the chosen schema. Every line produces exactly one event; lines no
 //! parser understands come out as `unparsed` with the raw text kept. Empty
 //! lines carry nothing and are skipped.
+//!
+//! `--format auditd` is the exception: the records of one audit event are
+//! grouped into one event (see `auditship_plugins::parsers::auditd`). A
+//! group ends at a record of another event, at an `EOE`, at a line that is
+//! not a record, or at the end of each file; there is no idle timeout here,
+//! so when following a live log through stdin the last event comes out when
+//! the next one begins.
 
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Instant;
 
 use anyhow::{bail, Context};
-use auditship_core::{ecs, ocsf};
+use auditship_core::{ecs, ocsf, AuditEvent, Timestamp};
 use auditship_plugins::framing::{FrameReader, Framer, Overlong};
-use auditship_plugins::{Format, Parser, ParserOptions};
+use auditship_plugins::{Format, Parser, ParserOptions, StreamLine};
 
 /// Output schema for `parse`.
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -31,7 +39,7 @@ pub enum Schema {
 /// Arguments of `auditship parse`.
 #[derive(clap::Args, Debug)]
 pub struct ParseArgs {
-    /// Input format: auto, nginx, apache, auth or json. `auto` detects per line.
+    /// Input format: auto, nginx, apache, auth, json or auditd. `auto` detects per line.
     #[arg(long, default_value = "auto", value_parser = parse_format)]
     format: Format,
     /// A custom nginx `log_format` string, e.g. '$remote_addr [$time_local] "$request" $status'.
@@ -70,6 +78,21 @@ fn parse_format(s: &str) -> Result<Format, String> {
     s.parse()
 }
 
+/// Writes one event line; `false` when the reader went away (broken pipe).
+fn write_event(out: &mut impl Write, ev: &AuditEvent, schema: Schema) -> anyhow::Result<bool> {
+    let written = match schema {
+        Schema::Native => serde_json::to_writer(&mut *out, ev),
+        Schema::Ecs => serde_json::to_writer(&mut *out, &ecs::to_ecs(ev)),
+        Schema::Ocsf => serde_json::to_writer(&mut *out, &ocsf::to_ocsf(ev)),
+    };
+    written.context("writing output")?;
+    match out.write_all(b"\n") {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(false),
+        Err(e) => Err(e).context("writing output"),
+    }
+}
+
 /// Runs `auditship parse`.
 pub fn run(args: ParseArgs) -> anyhow::Result<ExitCode> {
     let mut json_mapping = BTreeMap::new();
@@ -86,6 +109,7 @@ pub fn run(args: ParseArgs) -> anyhow::Result<ExitCode> {
         year: args.year,
         timezone: Some(args.timezone.clone()),
         json_mapping,
+        group_timeout: None,
     })?;
     let overlong = if args.truncate {
         Overlong::Truncate
@@ -114,24 +138,42 @@ pub fn run(args: ParseArgs) -> anyhow::Result<ExitCode> {
         };
         let mut frames = FrameReader::new(reader, Framer::new(args.max_line_bytes, overlong));
         let mut line = Vec::new();
+        let mut grouped = Vec::new();
         while let Some(flags) = frames
             .next_into(&mut line)
             .with_context(|| format!("reading {source}"))?
         {
+            if parser.groups_lines() {
+                parser.push_line(
+                    StreamLine {
+                        stream: source.as_bytes(),
+                        bytes: &line,
+                        flags,
+                        position: b"",
+                        source: &source,
+                    },
+                    Instant::now(),
+                    Timestamp::now_utc(),
+                    &mut grouped,
+                );
+                for g in grouped.drain(..) {
+                    if !write_event(&mut out, &g.event, args.schema)? {
+                        return Ok(ExitCode::SUCCESS);
+                    }
+                }
+                continue;
+            }
             let mut ev = parser.parse(&line);
             ev.flags.insert(flags);
             ev.source = Some(source.clone());
-            let written = match args.schema {
-                Schema::Native => serde_json::to_writer(&mut out, &ev),
-                Schema::Ecs => serde_json::to_writer(&mut out, &ecs::to_ecs(&ev)),
-                Schema::Ocsf => serde_json::to_writer(&mut out, &ocsf::to_ocsf(&ev)),
-            };
-            written.context("writing output")?;
-            if let Err(e) = out.write_all(b"\n") {
-                if e.kind() == io::ErrorKind::BrokenPipe {
-                    return Ok(ExitCode::SUCCESS);
-                }
-                return Err(e).context("writing output");
+            if !write_event(&mut out, &ev, args.schema)? {
+                return Ok(ExitCode::SUCCESS);
+            }
+        }
+        parser.flush_stream(source.as_bytes(), &mut grouped);
+        for g in grouped.drain(..) {
+            if !write_event(&mut out, &g.event, args.schema)? {
+                return Ok(ExitCode::SUCCESS);
             }
         }
     }

@@ -149,10 +149,14 @@ pub struct RawFileInput {
     /// For files present at startup without a saved position: "beginning" (default) or "end".
     #[serde(default)]
     pub read_from: ReadFrom,
-    /// Parser: "auto" (default), "nginx", "apache", "auth", "json" or
-    /// "journald" (files holding `journalctl -o json` output).
+    /// Parser: "auto" (default), "nginx", "apache", "auth", "json",
+    /// "auditd" or "journald" (files holding `journalctl -o json` output).
     #[serde(default)]
     pub format: Format,
+    /// format = "auditd": an event whose file has had no new line for this
+    /// long is complete (default "1s").
+    #[serde(default)]
+    pub group_timeout: Option<HumanDuration>,
     /// A custom nginx `log_format` string.
     #[serde(default)]
     pub nginx_log_format: Option<String>,
@@ -468,6 +472,19 @@ impl RawConfig {
                     format!("{fingerprint} must be between 16 and 4096"),
                 );
             }
+            if let Some(t) = f.group_timeout {
+                if f.format != Format::Auditd {
+                    err(
+                        k("group_timeout"),
+                        "only applies to format = \"auditd\"".into(),
+                    );
+                } else if !(Duration::from_millis(10)..=Duration::from_secs(600)).contains(&t.0) {
+                    err(
+                        k("group_timeout"),
+                        format!("{:?} must be between \"10ms\" and \"10m\"", t.0),
+                    );
+                }
+            }
             let parser = ParserOptions {
                 format: f.format,
                 nginx_log_format: f.nginx_log_format,
@@ -475,6 +492,7 @@ impl RawConfig {
                 year: None,
                 timezone: f.timezone,
                 json_mapping: f.json_mapping,
+                group_timeout: f.group_timeout.map(|t| t.0),
             };
             if let Err(e) = Parser::new(&parser) {
                 let key = match &e {

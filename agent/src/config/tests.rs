@@ -318,3 +318,29 @@ fn variables_come_from_the_environment_with_defaults() {
     assert_eq!(ok.state_dir, std::path::Path::new("/srv/agent-state"));
     assert_eq!(ok.agent_id, "web-9");
 }
+
+#[test]
+fn group_timeout_is_for_auditd_only_and_bounded() {
+    let with = |format: &str, t: &str| {
+        MINIMAL.replace(
+            "include = [\"/var/log/auth.log\"]",
+            &format!("include = [\"/var/log/audit/audit.log\"]\nformat = \"{format}\"\ngroup_timeout = \"{t}\""),
+        )
+    };
+    let c = parse_str(&with("auditd", "250ms")).unwrap();
+    assert_eq!(c.inputs[0].parser.format, Format::Auditd);
+    assert_eq!(
+        c.inputs[0].parser.group_timeout,
+        Some(Duration::from_millis(250))
+    );
+    let e = parse_str(&with("auth", "1s")).unwrap_err();
+    assert_eq!(e.0[0].key, "inputs[0].group_timeout");
+    assert!(e.0[0].message.contains("auditd"), "{}", e.0[0]);
+    let e = parse_str(&with("auditd", "1h")).unwrap_err();
+    assert_eq!(e.0[0].key, "inputs[0].group_timeout");
+    let default = MINIMAL.replace("name = \"auth\"", "name = \"audit\"\nformat = \"auditd\"");
+    assert_eq!(
+        parse_str(&default).unwrap().inputs[0].parser.group_timeout,
+        None
+    );
+}

@@ -20,9 +20,11 @@
 //! field must go from `raw` too. Whatever steps 1, 2 and 4 take out of a
 //! field is also replaced, as literal text, in `raw` and in the other text
 //! fields (a `fields = ["actor.user"]` rule therefore also masks that user
-//! name wherever else it appears in the line). A secret that appears in
-//! `raw` only in another spelling (escaped, percent-encoded) cannot be found
-//! there; use a `patterns` rule for those.
+//! name wherever else it appears in the line), and in `raw` in uppercase hex
+//! as well (the audit log's spelling of untrusted strings, e.g. a password
+//! with a space typed at a login prompt: `acct=48756E74657232…`). A secret
+//! that appears in `raw` only in another spelling (escaped,
+//! percent-encoded) cannot be found there; use a `patterns` rule for those.
 //!
 //! **Marking.** An event that any step changed gets
 //! `fields["redacted"] = "true"`, so that auditors can tell a masked line
@@ -327,7 +329,28 @@ fn remove_everywhere(ev: &mut AuditEvent, secrets: &[(String, String)]) {
         }
     };
     replace(&mut ev.raw);
+    // The Linux audit log writes an untrusted string holding a space, a
+    // quote or a non-ASCII byte in uppercase hex (`acct=48756E…`): take the
+    // secret out in that spelling too, keeping the record well-formed.
+    for (secret, replacement) in secrets {
+        if secret.len() >= 3 {
+            let hex = upper_hex(secret.as_bytes());
+            if ev.raw.contains(&hex) {
+                ev.raw = ev.raw.replace(&hex, &upper_hex(replacement.as_bytes()));
+            }
+        }
+    }
     text_fields(ev, replace);
+}
+
+fn upper_hex(b: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let mut s = String::with_capacity(b.len() * 2);
+    for &c in b {
+        s.push(HEX[usize::from(c >> 4)] as char);
+        s.push(HEX[usize::from(c & 15)] as char);
+    }
+    s
 }
 
 /// Calls `f` on every text field redaction applies to: see the module docs.

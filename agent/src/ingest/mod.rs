@@ -11,6 +11,12 @@
 //! sealed and does not move the chain. Lines of network inputs have no
 //! position ([`NO_POSITION`]): a dropped one leaves no record at all, and
 //! their peer address goes into `source` and `fields`.
+//!
+//! A parser that makes one event of several lines (`auditd`) is fed through
+//! `grouped.rs`: its events carry the position after their
+//! last line, and no position is recorded for a stream while a group of it
+//! is pending; the ingest loop calls [`IngestSink::flush_idle`] after each
+//! input's read. The argument is in that module's docs.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -199,67 +205,48 @@ fn reduce(ev: &mut auditship_core::AuditEvent, keep: usize) {
     *ev = small;
 }
 
-impl Sink for IngestSink<'_> {
-    fn line(&mut self, line: Line<'_>) -> Result<(), InputError> {
-        let now = Timestamp::now_utc();
-        let mut ev = self.parser.parse_at(line.bytes, now);
-        ev.flags.insert(line.flags);
-        ev.observed_ts = Some(now);
-        ev.source = Some(match (line.path, line.peer) {
-            (_, Some((key, addr))) => {
-                ev.fields.insert(key.into(), addr.to_string());
-                format!("{}:{}", self.input, addr.ip())
-            }
-            (Some(path), None) => {
-                if self.source_cache.0 != path {
-                    *self.source_cache = (
-                        path.to_path_buf(),
-                        format!("{}:{}", self.input, path.display()),
-                    );
-                }
-                self.source_cache.1.clone()
-            }
-            (None, None) => self.input.to_string(),
-        });
+impl IngestSink<'_> {
+    /// Stamps, filters, seals and queues one event whose line(s) end at
+    /// `position` in `stream`; `raw_len` is the bytes it was made of (for the
+    /// truncation fallback). `observed_ts` and `source` are the caller's.
+    fn queue(
+        &mut self,
+        stream: &[u8],
+        position: &[u8],
+        mut ev: AuditEvent,
+        raw_len: usize,
+    ) -> Result<(), InputError> {
         ev.agent_id = Some(self.agent_id.to_string());
         if ev.is_unparsed() {
             self.out.stats.unparsed.fetch_add(1, Ordering::Relaxed);
         }
         if let Verdict::Drop { .. } = self.filters.apply(&mut ev) {
             self.out.stats.dropped.fetch_add(1, Ordering::Relaxed);
-            if line.stream != NO_POSITION {
+            if stream != NO_POSITION {
                 self.dropped_positions
-                    .insert(line.stream.to_vec(), line.position.to_vec());
+                    .insert(stream.to_vec(), position.to_vec());
             }
             return Ok(());
         }
         if !self.dropped_positions.is_empty() {
-            self.dropped_positions.remove(line.stream);
+            self.dropped_positions.remove(stream);
         }
         // The queue record id is the event's seq: unique and increasing per
         // queue identity, which is what the collector deduplicates on.
         ev.seq = Some(self.out.writer.next_id());
         self.payload.clear();
         canonical::encode_into(&ev, self.payload);
-        if self
-            .out
-            .sealed(line.stream, line.position, self.payload)?
-            .is_none()
-        {
+        if self.out.sealed(stream, position, self.payload)?.is_none() {
             // Regression: a line of control bytes encoded past the record
             // limit, the error stopped ingest, and the same line stopped it
             // again after every restart. Keep what can be kept, flagged. The
             // refused event did not move the chain; the reduced one is sealed
             // from the same head.
-            tracing::warn!(source = ?ev.source, bytes = line.bytes.len(), "event too large for a queue record; storing it truncated");
-            reduce(&mut ev, line.bytes.len() / 8);
+            tracing::warn!(source = ?ev.source, bytes = raw_len, "event too large for a queue record; storing it truncated");
+            reduce(&mut ev, raw_len / 8);
             self.payload.clear();
             canonical::encode_into(&ev, self.payload);
-            if self
-                .out
-                .sealed(line.stream, line.position, self.payload)?
-                .is_none()
-            {
+            if self.out.sealed(stream, position, self.payload)?.is_none() {
                 return Err(InputError::Sink(
                     "even the truncated event exceeds the queue's max_record_bytes".into(),
                 ));
@@ -270,11 +257,56 @@ impl Sink for IngestSink<'_> {
         Ok(())
     }
 
+    /// The `source` text for `path` (`input:path`, or the input's name for
+    /// inputs without files), cached.
+    fn source_for(&mut self, path: Option<&std::path::Path>) {
+        let key = path.unwrap_or(std::path::Path::new(""));
+        if self.source_cache.0 != key || self.source_cache.1.is_empty() {
+            *self.source_cache = (
+                key.to_path_buf(),
+                match path {
+                    Some(p) => format!("{}:{}", self.input, p.display()),
+                    None => self.input.to_string(),
+                },
+            );
+        }
+    }
+}
+
+impl Sink for IngestSink<'_> {
+    fn line(&mut self, line: Line<'_>) -> Result<(), InputError> {
+        if self.parser.groups_lines() {
+            // Several lines make one event (auditd): see grouped.rs.
+            return self.grouped_line(line);
+        }
+        let now = Timestamp::now_utc();
+        let mut ev = self.parser.parse_at(line.bytes, now);
+        ev.flags.insert(line.flags);
+        ev.observed_ts = Some(now);
+        match line.peer {
+            Some((key, addr)) => {
+                ev.fields.insert(key.into(), addr.to_string());
+                ev.source = Some(format!("{}:{}", self.input, addr.ip()));
+            }
+            None => {
+                self.source_for(line.path);
+                ev.source = Some(self.source_cache.1.clone());
+            }
+        }
+        self.queue(line.stream, line.position, ev, line.bytes.len())
+    }
+
     fn position(&mut self, stream: &[u8], position: &[u8]) -> Result<(), InputError> {
+        // A group of lines still pending for the stream takes the position
+        // with it; recording it now would skip the group after a crash.
+        if self.parser.defer_position(stream, position) {
+            return Ok(());
+        }
         self.out.position(stream, position)
     }
 
     fn forget(&mut self, stream: &[u8]) {
+        self.flush_forgotten(stream);
         self.dropped_positions.remove(stream);
         self.out.writer.forget(stream);
     }
@@ -284,5 +316,6 @@ impl Sink for IngestSink<'_> {
     }
 }
 
+mod grouped;
 #[cfg(test)]
 mod tests;

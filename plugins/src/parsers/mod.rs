@@ -14,10 +14,28 @@
 //! * `json`: application JSON lines ([`json`]);
 //! * `journald`: journal entries from `journalctl -o json` ([`journald`]);
 //!   the journald input always uses it;
+//! * `auditd`: the Linux audit log ([`auditd`]), whose events span several
+//!   lines: see "Grouping formats" below;
 //! * `auto`: per line, `{` means JSON, a syslog header means auth, anything
 //!   else is tried as an access log.
+//!
+//! # Grouping formats
+//!
+//! For `auditd`, one event is several lines (records). [`Parser::parse_at`]
+//! still maps a single line, but a caller that reads a stream uses
+//! [`Parser::push_line`] instead: lines go in with their stream and
+//! position, and [`Grouped`] events come out, each with the position after
+//! its last line, once the group is complete (see [`auditd::group`] for the
+//! rule and why positions stay safe). [`Parser::flush_idle`] must be called
+//! regularly (the idle timeout ends groups nothing follows),
+//! [`Parser::flush_stream`] or [`Parser::flush_all`] at the end of input,
+//! [`Parser::defer_position`] before recording a position that comes
+//! without a line, and [`Parser::forget_stream`] when a stream is gone. For
+//! the other formats, `push_line` emits each line's event at once and the
+//! rest does nothing, so a caller may use one API for every format.
 
 pub mod access;
+pub mod auditd;
 pub mod auth;
 pub mod journald;
 pub mod json;
@@ -25,10 +43,12 @@ pub mod syslog;
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
+use std::time::{Duration, Instant};
 
 use auditship_core::{lossless, AuditEvent, Flags, Timestamp};
 
 use access::{AccessParser, CompiledFormat, Flavor, FormatError};
+pub use auditd::{Grouped, StreamLine, DEFAULT_GROUP_TIMEOUT};
 use syslog::{Clock, YearMode, Zone};
 
 /// Which parser to apply to lines.
@@ -48,6 +68,8 @@ pub enum Format {
     Json,
     /// Journal entries as `journalctl -o json` prints them.
     Journald,
+    /// The Linux audit log; several lines make one event.
+    Auditd,
 }
 
 impl Format {
@@ -60,6 +82,7 @@ impl Format {
             Format::Auth => "auth",
             Format::Json => "json",
             Format::Journald => "journald",
+            Format::Auditd => "auditd",
         }
     }
 }
@@ -74,9 +97,10 @@ impl FromStr for Format {
             "auth" | "syslog" => Format::Auth,
             "json" => Format::Json,
             "journald" => Format::Journald,
+            "auditd" | "audit" => Format::Auditd,
             other => {
                 return Err(format!(
-                    "unknown format {other:?}; expected auto, nginx, apache, auth, json or journald"
+                    "unknown format {other:?}; expected auto, nginx, apache, auth, json, auditd or journald"
                 ))
             }
         })
@@ -100,6 +124,9 @@ pub struct ParserOptions {
     pub timezone: Option<String>,
     /// JSON field path -> schema field.
     pub json_mapping: BTreeMap<String, String>,
+    /// `auditd`: how long a stream may stay silent before its pending event
+    /// is emitted (default [`DEFAULT_GROUP_TIMEOUT`]).
+    pub group_timeout: Option<Duration>,
 }
 
 /// A configuration a parser cannot be built from.
@@ -134,6 +161,9 @@ pub struct Parser {
     access: AccessParser,
     clock: Clock,
     json: json::JsonMapping,
+    auditd: auditd::Grouper,
+    /// Groups finished by the last call, before they become events.
+    finished: Vec<auditd::Finished>,
     stats: ParseStats,
 }
 
@@ -171,6 +201,8 @@ impl Parser {
             access,
             clock: Clock::new(zone, year),
             json: json::JsonMapping::new(&opts.json_mapping).map_err(ParserError::JsonMapping)?,
+            auditd: auditd::Grouper::new(opts.group_timeout.unwrap_or(DEFAULT_GROUP_TIMEOUT)),
+            finished: Vec::new(),
             stats: ParseStats::default(),
         })
     }
@@ -199,6 +231,7 @@ impl Parser {
             Format::Auth => Some(self.auth(t, reference)),
             Format::Json => json::parse(t, &self.json),
             Format::Journald => journald::parse(t),
+            Format::Auditd => Some(auditd::single(line)),
             Format::Auto => {
                 if t.starts_with('{') {
                     json::parse(t, &self.json)
@@ -221,6 +254,87 @@ impl Parser {
         }
         ev.raw = text.into_owned();
         ev
+    }
+
+    /// Whether this parser makes one event of several lines (`auditd`), so
+    /// that its caller must use [`Parser::push_line`] and the flushes (see
+    /// the module docs).
+    pub fn groups_lines(&self) -> bool {
+        self.format == Format::Auditd
+    }
+
+    /// Takes one line of a stream; the events it completes are appended to
+    /// `out` in order, each with the position after its last line. `now`
+    /// drives the idle timeout; `reference` is when the line was read.
+    pub fn push_line(
+        &mut self,
+        line: StreamLine<'_>,
+        now: Instant,
+        reference: Timestamp,
+        out: &mut Vec<Grouped>,
+    ) {
+        if !self.groups_lines() {
+            let mut event = self.parse_at(line.bytes, reference);
+            event.flags.insert(line.flags);
+            event.source = Some(line.source.to_string());
+            out.push(Grouped {
+                stream: line.stream.to_vec(),
+                position: line.position.to_vec(),
+                observed: reference,
+                event,
+            });
+            return;
+        }
+        if auditd::record::header(line.bytes).is_some() || line.flags.contains(Flags::SPLIT) {
+            self.stats.parsed += 1;
+        } else {
+            self.stats.unparsed += 1;
+        }
+        if std::str::from_utf8(line.bytes).is_err() {
+            self.stats.escaped += 1;
+        }
+        self.auditd.push(&line, now, reference, &mut self.finished);
+        self.drain(out);
+    }
+
+    /// Emits the pending events of streams silent for the idle timeout.
+    pub fn flush_idle(&mut self, now: Instant, out: &mut Vec<Grouped>) {
+        self.auditd.flush_idle(now, &mut self.finished);
+        self.drain(out);
+    }
+
+    /// Emits `stream`'s pending event, if any.
+    pub fn flush_stream(&mut self, stream: &[u8], out: &mut Vec<Grouped>) {
+        self.auditd.flush_stream(stream, &mut self.finished);
+        self.drain(out);
+    }
+
+    /// Emits every pending event (end of input).
+    pub fn flush_all(&mut self, out: &mut Vec<Grouped>) {
+        self.auditd.flush_all(&mut self.finished);
+        self.drain(out);
+    }
+
+    /// For a position that comes without a line: `true` if `stream` has a
+    /// pending event, which then takes the position (record nothing now);
+    /// `false` if the caller should record it.
+    pub fn defer_position(&mut self, stream: &[u8], position: &[u8]) -> bool {
+        self.auditd.defer_position(stream, position)
+    }
+
+    /// Whether `stream` has a pending event.
+    pub fn has_pending(&self, stream: &[u8]) -> bool {
+        self.auditd.has_pending(stream)
+    }
+
+    /// Drops what is kept for `stream` (call [`Parser::flush_stream`] first
+    /// to keep its pending event).
+    pub fn forget_stream(&mut self, stream: &[u8]) {
+        self.auditd.forget(stream);
+    }
+
+    fn drain(&mut self, out: &mut Vec<Grouped>) {
+        out.extend(self.finished.drain(..).map(auditd::finish));
     }
 
     fn auth(&mut self, t: &str, reference: Timestamp) -> AuditEvent {

@@ -31,6 +31,29 @@ fn a_password_typed_as_user_name_is_redacted_in_the_field_and_raw() {
     assert_eq!(c.redacted_total(), 2);
 }
 
+/// auditd writes a typed "user name" with a space in hex: the password is
+/// taken out of `raw` in that spelling, and out of the decoded fields.
+#[test]
+fn a_password_in_an_audit_record_is_redacted_in_its_hex_spelling() {
+    let mut parser = auditship_plugins::Parser::new(&auditship_plugins::ParserOptions {
+        format: auditship_plugins::Format::Auditd,
+        ..Default::default()
+    })
+    .unwrap();
+    // acct = "Hunter2 pass!" in hex (a space, so auditd encodes it).
+    let line = "type=USER_AUTH msg=audit(1700000000.000:7): pid=9 uid=0 auid=4294967295 ses=4294967295 msg='op=PAM:authentication grantors=? acct=48756E746572322070617373 exe=\"/usr/bin/login\" hostname=? addr=? terminal=tty1 res=failed'";
+    let mut ev = parser.parse(line.as_bytes());
+    assert_eq!(ev.actor.user.as_deref(), Some("Hunter2 pass"));
+    let c = chain(REDACT);
+    assert_eq!(c.apply(&mut ev), Verdict::Keep);
+    assert_eq!(ev.actor.user.as_deref(), Some(REDACTED));
+    // "[REDACTED]" in hex.
+    assert!(ev.raw.contains("acct=5B52454441435445445D "), "{}", ev.raw);
+    assert!(!ev.raw.contains("48756E746572322070617373"));
+    assert_eq!(ev.fields["user_auth.acct"], REDACTED);
+    assert!(!serde_json::to_string(&ev).unwrap().contains("Hunter2"));
+}
+
 #[test]
 fn plausible_user_names_are_not_redacted() {
     let c = chain(REDACT);
