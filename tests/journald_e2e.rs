@@ -13,7 +13,7 @@ use serde_json::Value;
 
 mod common;
 
-use common::{wait_for, Proc, Rng};
+use common::{output_events, wait_for, Proc, Rng};
 
 /// `systemd-journal-remote`, which turns export-format text into a journal
 /// file (`.ci/run` installs the `systemd-journal-remote` package).
@@ -98,17 +98,6 @@ path = "{out}"
     )
     .unwrap();
     cfg
-}
-
-/// Every complete line of the output file, parsed.
-fn output_events(path: &Path) -> Vec<Value> {
-    let Ok(mut text) = fs::read_to_string(path) else {
-        return Vec::new();
-    };
-    text.truncate(text.rfind('\n').map_or(0, |i| i + 1));
-    text.lines()
-        .map(|l| serde_json::from_str(l).expect("output lines are JSON"))
-        .collect()
 }
 
 /// The entry number in an event's raw journal entry.

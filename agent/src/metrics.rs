@@ -13,6 +13,12 @@
 //! input_lines_total{input,type}         lines read
 //! input_bytes_total{input,type}         bytes read
 //! input_restarts_total{input,type}      journalctl restarts
+//! input_requests_total{input,type}      http requests / syslog TCP connections accepted
+//! input_connections{input,type}         network connections open
+//! input_rejected_total{input,type}      http 503s / syslog connections over max_connections
+//! input_invalid_total{input,type}       http 400/413/415 / syslog frames with bad framing
+//! input_unauthorized_total{input,type}  http 401s and failed TLS handshakes
+//! input_dropped_total{input,type}       syslog UDP messages dropped (ingest full)
 //! files_tracked{input}                  files open (file inputs)
 //! parse_failures_total{format}          lines that became `unparsed`
 //! events_queued_total                   events sealed into the queue
@@ -183,6 +189,44 @@ impl Source for AgentMetrics {
             "Times an input's source process was started again (journalctl).",
         );
         each(out, &|s| s.restarts);
+        let network = |out: &mut Exposition, f: &dyn Fn(&InputStats) -> u64| {
+            for i in inputs
+                .iter()
+                .filter(|i| matches!(i.kind, "http" | "syslog"))
+            {
+                out.sample(&[("input", &i.name), ("type", i.kind)], f(&i.stats) as f64);
+            }
+        };
+        out.counter(
+            "auditship_agent_input_requests_total",
+            "Requests accepted (http) or TCP connections accepted (syslog), by network input.",
+        );
+        network(out, &|s| s.requests);
+        out.gauge(
+            "auditship_agent_input_connections",
+            "Network connections open, by network input.",
+        );
+        network(out, &|s| s.connections);
+        out.counter(
+            "auditship_agent_input_rejected_total",
+            "Requests answered 503 (http: queue full, timed out, stopping) or connections refused over max_connections (syslog).",
+        );
+        network(out, &|s| s.rejected);
+        out.counter(
+            "auditship_agent_input_invalid_total",
+            "Requests refused as malformed or too large (http), frames with broken framing (syslog, still delivered).",
+        );
+        network(out, &|s| s.invalid);
+        out.counter(
+            "auditship_agent_input_unauthorized_total",
+            "Requests without the right token (http) and failed TLS handshakes.",
+        );
+        network(out, &|s| s.unauthorized);
+        out.counter(
+            "auditship_agent_input_dropped_total",
+            "Messages dropped because ingest could not take them (syslog over UDP only).",
+        );
+        network(out, &|s| s.dropped);
         out.gauge(
             "auditship_agent_files_tracked",
             "Files open, by file input.",

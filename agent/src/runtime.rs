@@ -15,15 +15,20 @@
 //!   positions it holds, and each output reports what it already has so the
 //!   queue resumes after it.
 //! * **SIGTERM** (the `shutdown` token): inputs stop at the next line
-//!   boundary and what was read is committed; outputs deliver everything
-//!   queued, then exit. After `shutdown_grace`, outputs stop even if events
-//!   remain; those stay queued and are delivered after the next start.
+//!   boundary (network inputs stop listening, and one last pass queues what
+//!   they had accepted) and what was read is committed; outputs deliver
+//!   everything queued, then exit. After `shutdown_grace`, outputs stop even
+//!   if events remain; those stay queued and are delivered after the next
+//!   start.
 //! * **SIGHUP** (a reload, see [`crate::lifecycle`]): inputs stop at the
-//!   next line boundary and what was read is committed; outputs stop after
-//!   the batch in hand, without draining; a new pipeline starts from the
-//!   queue with the new config.
-//! * **SIGKILL** at any moment loses nothing: the next start is the same
-//!   recovery as any other.
+//!   next line boundary (network inputs as at SIGTERM) and what was read is
+//!   committed; outputs stop after the batch in hand, without draining; a
+//!   new pipeline starts from the queue with the new config.
+//! * **SIGKILL** at any moment loses nothing that was read from a file or
+//!   the journal, or acknowledged to an HTTP client: the next start is the
+//!   same recovery as any other. (Syslog senders get no acknowledgement;
+//!   what the agent had read from them but not yet queued is lost, see
+//!   [`crate::input::syslog`].)
 //! * A failed fsync stops the agent with an error (see the queue docs).
 //!
 //! Timers: the periodic counters, the heartbeat timer, the collector
@@ -47,7 +52,9 @@ use crate::config::{AgentConfig, InputKind, OutputConfig};
 use crate::filter::{build_chain, FilterChain, FilterError};
 use crate::ingest::{Appender, IngestSink, IngestStats};
 use crate::input::file::FileInput;
+use crate::input::http::HttpInput;
 use crate::input::journald::JournaldInput;
+use crate::input::syslog::SyslogInput;
 use crate::input::{Bell, Input, InputError};
 use crate::metrics::{AgentMetrics, InputSnapshot, OutputCounters, PUBLISH_EVERY};
 use crate::output::{CollectorOutput, FileOutput, Output, OutputError, RetryPolicy, StdoutOutput};
@@ -184,6 +191,12 @@ pub(crate) async fn pipeline(
                 &recovery.positions,
                 bell.clone(),
             )?),
+            InputKind::Http(h) => Box::new(HttpInput::new(
+                h.clone(),
+                writer.durability(),
+                bell.clone(),
+            )?),
+            InputKind::Syslog(s) => Box::new(SyslogInput::new(s.clone(), bell.clone())?),
         };
         inputs.push((input, Parser::new(&i.parser)?));
     }
@@ -396,7 +409,14 @@ fn ingest_loop(
     let mut dropped_positions = HashMap::new();
     let mut payload = Vec::with_capacity(64 << 10);
     let mut source_cache = (PathBuf::new(), String::new());
-    'run: while !stop.is_cancelled() {
+    let mut last_pass = false;
+    'run: while !last_pass {
+        if stop.is_cancelled() {
+            // Network inputs stop listening; one last pass queues what they
+            // had already accepted.
+            inputs.iter_mut().for_each(|(input, _)| input.stop());
+            last_pass = true;
+        }
         stats.passes.fetch_add(1, Ordering::Relaxed);
         let mut read = 0;
         let mut sealed = 0;

@@ -422,3 +422,55 @@ impl BatchWriter {
         wire::encode(&header, &events, None)
     }
 }
+
+/// A CA, a server certificate for `localhost` and a client certificate,
+/// written as PEM files into `dir`.
+pub struct Pki {
+    pub ca: PathBuf,
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
+}
+
+pub fn make_pki(dir: &Path) -> Pki {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let server_key = KeyPair::generate().unwrap();
+    let server = CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .signed_by(&server_key, &issuer)
+        .unwrap();
+    let client_key = KeyPair::generate().unwrap();
+    let client = CertificateParams::new(vec!["e2e-agent".to_string()])
+        .unwrap()
+        .signed_by(&client_key, &issuer)
+        .unwrap();
+    let w = |name: &str, pem: String| {
+        let p = dir.join(name);
+        std::fs::write(&p, pem).unwrap();
+        p
+    };
+    Pki {
+        ca: w("ca.pem", ca_cert.pem()),
+        server_cert: w("server.pem", server.pem()),
+        server_key: w("server.key", server_key.serialize_pem()),
+        client_cert: w("client.pem", client.pem()),
+        client_key: w("client.key", client_key.serialize_pem()),
+    }
+}
+
+/// Every complete line of the output file, parsed.
+pub fn output_events(path: &Path) -> Vec<serde_json::Value> {
+    let Ok(mut text) = fs::read_to_string(path) else {
+        return Vec::new();
+    };
+    text.truncate(text.rfind('\n').map_or(0, |i| i + 1));
+    text.lines()
+        .map(|l| serde_json::from_str(l).expect("output lines are JSON"))
+        .collect()
+}

@@ -20,15 +20,23 @@ use serde::Deserialize;
 
 use crate::filter::{build_chain, FilterConfig};
 use crate::input::file::{FileInputConfig, ReadFrom};
+use crate::input::http::HttpConfig;
 use crate::input::journald::JournaldConfig;
+use crate::input::syslog::SyslogConfig;
 use crate::output::CollectorOutputConfig;
 use crate::queue::{Fsync, QueueConfig};
 
 mod collector_output;
+mod http;
 mod journald;
+mod listen;
+mod syslog;
 
 pub use collector_output::RawCollectorOutput;
+pub use http::RawHttpInput;
 pub use journald::RawJournaldInput;
+pub use listen::RawServerTls;
+pub use syslog::RawSyslogInput;
 pub use tomlconf::{
     parse_bytes, parse_duration, ByteSize, ConfigError, ConfigErrors, HumanDuration, LogFormat,
     RawLog, RawMetrics,
@@ -121,6 +129,10 @@ pub enum RawInput {
     File(RawFileInput),
     /// Follow the systemd journal.
     Journald(RawJournaldInput),
+    /// Receive events POSTed by applications.
+    Http(RawHttpInput),
+    /// Receive syslog over UDP, TCP or TLS.
+    Syslog(RawSyslogInput),
 }
 
 /// `[[inputs]]` with `type = "file"`.
@@ -252,6 +264,10 @@ pub enum InputKind {
     File(FileInputConfig),
     /// Follow the journal.
     Journald(JournaldConfig),
+    /// Receive events over HTTP.
+    Http(HttpConfig),
+    /// Receive syslog.
+    Syslog(SyslogConfig),
 }
 
 impl InputConfig {
@@ -260,6 +276,8 @@ impl InputConfig {
         match &self.kind {
             InputKind::File(f) => &f.name,
             InputKind::Journald(j) => &j.name,
+            InputKind::Http(h) => &h.name,
+            InputKind::Syslog(s) => &s.name,
         }
     }
 
@@ -267,7 +285,7 @@ impl InputConfig {
     pub fn file(&self) -> Option<&FileInputConfig> {
         match &self.kind {
             InputKind::File(f) => Some(f),
-            InputKind::Journald(_) => None,
+            _ => None,
         }
     }
 }
@@ -384,6 +402,8 @@ impl RawConfig {
             let name = match &raw {
                 RawInput::File(f) => &f.name,
                 RawInput::Journald(j) => &j.name,
+                RawInput::Http(h) => &h.name,
+                RawInput::Syslog(s) => &s.name,
             };
             if name.is_empty() || name.contains('\0') {
                 err(k("name"), "must be a non-empty name".into());
@@ -402,6 +422,24 @@ impl RawConfig {
                             format: Format::Journald,
                             ..ParserOptions::default()
                         },
+                    });
+                    continue;
+                }
+                RawInput::Http(h) => {
+                    let (h, parser) = h.validate(&mut |key, msg| err(k(key), msg));
+                    largest_line = largest_line.max(h.max_event_bytes);
+                    inputs.push(InputConfig {
+                        kind: InputKind::Http(h),
+                        parser,
+                    });
+                    continue;
+                }
+                RawInput::Syslog(s) => {
+                    let (s, parser) = s.validate(&mut |key, msg| err(k(key), msg));
+                    largest_line = largest_line.max(s.max_message_bytes);
+                    inputs.push(InputConfig {
+                        kind: InputKind::Syslog(s),
+                        parser,
                     });
                     continue;
                 }

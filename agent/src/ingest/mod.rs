@@ -8,7 +8,9 @@
 //! which pauses the input: the file simply waits on disk. A line a filter
 //! drops still moves its stream's position (one position-only record per
 //! stream per pass), so a restart does not read noise again; it is not
-//! sealed and does not move the chain.
+//! sealed and does not move the chain. Lines of network inputs have no
+//! position ([`NO_POSITION`]): a dropped one leaves no record at all, and
+//! their peer address goes into `source` and `fields`.
 //!
 //! A parser that makes one event of several lines (`auditd`) is fed through
 //! `grouped.rs`: its events carry the position after their
@@ -26,7 +28,7 @@ use auditship_plugins::Parser;
 use tokio_util::sync::CancellationToken;
 
 use crate::filter::{FilterChain, Verdict};
-use crate::input::{InputError, Line, Sink};
+use crate::input::{InputError, Line, Sink, NO_POSITION};
 use crate::queue::{QueueError, QueueWriter};
 use crate::seal::{Sealer, CHAIN_STREAM};
 
@@ -220,8 +222,10 @@ impl IngestSink<'_> {
         }
         if let Verdict::Drop { .. } = self.filters.apply(&mut ev) {
             self.out.stats.dropped.fetch_add(1, Ordering::Relaxed);
-            self.dropped_positions
-                .insert(stream.to_vec(), position.to_vec());
+            if stream != NO_POSITION {
+                self.dropped_positions
+                    .insert(stream.to_vec(), position.to_vec());
+            }
             return Ok(());
         }
         if !self.dropped_positions.is_empty() {
@@ -279,8 +283,16 @@ impl Sink for IngestSink<'_> {
         let mut ev = self.parser.parse_at(line.bytes, now);
         ev.flags.insert(line.flags);
         ev.observed_ts = Some(now);
-        self.source_for(line.path);
-        ev.source = Some(self.source_cache.1.clone());
+        match line.peer {
+            Some((key, addr)) => {
+                ev.fields.insert(key.into(), addr.to_string());
+                ev.source = Some(format!("{}:{}", self.input, addr.ip()));
+            }
+            None => {
+                self.source_for(line.path);
+                ev.source = Some(self.source_cache.1.clone());
+            }
+        }
         self.queue(line.stream, line.position, ev, line.bytes.len())
     }
 
@@ -297,6 +309,10 @@ impl Sink for IngestSink<'_> {
         self.flush_forgotten(stream);
         self.dropped_positions.remove(stream);
         self.out.writer.forget(stream);
+    }
+
+    fn last_id(&self) -> u64 {
+        self.out.writer.next_id() - 1
     }
 }
 

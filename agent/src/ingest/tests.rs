@@ -89,6 +89,7 @@ fn sealed_events_chain_across_drops_and_the_truncation_fallback() {
             bytes: l,
             flags: Flags::default(),
             path: Some(Path::new("/x.log")),
+            peer: None,
         })
         .unwrap();
         sink.flush_dropped().unwrap();
@@ -176,6 +177,7 @@ fn grouped_events_carry_the_position_after_their_last_line() {
         bytes: AUDIT[i].as_bytes(),
         flags: Flags::default(),
         path: Some(Path::new("/var/log/audit/audit.log")),
+        peer: None,
     };
 
     macro_rules! sink {

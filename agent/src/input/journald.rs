@@ -224,6 +224,7 @@ impl Input for JournaldInput {
                 bytes: &line,
                 flags,
                 path: None,
+                peer: None,
             })?;
             read += line.len() as u64 + 1;
             self.stats.lines += 1;

@@ -13,14 +13,29 @@
 //! |------------|-------------------------|---------------------------------|
 //! | `file`     | `name \0 dev ino`       | offset, fingerprint and marker  |
 //! | `journald` | `name \0 J`             | the journal cursor              |
+//! | `http`     | [`NO_POSITION`]         | none                            |
+//! | `syslog`   | [`NO_POSITION`]         | none                            |
+//!
+//! Network inputs have nothing to resume: a sender either got its answer
+//! or sends again. Their lines use the stream [`NO_POSITION`], so their
+//! records carry only the chain head, which every record implies anyway,
+//! and add nothing to the queue's positions or to the snapshot that opens
+//! each segment (see [`NO_POSITION`]). They name the peer a line came from
+//! in [`Line::peer`].
 //!
 //! Inputs whose lines arrive on their own (inotify, a child process's
-//! output) ring a shared [`Bell`], so the ingest thread wakes at once
-//! instead of at its next poll.
+//! output, a network listener) ring a shared [`Bell`], so the ingest thread
+//! wakes at once instead of at its next poll. When the agent stops, the
+//! ingest thread calls [`Input::stop`] on every input and then polls once
+//! more, so what a network input already accepted is queued, not lost.
 
 pub mod file;
+pub mod http;
 pub mod journald;
+pub mod net;
+pub mod syslog;
 
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
@@ -50,6 +65,24 @@ pub enum InputError {
         /// Why.
         source: std::io::Error,
     },
+    /// A network input cannot listen on its address.
+    #[error("input {input:?}: cannot listen on {address}: {source}")]
+    Listen {
+        /// Input name.
+        input: String,
+        /// The address.
+        address: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A network input's TLS certificate, key or CA, or its token file.
+    #[error("input {input:?}: {message}")]
+    Setup {
+        /// Input name.
+        input: String,
+        /// What is wrong, naming the file.
+        message: String,
+    },
     /// The sink refused a line (the agent is shutting down).
     #[error("stopped")]
     Stopped,
@@ -70,7 +103,18 @@ pub struct Line<'a> {
     pub flags: Flags,
     /// Path the file had when it was read; `None` for inputs without files.
     pub path: Option<&'a Path>,
+    /// The network peer the line came from, and the `fields` key to keep
+    /// its address under (e.g. `"syslog_peer"`); `source` then names the
+    /// input and the peer's IP address. `None` for local inputs.
+    pub peer: Option<(&'static str, SocketAddr)>,
 }
+
+/// The stream of lines that have no position (network inputs). It is the
+/// queue's reserved chain stream: a record under it carries the chain head
+/// as its position, which the queue keeps anyway, so such lines add no
+/// stream and no bytes to the queue's positions or snapshots, and a line a
+/// filter drops leaves no position-only record.
+pub const NO_POSITION: &[u8] = crate::seal::CHAIN_STREAM;
 
 /// Where lines go: the agent's ingest (parse, filter, queue).
 pub trait Sink {
@@ -80,6 +124,11 @@ pub trait Sink {
     fn position(&mut self, stream: &[u8], position: &[u8]) -> Result<(), InputError>;
     /// The stream is gone and drained; its position is no longer needed.
     fn forget(&mut self, stream: &[u8]);
+    /// The id of the last queue record appended so far. Every line handed
+    /// to [`Sink::line`] before the call that was queued has an id at or
+    /// below it, so an input that answers its senders waits until this id
+    /// is durable (see [`crate::queue::Durability`]).
+    fn last_id(&self) -> u64;
 }
 
 /// Counters every input keeps, for metrics.
@@ -93,6 +142,23 @@ pub struct InputStats {
     pub files: u64,
     /// Times the input's source failed and was restarted (journald).
     pub restarts: u64,
+    /// Requests accepted (http) or connections accepted (syslog TCP).
+    pub requests: u64,
+    /// Network connections currently open (http, syslog TCP).
+    pub connections: u64,
+    /// Requests refused for now with 503 (http: the queue is full, the
+    /// answer timed out, the agent is stopping), or connections refused
+    /// over `max_connections` (syslog).
+    pub rejected: u64,
+    /// Requests refused as malformed or too large (http 400, 413), and
+    /// malformed frames (syslog; still delivered, flagged or unparsed).
+    pub invalid: u64,
+    /// Requests without the right token (http 401), or TLS handshakes
+    /// that failed.
+    pub unauthorized: u64,
+    /// Messages dropped because the ingest side was full (syslog UDP only;
+    /// nothing else ever drops).
+    pub dropped: u64,
 }
 
 /// A source of lines, polled by the ingest thread.
@@ -106,6 +172,11 @@ pub trait Input: Send {
     fn poll(&mut self, sink: &mut dyn Sink, budget: usize) -> Result<u64, InputError>;
     /// Counters.
     fn stats(&self) -> InputStats;
+    /// The agent is stopping: stop taking new data (close listeners), so
+    /// that the one last [`poll`](Input::poll) after this hands over
+    /// everything already accepted. Inputs that read from files or a child
+    /// process need nothing here.
+    fn stop(&mut self) {}
 }
 
 /// Wakes the ingest thread when an input may have something to read.

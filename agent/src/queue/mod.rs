@@ -56,7 +56,9 @@
 //! 3. Readers see a record only after the `fsync` that covers it
 //!    (`fsync = "always"`). The agent commits with
 //!    [`QueueWriter::commit_async`]: the fsync runs on a syncer thread while
-//!    the next pass is read, and the records are published when it returns. Acknowledgements are written to `acks` (write to
+//!    the next pass is read, and the records are published when it returns.
+//!    Inputs that answer their senders (HTTP) wait for that publication
+//!    through a [`Durability`] handle. Acknowledgements are written to `acks` (write to
 //!    a temporary file, `fsync`, rename, `fsync` the directory) before any
 //!    segment is deleted (if that write fails on a full disk, delivered
 //!    segments are deleted anyway to free space), at least once a second,
@@ -115,6 +117,7 @@
 //! duplicates them downstream, or loses them if the file was rotated away
 //! meanwhile. Use it only where that risk is acceptable.
 
+mod durability;
 mod monitor;
 mod reader;
 mod record;
@@ -130,6 +133,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
+pub use durability::Durability;
 pub use monitor::{QueueMonitor, QueueStatus};
 pub use reader::{Batch, QueueReader};
 pub use writer::QueueWriter;

@@ -9,9 +9,11 @@
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::durability::Durability;
 use super::segment::{self, SegmentMeta};
 use super::syncer::{self, Request, Syncer};
 use super::{delete_acked, io_err, record, set_position, sync_dir, Fsync, QueueError, Shared};
@@ -58,6 +60,8 @@ pub struct QueueWriter {
     last_sync: Instant,
     /// Written to the OS but not yet fsynced (interval mode).
     unsynced: bool,
+    /// The last append was refused as `Full` (see [`Durability::is_full`]).
+    full: Arc<AtomicBool>,
 }
 
 impl QueueWriter {
@@ -84,6 +88,7 @@ impl QueueWriter {
             positions,
             last_sync: Instant::now(),
             unsynced: false,
+            full: Arc::default(),
         })
     }
 
@@ -140,9 +145,13 @@ impl QueueWriter {
             self.refresh_total();
         }
         if stuck || over(self.total_hint) {
+            self.full.store(true, Ordering::Relaxed);
             return Err(QueueError::Full {
                 max_bytes: self.shared.config.max_bytes,
             });
+        }
+        if self.full.load(Ordering::Relaxed) {
+            self.full.store(false, Ordering::Relaxed);
         }
         let id = self.next_id;
         record::encode_event(&mut self.buf, id, stream, position, payload);
@@ -180,6 +189,12 @@ impl QueueWriter {
             }
         }
         Ok(id)
+    }
+
+    /// A handle for other threads to wait until records are durable and to
+    /// see whether the queue is full (see [`Durability`]).
+    pub fn durability(&self) -> Durability {
+        Durability::new(self.shared.clone(), self.full.clone())
     }
 
     /// The id the next [`append`](Self::append) will get (the event's `seq`).

@@ -584,7 +584,7 @@ impl Input for FileInput {
             lines: s.lines,
             bytes: s.bytes,
             files: s.tracked as u64,
-            restarts: 0,
+            ..InputStats::default()
         }
     }
 }

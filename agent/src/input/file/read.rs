@@ -274,6 +274,7 @@ pub(super) fn emit_frames(
                 bytes: f.bytes,
                 flags: f.flags,
                 path: Some(&t.path),
+                peer: None,
             })?;
             stats.lines += 1;
         }

@@ -30,6 +30,9 @@ impl Sink for Rec {
     fn forget(&mut self, stream: &[u8]) {
         self.positions.remove(stream);
     }
+    fn last_id(&self) -> u64 {
+        self.lines.len() as u64
+    }
 }
 
 impl Rec {
