@@ -1,5 +1,5 @@
-//! What the network inputs share: listening sockets, TLS, and rate-limited
-//! warnings.
+//! What the network inputs share: listening sockets, TLS, counters and
+//! rate-limited warnings.
 //!
 //! TLS is set up exactly as the collector sets it up: the certificate, key
 //! and optional client CA are loaded by [`auditship_tls::server_config`]
@@ -134,6 +134,34 @@ impl RateLimited {
         }
         *last = Some(now);
         Some(self.since.swap(0, Ordering::Relaxed))
+    }
+}
+
+/// Counters the network inputs' socket tasks keep (lock-free; read into
+/// [`InputStats`](super::InputStats) when the input is asked for its stats).
+#[derive(Default)]
+pub(crate) struct NetCounters {
+    pub requests: AtomicU64,
+    pub connections: AtomicU64,
+    pub rejected: AtomicU64,
+    pub invalid: AtomicU64,
+    pub unauthorized: AtomicU64,
+    pub dropped: AtomicU64,
+}
+
+impl NetCounters {
+    /// `base` (the ingest thread's own counts) with these counters.
+    pub fn stats(&self, base: super::InputStats) -> super::InputStats {
+        let n = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        super::InputStats {
+            requests: n(&self.requests),
+            connections: n(&self.connections),
+            rejected: n(&self.rejected),
+            invalid: n(&self.invalid),
+            unauthorized: n(&self.unauthorized),
+            dropped: n(&self.dropped),
+            ..base
+        }
     }
 }
 

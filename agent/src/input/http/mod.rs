@@ -97,7 +97,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
-use super::net::{self, ServerTls};
+use super::net::{self, NetCounters, ServerTls};
 use super::{Bell, Input, InputError, InputStats, Line, Sink, NO_POSITION};
 use crate::output::TokenSource;
 use crate::queue::Durability;
@@ -231,16 +231,6 @@ impl Drop for Pending {
     }
 }
 
-/// Counters the listener keeps.
-#[derive(Default)]
-struct Counters {
-    requests: AtomicU64,
-    connections: AtomicU64,
-    rejected: AtomicU64,
-    invalid: AtomicU64,
-    unauthorized: AtomicU64,
-}
-
 /// What the listener's tasks share with the input.
 struct Shared {
     name: String,
@@ -256,7 +246,7 @@ struct Shared {
     /// Set by the accept loop once the listening socket is closed.
     listener_closed: AtomicBool,
     held: Arc<AtomicU64>,
-    counters: Counters,
+    counters: NetCounters,
 }
 
 impl Shared {
@@ -356,7 +346,7 @@ impl HttpInput {
             stopping: AtomicBool::new(false),
             listener_closed: AtomicBool::new(false),
             held: Arc::default(),
-            counters: Counters::default(),
+            counters: NetCounters::default(),
             cfg,
         });
         let stop = CancellationToken::new();
@@ -452,16 +442,7 @@ impl Input for HttpInput {
     }
 
     fn stats(&self) -> InputStats {
-        let c = &self.shared.counters;
-        let n = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        InputStats {
-            requests: n(&c.requests),
-            connections: n(&c.connections),
-            rejected: n(&c.rejected),
-            invalid: n(&c.invalid),
-            unauthorized: n(&c.unauthorized),
-            ..self.stats
-        }
+        self.shared.counters.stats(self.stats)
     }
 
     fn stop(&mut self) {

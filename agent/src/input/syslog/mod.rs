@@ -58,7 +58,6 @@ pub mod framing;
 mod listen;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -67,7 +66,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::net::{self, RateLimited, ServerTls};
+use super::net::{self, NetCounters, RateLimited, ServerTls};
 use super::{Bell, Input, InputError, InputStats, Line, Sink, NO_POSITION};
 
 /// Messages buffered between the sockets and the ingest thread.
@@ -117,17 +116,6 @@ struct Message {
     peer: SocketAddr,
 }
 
-/// Counters the socket tasks keep.
-#[derive(Default)]
-struct Counters {
-    requests: AtomicU64,
-    connections: AtomicU64,
-    rejected: AtomicU64,
-    invalid: AtomicU64,
-    unauthorized: AtomicU64,
-    dropped: AtomicU64,
-}
-
 /// What the socket tasks share.
 struct Ctx {
     name: String,
@@ -138,7 +126,7 @@ struct Ctx {
     bell: Bell,
     stop: CancellationToken,
     tasks: TaskTracker,
-    counters: Counters,
+    counters: NetCounters,
     drop_log: RateLimited,
     refuse_log: RateLimited,
 }
@@ -183,7 +171,7 @@ impl SyslogInput {
             bell,
             stop: CancellationToken::new(),
             tasks: TaskTracker::new(),
-            counters: Counters::default(),
+            counters: NetCounters::default(),
             drop_log: RateLimited::new(Duration::from_secs(10)),
             refuse_log: RateLimited::new(Duration::from_secs(10)),
         });
@@ -247,17 +235,7 @@ impl Input for SyslogInput {
     }
 
     fn stats(&self) -> InputStats {
-        let c = &self.ctx.counters;
-        let n = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        InputStats {
-            requests: n(&c.requests),
-            connections: n(&c.connections),
-            rejected: n(&c.rejected),
-            invalid: n(&c.invalid),
-            unauthorized: n(&c.unauthorized),
-            dropped: n(&c.dropped),
-            ..self.stats
-        }
+        self.ctx.counters.stats(self.stats)
     }
 
     fn stop(&mut self) {
