@@ -179,21 +179,17 @@ tls = { cert_file = "", key_file = "k.pem" }
 type = "stdout"
 "#;
         let e = parse(src, Path::new("agent.toml")).unwrap_err();
-        let keys: Vec<(&str, Option<usize>)> =
-            e.0.iter().map(|e| (e.key.as_str(), e.line)).collect();
-        for (key, line) in [
-            ("inputs[0].address", Some(6)),
-            ("inputs[0].token", Some(7)),
-            ("inputs[0].json_mapping", Some(8)),
-            ("inputs[0].max_event_bytes", Some(9)),
-            ("inputs[0].retry_after", Some(10)),
-            ("inputs[0].tls.cert_file", Some(11)),
-        ] {
-            assert!(
-                keys.contains(&(key, line)),
-                "{key} at {line:?} missing from {keys:?}"
-            );
-        }
+        crate::config::tests::assert_located(
+            &e,
+            &[
+                ("inputs[0].address", Some(6)),
+                ("inputs[0].token", Some(7)),
+                ("inputs[0].json_mapping", Some(8)),
+                ("inputs[0].max_event_bytes", Some(9)),
+                ("inputs[0].retry_after", Some(10)),
+                ("inputs[0].tls.cert_file", Some(11)),
+            ],
+        );
         let unknown = parse(
             "state_dir = \"/tmp/x\"\n[[inputs]]\ntype = \"http\"\nname = \"a\"\nport = 80\n[[outputs]]\ntype = \"stdout\"\n",
             Path::new("agent.toml"),

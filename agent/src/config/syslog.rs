@@ -140,20 +140,16 @@ tcp_address = "nowhere"
 type = "stdout"
 "#;
         let e = parse(src, Path::new("agent.toml")).unwrap_err();
-        let keys: Vec<(&str, Option<usize>)> =
-            e.0.iter().map(|e| (e.key.as_str(), e.line)).collect();
-        for (key, line) in [
-            ("inputs[0].udp_address", Some(3)),
-            ("inputs[0].tls", Some(6)),
-            ("inputs[0].max_message_bytes", Some(7)),
-            ("inputs[0].max_connections", Some(8)),
-            ("inputs[0].timezone", Some(9)),
-            ("inputs[1].tcp_address", Some(14)),
-        ] {
-            assert!(
-                keys.contains(&(key, line)),
-                "{key} at {line:?} missing from {keys:?}"
-            );
-        }
+        crate::config::tests::assert_located(
+            &e,
+            &[
+                ("inputs[0].udp_address", Some(3)),
+                ("inputs[0].tls", Some(6)),
+                ("inputs[0].max_message_bytes", Some(7)),
+                ("inputs[0].max_connections", Some(8)),
+                ("inputs[0].timezone", Some(9)),
+                ("inputs[1].tcp_address", Some(14)),
+            ],
+        );
     }
 }

@@ -2,6 +2,17 @@ use std::path::Path;
 
 use super::*;
 
+/// Asserts that each `(key, line)` is among the located errors in `e`.
+pub(crate) fn assert_located(e: &ConfigErrors, expected: &[(&str, Option<usize>)]) {
+    let keys: Vec<(&str, Option<usize>)> = e.0.iter().map(|e| (e.key.as_str(), e.line)).collect();
+    for (key, line) in expected {
+        assert!(
+            keys.contains(&(key, *line)),
+            "{key} at {line:?} missing from {keys:?}"
+        );
+    }
+}
+
 fn parse_str(s: &str) -> Result<AgentConfig, ConfigErrors> {
     parse(s, Path::new("agent.toml"))
 }
@@ -117,21 +128,18 @@ type = "stdout"
 type = "stdout"
 "#;
     let e = parse_str(src).unwrap_err();
-    let keys: Vec<(&str, Option<usize>)> = e.0.iter().map(|e| (e.key.as_str(), e.line)).collect();
-    for (key, line) in [
-        ("queue.segment_bytes", Some(6)),
-        ("inputs[0].include[0]", Some(11)),
-        ("inputs[0].nginx_log_format", Some(13)),
-        ("inputs[1].name", Some(17)),
-        ("inputs[1].timezone", Some(19)),
-        ("filters[0].rules[0].url_regex", Some(23)),
-        ("outputs[1].name", Some(28)),
-    ] {
-        assert!(
-            keys.contains(&(key, line)),
-            "{key} at {line:?} missing from {keys:?}"
-        );
-    }
+    assert_located(
+        &e,
+        &[
+            ("queue.segment_bytes", Some(6)),
+            ("inputs[0].include[0]", Some(11)),
+            ("inputs[0].nginx_log_format", Some(13)),
+            ("inputs[1].name", Some(17)),
+            ("inputs[1].timezone", Some(19)),
+            ("filters[0].rules[0].url_regex", Some(23)),
+            ("outputs[1].name", Some(28)),
+        ],
+    );
 }
 
 #[test]
@@ -230,18 +238,15 @@ name = "journal"
 type = "stdout"
 "#;
     let e = parse_str(src).unwrap_err();
-    let keys: Vec<(&str, Option<usize>)> = e.0.iter().map(|e| (e.key.as_str(), e.line)).collect();
-    for (key, line) in [
-        ("inputs[0].matches[1]", Some(6)),
-        ("inputs[0].files", Some(8)),
-        ("inputs[0].max_line_bytes", Some(9)),
-        ("inputs[1].name", Some(13)),
-    ] {
-        assert!(
-            keys.contains(&(key, line)),
-            "{key} at {line:?} missing from {keys:?}"
-        );
-    }
+    assert_located(
+        &e,
+        &[
+            ("inputs[0].matches[1]", Some(6)),
+            ("inputs[0].files", Some(8)),
+            ("inputs[0].max_line_bytes", Some(9)),
+            ("inputs[1].name", Some(13)),
+        ],
+    );
     let ok = parse_str(
         "state_dir = \"/tmp/x\"\n[[inputs]]\ntype = \"journald\"\nname = \"j\"\nunits = [\"ssh.service\"]\n[[outputs]]\ntype = \"stdout\"\n",
     )
