@@ -117,9 +117,12 @@ impl OutputCounters {
 }
 
 /// The input whose `source` (`"input"` or `"input:path"`) an event carries.
+/// Canonical keys are sorted, so the top-level `source` comes after
+/// `fields` (which may hold a `source` of its own) and `raw`, and no later
+/// key holds one: the last occurrence is the event's.
 fn input_of<'a>(payload: &[u8], inputs: &'a [String]) -> Option<&'a str> {
     const KEY: &[u8] = b"\"source\":\"";
-    let at = payload.windows(KEY.len()).position(|w| w == KEY)? + KEY.len();
+    let at = memchr::memmem::rfind(payload, KEY)? + KEY.len();
     let rest = &payload[at..];
     inputs
         .iter()
@@ -425,6 +428,11 @@ mod tests {
         assert_eq!(input_of(&ev("journal"), &names), Some("journal"));
         assert_eq!(input_of(&ev("journalx"), &names), None);
         assert_eq!(input_of(br#"{"action":"agent_heartbeat"}"#, &names), None);
+        // Regression: the first match was taken, and an application's own
+        // `fields.source` (sorted before the top-level key) won.
+        let own =
+            br#"{"action":"x","fields":{"source":"journal"},"raw":"r","source":"app:/a","v":1}"#;
+        assert_eq!(input_of(own, &names), Some("app"));
         let c = OutputCounters::default();
         let batch = [
             ev("app:/a"),

@@ -267,7 +267,7 @@ impl Drop for JournaldInput {
 /// (`s=…;i=…;b=…;m=…;t=…;x=…`), never escaped in JSON.
 fn cursor_of(line: &[u8]) -> Option<&[u8]> {
     const KEY: &[u8] = b"\"__CURSOR\":\"";
-    let at = line.windows(KEY.len()).position(|w| w == KEY)? + KEY.len();
+    let at = memchr::memmem::find(line, KEY)? + KEY.len();
     let len = line[at..].iter().position(|&b| b == b'"')?;
     Some(&line[at..at + len])
 }
