@@ -229,3 +229,56 @@ fn read_from_end_skips_old_entries_and_a_missing_journalctl_is_a_clear_error() {
         "{err}"
     );
 }
+
+/// journalctl dying under the agent (killed, or the journal rotated away)
+/// is restarted after the last entry read: nothing is lost or read twice,
+/// and the restart is counted on /metrics.
+#[test]
+fn a_killed_journalctl_is_restarted_where_it_stopped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    fs::create_dir_all(dir.join("journal")).unwrap();
+    let journal = dir.join("journal/test.journal");
+    append_entries(&journal, 0..100);
+    let out = dir.join("out.ndjson");
+    let glob = format!("{}/*.journal", dir.join("journal").display());
+    let metrics = common::free_port();
+    let cfg = write_config(dir, &glob, &out, "");
+    let text = fs::read_to_string(&cfg).unwrap()
+        + &format!("\n[metrics]\naddress = \"127.0.0.1:{metrics}\"\n");
+    fs::write(&cfg, text).unwrap();
+    let log = dir.join("agent.log");
+    let agent = Proc::start(&["agent", "--config", cfg.to_str().unwrap()], &log);
+    wait_for("the first entries", Duration::from_secs(20), || {
+        output_events(&out).len() >= 100
+    });
+    for round in 0..2u64 {
+        let children = Command::new("pgrep")
+            .args(["-P", &agent.pid().to_string(), "journalctl"])
+            .output()
+            .unwrap();
+        let pid = String::from_utf8_lossy(&children.stdout).trim().to_string();
+        assert!(!pid.is_empty(), "the agent runs journalctl");
+        assert!(Command::new("kill")
+            .args(["-KILL", &pid])
+            .status()
+            .unwrap()
+            .success());
+        let from = 100 + round * 50;
+        append_entries(&journal, from..from + 50);
+        wait_for("entries after the restart", Duration::from_secs(20), || {
+            output_events(&out).len() as u64 >= from + 50
+        });
+    }
+    // Input counters are published every 0.5 s.
+    wait_for("two restarts on /metrics", Duration::from_secs(10), || {
+        common::http_get(metrics, "/metrics").is_some_and(|(_, page)| {
+            page.contains(
+                "auditship_agent_input_restarts_total{input=\"journal\",type=\"journald\"} 2\n",
+            )
+        })
+    });
+    assert_eq!(agent.term(), 0);
+    let numbers: Vec<u64> = output_events(&out).iter().map(entry_number).collect();
+    assert_eq!(numbers, (0..200).collect::<Vec<_>>());
+}
