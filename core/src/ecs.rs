@@ -243,6 +243,8 @@ fn classify(ev: &AuditEvent) -> (&'static str, Vec<&'static str>, Vec<&'static s
         Category::System if a == "process_executed" => ("event", vec!["process"], vec!["start"]),
         Category::System => ("event", vec!["host"], vec!["info"]),
         Category::Integrity => ("alert", vec!["configuration"], vec!["info"]),
+        Category::Access => ("event", vec!["database"], vec!["access"]),
+        Category::Alert => ("alert", vec!["intrusion_detection"], vec!["info"]),
         Category::Unknown => ("event", vec![], vec![]),
     }
 }

@@ -221,8 +221,14 @@ pub enum Category {
     Network,
     /// Daemon and host events.
     System,
-    /// The pipeline's own integrity events (gaps, forks, heartbeats).
+    /// The pipeline's own integrity events (gaps, forks, heartbeats,
+    /// retention tombstones).
     Integrity,
+    /// Access to the log itself, recorded by the collector: queries,
+    /// exports, proofs, token changes, retention runs, legal holds.
+    Access,
+    /// An alert rule fired (recorded by the collector).
+    Alert,
     /// Not classified (unparsed lines).
     #[default]
     Unknown,
@@ -240,6 +246,8 @@ impl Category {
             Category::Network => "network",
             Category::System => "system",
             Category::Integrity => "integrity",
+            Category::Access => "access",
+            Category::Alert => "alert",
             Category::Unknown => "unknown",
         }
     }

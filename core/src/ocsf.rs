@@ -74,7 +74,7 @@ pub fn to_ocsf(ev: &AuditEvent) -> Value {
         u64::from(class_uid) * 100 + u64::from(activity_id),
     );
     let severity = match (ev.category, ev.outcome) {
-        (Category::Integrity, _) => 4,
+        (Category::Integrity | Category::Alert, _) => 4,
         (Category::Authentication | Category::Privilege, Outcome::Failure) => 3,
         _ => 1,
     };
@@ -265,7 +265,11 @@ fn class_of(ev: &AuditEvent) -> Class {
         Category::System if a == "process_executed" => {
             (1007, "Process Activity", 1, "System Activity", 1, "Launch")
         }
-        Category::System | Category::Integrity | Category::Unknown => {
+        Category::System
+        | Category::Integrity
+        | Category::Access
+        | Category::Alert
+        | Category::Unknown => {
             let (id, name) = if ev.is_unparsed() {
                 (0, "Unknown")
             } else {

@@ -60,13 +60,13 @@ prop_compose! {
         fields in proptest::collection::btree_map(any::<String>(), any::<String>(), 0..4),
         ff in proptest::collection::vec(any::<String>(), 0..3),
         flags in 0u8..16,
-        cat in 0usize..9,
+        cat in 0usize..11,
         out in 0usize..3,
         with_http in any::<bool>(),
     ) -> AuditEvent {
         let cats = [Category::Authentication, Category::Session, Category::Privilege,
             Category::Account, Category::Web, Category::Network, Category::System,
-            Category::Integrity, Category::Unknown];
+            Category::Integrity, Category::Access, Category::Alert, Category::Unknown];
         let outs = [Outcome::Success, Outcome::Failure, Outcome::Unknown];
         let mut s = strs.into_iter();
         let mut n = nums.into_iter();
