@@ -22,6 +22,11 @@ pub struct Grant {
 }
 
 impl Grant {
+    /// The agents an ingest token may send as.
+    pub fn agents(&self) -> &BTreeSet<String> {
+        &self.agents
+    }
+
     /// Whether this token may send events as `agent_id`.
     pub fn may_send_as(&self, agent_id: &str) -> bool {
         self.role == Role::Ingest && self.agents.contains(agent_id)

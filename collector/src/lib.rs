@@ -10,11 +10,13 @@
 //!   disk, for roots and proofs at any size.
 //! * [`metrics`]: Prometheus `/metrics` and `/health` on a listener of their own.
 
+pub mod access;
 pub mod auth;
 pub mod checkpoints;
 pub mod config;
 pub mod enrol;
 pub mod gaps;
+pub mod identities;
 pub mod ingest;
 pub mod integrity;
 pub mod liveness;

@@ -88,6 +88,7 @@ pub enum CollectorError {
 #[derive(Clone)]
 pub struct AppState {
     tokens: Arc<Tokens>,
+    cert_ids: Arc<crate::identities::CertIdentities>,
     pub(crate) ingest: IngestHandle,
     pub(crate) reader: Arc<dyn StoreReader>,
     pub(crate) gaps: Arc<std::sync::Mutex<serde_json::Value>>,
@@ -103,6 +104,10 @@ pub struct AppState {
 impl AppState {
     pub(crate) fn tokens(&self) -> &Tokens {
         &self.tokens
+    }
+
+    pub(crate) fn cert_identities(&self) -> &crate::identities::CertIdentities {
+        &self.cert_ids
     }
 
     pub(crate) fn latest_checkpoint(&self) -> Option<auditship_core::checkpoint::SignedCheckpoint> {
@@ -224,6 +229,12 @@ pub async fn run_with(
     });
     let state = AppState {
         tokens: Arc::new(tokens),
+        cert_ids: Arc::new(
+            cfg.tls
+                .as_ref()
+                .map(|t| t.identities.clone())
+                .unwrap_or_default(),
+        ),
         ingest,
         reader,
         gaps: views.gaps.clone(),
@@ -312,12 +323,20 @@ pub async fn run_with(
                 Some(acceptor) => {
                     match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await
                     {
-                        Ok(Ok(stream)) => serve(stream, app, stop).await,
+                        Ok(Ok(stream)) => {
+                            let cert = stream
+                                .get_ref()
+                                .1
+                                .peer_certificates()
+                                .and_then(|c| c.first())
+                                .map(|c| crate::identities::client_cert(c));
+                            serve(stream, app, stop, peer, cert).await
+                        }
                         Ok(Err(e)) => tracing::info!(%peer, error = %e, "TLS handshake refused"),
                         Err(_) => tracing::info!(%peer, "TLS handshake timed out"),
                     }
                 }
-                None => serve(tcp, app, stop).await,
+                None => serve(tcp, app, stop, peer, None).await,
             }
         });
     }
@@ -342,10 +361,24 @@ pub async fn run_with(
     Ok(())
 }
 
-async fn serve<S>(stream: S, app: Router, stop: CancellationToken)
-where
+async fn serve<S>(
+    stream: S,
+    app: Router,
+    stop: CancellationToken,
+    peer: SocketAddr,
+    cert: Option<crate::access::ClientCert>,
+) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    // Every request of the connection knows its peer and client certificate.
+    let app =
+        tower::ServiceExt::map_request(app, move |mut req: Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(crate::access::Peer(peer));
+            if let Some(c) = &cert {
+                req.extensions_mut().insert(c.clone());
+            }
+            req
+        });
     let service = hyper_util::service::TowerToHyperService::new(app);
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
