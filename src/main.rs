@@ -36,6 +36,8 @@ enum Command {
     Verify(commands::verify::VerifyArgs),
     /// Export matching events with inclusion proofs and the signed checkpoint.
     Export(Box<commands::export::ExportArgs>),
+    /// Create, list or revoke a collector's tokens (needs an admin token).
+    Token(Box<commands::token::TokenArgs>),
 }
 
 fn main() -> std::process::ExitCode {
@@ -50,6 +52,7 @@ fn main() -> std::process::ExitCode {
         Command::Parse(args) => commands::parse::run(args),
         Command::Verify(args) => commands::verify::run(args),
         Command::Export(args) => commands::export::run(*args),
+        Command::Token(args) => commands::token::run(*args),
     };
     match result {
         Ok(code) => code,

@@ -16,6 +16,12 @@
 //! | `Prove`    | inclusion proofs, export bundles               | auditor          |
 //! | `Admin`    | tokens, retention runs, legal holds            | admin            |
 //!
+//! A known caller refused with 403 is recorded too (`access_denied`, in the
+//! background). Witness reads (checkpoints, consistency proofs) are not
+//! recorded: they reveal hashes only, and every agent makes them. Neither
+//! are the status reads (`/v1/stats`, `/v1/gaps`, `/v1/agents`): counts,
+//! agent ids and chain heads, no event content, and polled by monitoring.
+//!
 //! [`audit`] appends an access record to the collector's own chain (so it
 //! is sealed, stored, Merkle-covered and signed like every event) and
 //! returns once it is durable. Handlers call it before they answer: a read
@@ -124,11 +130,11 @@ pub fn require<B>(st: &AppState, req: &Request<B>, p: Permission) -> Result<Call
         .and_then(|v| v.to_str().ok());
     let caller = match auth {
         Some(a) => st.tokens().check(Some(a)).map(|g| Caller {
-            name: g.name.clone(),
+            agents: g.agents().clone(),
+            name: g.name,
             role: g.role,
             via: "token",
             peer,
-            agents: g.agents().clone(),
         }),
         None => req
             .extensions()
@@ -150,6 +156,25 @@ pub fn require<B>(st: &AppState, req: &Request<B>, p: Permission) -> Result<Call
     };
     if !caller.role.allows(p) {
         tracing::warn!(caller = %caller.name, role = caller.role.as_str(), peer = ?peer, "refused: may not {}", p.as_str());
+        // A known identity trying what its role does not allow is worth a
+        // record; it is written in the background (the answer is 403
+        // either way).
+        let mut rec = Access::new("access_denied");
+        rec.resource = Some(req.uri().path().to_string());
+        rec.failure = Some(format!(
+            "role {} may not {}",
+            caller.role.as_str(),
+            p.as_str()
+        ));
+        let ev = rec.to_event(&caller);
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let ingest = st.ingest.clone();
+            rt.spawn(async move {
+                if let Err(e) = ingest.record(ev).await {
+                    tracing::error!(error = %e, "cannot record a denied access");
+                }
+            });
+        }
         return Err(error(
             StatusCode::FORBIDDEN,
             format!(

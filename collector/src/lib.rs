@@ -11,6 +11,7 @@
 //! * [`metrics`]: Prometheus `/metrics` and `/health` on a listener of their own.
 
 pub mod access;
+pub mod admin_api;
 pub mod auth;
 pub mod checkpoints;
 pub mod config;
@@ -27,4 +28,5 @@ pub mod query_api;
 pub mod running;
 pub mod server;
 pub mod store;
+pub mod token_store;
 pub mod verify;

@@ -51,6 +51,7 @@ pub fn run(args: QuickstartArgs) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     token_file(&dir.join("ingest.token"))?;
     token_file(&dir.join("reader.token"))?;
+    token_file(&dir.join("admin.token"))?;
     let agent_id =
         auditship_agent::filter::system_hostname().unwrap_or_else(|| "quickstart".into());
 
@@ -84,9 +85,14 @@ agents = [{agent:?}]
 token_file = "ingest.token"
 
 [[tokens]]
-name = "quickstart-reader"
-role = "reader"
+name = "quickstart-auditor"
+role = "auditor"
 token_file = "reader.token"
+
+[[tokens]]
+name = "quickstart-admin"
+role = "admin"
+token_file = "admin.token"
 "#,
         port = args.port,
         agent = agent_id,

@@ -117,6 +117,8 @@ pub fn free_port() -> u16 {
 
 pub const INGEST_TOKEN: &str = "ingest-token-0123456789";
 pub const READER_TOKEN: &str = "reader-token-0123456789";
+/// The admin token of [`collector_config`].
+pub const ADMIN_TOKEN: &str = "admin-token-0123456789";
 
 /// Writes a collector config into `dir`; `extra` is appended at top level
 /// before the tables (e.g. a `[tls]` or `[limits]` section goes in `tables`).
@@ -139,9 +141,14 @@ agents = ["e2e-agent"]
 token = "{INGEST_TOKEN}"
 
 [[tokens]]
-name = "reader"
-role = "reader"
+name = "auditor"
+role = "auditor"
 token = "{READER_TOKEN}"
+
+[[tokens]]
+name = "admin"
+role = "admin"
+token = "{ADMIN_TOKEN}"
 "#,
             data = dir.join("collector-data").display()
         ),
