@@ -133,6 +133,14 @@ struct Who<'a> {
     role: Option<&'a str>,
 }
 
+/// A route: method, path, body, the roles allowed, the status an allowed
+/// caller gets.
+type Route<'a> = (&'a str, String, Option<String>, &'a [&'a str], u16);
+
+/// A command: arguments, token, mapped certificate, what a refusal says
+/// (`None`: it succeeds).
+type CommandCase<'a> = (&'a [&'a str], Option<&'a str>, bool, Option<&'a str>);
+
 /// Ships a few events and waits until a checkpoint covers them, so that
 /// proofs and exports have something to answer with.
 fn ship_some(r: &Rig) {
@@ -233,7 +241,7 @@ fn permission_matrix_every_role_against_every_route_and_command() {
         },
     ];
     // route, the roles allowed, the status an allowed caller gets.
-    let routes: Vec<(&str, String, Option<String>, &[&str], u16)> = vec![
+    let routes: Vec<Route> = vec![
         (
             "POST",
             "/v1/ingest".into(),
@@ -324,7 +332,7 @@ fn permission_matrix_every_role_against_every_route_and_command() {
     let export_to = r.dir.path().join("bundle.ndjson");
     let export = ["export", "--output", export_to.to_str().unwrap()];
     let list = ["token", "list"];
-    let cases: Vec<(&[&str], Option<&str>, bool, Option<&str>)> = vec![
+    let cases: Vec<CommandCase> = vec![
         (&query, Some(&reader), false, None),
         (&query, None, true, None),
         (&query, Some(INGEST_TOKEN), false, Some("403")),
