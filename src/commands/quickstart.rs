@@ -159,11 +159,13 @@ token_file = "admin.token"
             banner.push_str("  (no readable /var/log/auth.log, /var/log/secure or nginx log here: these are demo logs it writes itself)\n");
         }
         banner.push_str(&format!(
-            "\nQuery what arrived, from another terminal:\n  {exe} query --url http://{addr} --token-file {} --since 1h\n  {exe} query --url http://{addr} --token-file {} --action ssh_login --outcome failure\n\nProve nothing was altered (the collector's signed Merkle log):\n  {exe} verify --store {} --pubkey {}\n\nCtrl-C stops both; run it again to carry on.\n",
+            "\nQuery what arrived, from another terminal:\n  {exe} query --url http://{addr} --token-file {} --since 1h\n  {exe} query --url http://{addr} --token-file {} --action ssh_login --outcome failure\n\nProve nothing was altered (the collector's signed Merkle log):\n  {exe} verify --store {} --pubkey {}\n\nSee who read what (every query is recorded in the log), and manage tokens:\n  {exe} query --url http://{addr} --token-file {} --category access\n  {exe} token list --url http://{addr} --token-file {}\n\nCtrl-C stops both; run it again to carry on.\n",
             dir.join("reader.token").display(),
             dir.join("reader.token").display(),
             dir.join("collector").display(),
             dir.join("collector").join("collector.pub").display(),
+            dir.join("reader.token").display(),
+            dir.join("admin.token").display(),
         ));
         eprintln!("{banner}");
         let _ = std::io::stderr().flush();
