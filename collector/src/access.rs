@@ -175,18 +175,61 @@ pub fn require<B>(st: &AppState, req: &Request<B>, p: Permission) -> Result<Call
                 }
             });
         }
-        return Err(error(
-            StatusCode::FORBIDDEN,
-            format!(
-                "{} {:?} (role {}) may not {}",
-                caller.via,
-                caller.name,
-                caller.role.as_str(),
-                p.as_str()
-            ),
-        ));
+        return Err(denied(&caller, p));
     }
     Ok(caller)
+}
+
+fn denied(caller: &Caller, p: Permission) -> Response {
+    error(
+        StatusCode::FORBIDDEN,
+        format!(
+            "{} {:?} (role {}) may not {}",
+            caller.via,
+            caller.name,
+            caller.role.as_str(),
+            p.as_str()
+        ),
+    )
+}
+
+/// How often refusals are recorded: once per caller and route per
+/// [`Denials::WINDOW`], the next record carrying how many were refused in
+/// between. Bounds what a misconfigured client retrying a forbidden call
+/// in a loop can write into the log.
+#[derive(Debug, Default)]
+pub struct Denials(
+    std::sync::Mutex<std::collections::HashMap<(String, String), (std::time::Instant, u64)>>,
+);
+
+impl Denials {
+    /// Time between two records of the same caller and route.
+    pub const WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
+
+    /// `Some(refusals not recorded since the last record)` when this
+    /// refusal is to be recorded, `None` when it is only counted.
+    pub fn admit(&self, caller: &str, path: &str, now: std::time::Instant) -> Option<u64> {
+        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if m.len() > 10_000 {
+            m.retain(|_, (at, _)| now.duration_since(*at) < Self::WINDOW);
+        }
+        match m.get_mut(&(caller.to_string(), path.to_string())) {
+            Some((at, n)) if now.duration_since(*at) < Self::WINDOW => {
+                *n += 1;
+                None
+            }
+            Some((at, n)) => {
+                let repeated = *n;
+                *at = now;
+                *n = 0;
+                Some(repeated)
+            }
+            None => {
+                m.insert((caller.to_string(), path.to_string()), (now, 0));
+                Some(0)
+            }
+        }
+    }
 }
 
 /// One access to record.
@@ -311,6 +354,26 @@ mod tests {
                 assert_eq!(role.allows(p), allowed.contains(&p), "{role:?} {p:?}");
             }
         }
+    }
+
+    #[test]
+    fn refusals_are_recorded_once_a_minute_per_caller_and_route_with_a_count() {
+        let d = Denials::default();
+        let t0 = std::time::Instant::now();
+        assert_eq!(d.admit("bob", "/v1/export", t0), Some(0));
+        for i in 1..=5 {
+            assert_eq!(
+                d.admit("bob", "/v1/export", t0 + std::time::Duration::from_secs(i)),
+                None
+            );
+        }
+        assert_eq!(d.admit("bob", "/v1/tokens", t0), Some(0), "another route");
+        assert_eq!(d.admit("eve", "/v1/export", t0), Some(0), "another caller");
+        assert_eq!(
+            d.admit("bob", "/v1/export", t0 + Denials::WINDOW),
+            Some(5),
+            "the next record counts the refusals in between"
+        );
     }
 
     #[test]

@@ -94,6 +94,7 @@ pub enum CollectorError {
 pub struct AppState {
     tokens: Arc<crate::token_store::TokenRegistry>,
     cert_ids: Arc<crate::identities::CertIdentities>,
+    pub(crate) denials: Arc<crate::access::Denials>,
     pub(crate) ingest: IngestHandle,
     pub(crate) reader: Arc<dyn StoreReader>,
     pub(crate) gaps: Arc<std::sync::Mutex<serde_json::Value>>,
@@ -237,6 +238,7 @@ pub async fn run_with(
             crate::token_store::TokenRegistry::open(&cfg.data_dir, tokens)
                 .map_err(CollectorError::Tokens)?,
         ),
+        denials: Arc::default(),
         cert_ids: Arc::new(
             cfg.tls
                 .as_ref()
