@@ -158,14 +158,26 @@ pub fn require<B>(st: &AppState, req: &Request<B>, p: Permission) -> Result<Call
         tracing::warn!(caller = %caller.name, role = caller.role.as_str(), peer = ?peer, "refused: may not {}", p.as_str());
         // A known identity trying what its role does not allow is worth a
         // record; it is written in the background (the answer is 403
-        // either way).
+        // either way), at most once a minute per caller and route, with
+        // the number of refusals since the last record.
+        let path = req.uri().path().to_string();
+        let Some(repeated) = st
+            .denials
+            .admit(&caller.name, &path, std::time::Instant::now())
+        else {
+            return Err(denied(&caller, p));
+        };
         let mut rec = Access::new("access_denied");
-        rec.resource = Some(req.uri().path().to_string());
+        rec.resource = Some(path);
         rec.failure = Some(format!(
             "role {} may not {}",
             caller.role.as_str(),
             p.as_str()
         ));
+        if repeated > 0 {
+            rec.details
+                .insert("refused_since_last_record".into(), repeated.to_string());
+        }
         let ev = rec.to_event(&caller);
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             let ingest = st.ingest.clone();
