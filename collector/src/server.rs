@@ -96,6 +96,7 @@ pub struct AppState {
     pub(crate) own_events: Arc<std::sync::atomic::AtomicU64>,
     pub(crate) merkle: MerkleReader,
     pub(crate) latest: Latest,
+    pub(crate) retention: Option<Arc<crate::retention::Retention>>,
     max_body: usize,
     max_inflated: usize,
     retry_after: Duration,
@@ -193,7 +194,7 @@ pub async fn run_with(
         interval: integ.checkpoint_interval,
         every: integ.checkpoint_every,
     };
-    let checkpointer = Checkpointer::open(&cfg.data_dir, key, cadence)
+    let checkpointer = Checkpointer::open(&cfg.data_dir, key, cadence.clone())
         .map_err(state_err(&cfg.data_dir.join("checkpoints.ndjson")))?;
     let latest = checkpointer.latest();
     let enrol = Enrolment::load(
@@ -205,6 +206,8 @@ pub async fn run_with(
     let merkle = MerkleLog::open(cfg.data_dir.join("merkle"))
         .map_err(|e| CollectorError::Integrity(format!("merkle log: {e}")))?;
     let merkle_reader = merkle.reader();
+    let maintenance = reader.maintenance();
+    let origin = cadence.origin.clone();
     let parts = Parts {
         store: Box::new(writer),
         reader: reader.clone(),
@@ -227,6 +230,15 @@ pub async fn run_with(
             }
         }
     });
+    let retention = crate::retention::start(
+        &cfg,
+        maintenance,
+        reader.clone(),
+        ingest.clone(),
+        origin,
+        latest.clone(),
+    )
+    .map_err(CollectorError::Integrity)?;
     let state = AppState {
         tokens: Arc::new(tokens),
         cert_ids: Arc::new(
@@ -242,6 +254,7 @@ pub async fn run_with(
         own_events: views.own_events.clone(),
         merkle: merkle_reader,
         latest,
+        retention: Some(retention),
         max_body: cfg.max_body_bytes,
         max_inflated: cfg.max_decompressed_bytes,
         retry_after: cfg.retry_after,
@@ -280,8 +293,26 @@ pub async fn run_with(
         .route("/v1/proof/consistency", get(proof_api::consistency))
         .route("/v1/agents", get(proof_api::agents))
         .route("/v1/export", get(proof_api::export))
+        .route("/v1/retention/run", post(crate::retention::api::run))
+        .route(
+            "/v1/holds",
+            get(crate::retention::api::list).post(crate::retention::api::add),
+        )
+        .route(
+            "/v1/holds/{id}",
+            axum::routing::delete(crate::retention::api::remove),
+        )
         .route("/health", get(|| async { "ok\n" }))
-        .with_state(state);
+        .with_state(state.clone());
+    if !cfg.retention.interval.is_zero() {
+        tokio::spawn(crate::retention::api::schedule(
+            state,
+            cfg.retention.interval,
+            shutdown.clone(),
+        ));
+    } else {
+        drop(state);
+    }
 
     let listener =
         TcpListener::bind(cfg.listen)
