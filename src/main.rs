@@ -36,6 +36,12 @@ enum Command {
     Verify(commands::verify::VerifyArgs),
     /// Export matching events with inclusion proofs and the signed checkpoint.
     Export(Box<commands::export::ExportArgs>),
+    /// Run retention on a collector now (--dry-run: only show what would expire).
+    Retention(commands::retention::RetentionArgs),
+    /// Add, list or remove legal holds on a collector.
+    Hold(commands::retention::HoldArgs),
+    /// Check the archived segments against the collector's log.
+    Archive(commands::retention::ArchiveArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -50,6 +56,9 @@ fn main() -> std::process::ExitCode {
         Command::Parse(args) => commands::parse::run(args),
         Command::Verify(args) => commands::verify::run(args),
         Command::Export(args) => commands::export::run(*args),
+        Command::Retention(args) => commands::retention::run_retention(args),
+        Command::Hold(args) => commands::retention::run_hold(args),
+        Command::Archive(args) => commands::retention::run_archive(args),
     };
     match result {
         Ok(code) => code,

@@ -10,5 +10,6 @@ pub mod progress;
 pub mod query;
 pub mod quickstart;
 pub mod remote;
+pub mod retention;
 pub mod validate;
 pub mod verify;
