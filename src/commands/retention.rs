@@ -127,14 +127,20 @@ pub fn run_retention(args: RetentionArgs) -> anyhow::Result<ExitCode> {
                 while let Some(i) = buf.iter().position(|&b| b == b'\n') {
                     let line: Vec<u8> = buf.drain(..=i).collect();
                     if !status.is_success() {
-                        failure = Some(format!("{status}: {}", String::from_utf8_lossy(&line).trim()));
+                        failure = Some(format!(
+                            "{status}: {}",
+                            String::from_utf8_lossy(&line).trim()
+                        ));
                         continue;
                     }
                     let v: serde_json::Value = serde_json::from_slice(&line).unwrap_or_default();
                     if let Some(p) = v.get("progress") {
                         if let Ok(p) = serde_json::from_value::<RunProgress>(p.clone()) {
                             bar.set_total(p.bytes);
-                            bar.update(p.bytes_done, &format!("{}/{} segments", p.segments_done, p.segments));
+                            bar.update(
+                                p.bytes_done,
+                                &format!("{}/{} segments", p.segments_done, p.segments),
+                            );
                         }
                     } else if let Some(r) = v.get("report") {
                         report = serde_json::from_value(r.clone()).ok();
@@ -144,7 +150,10 @@ pub fn run_retention(args: RetentionArgs) -> anyhow::Result<ExitCode> {
                 }
             }
             if !status.is_success() && failure.is_none() {
-                failure = Some(format!("{status}: {}", String::from_utf8_lossy(&buf).trim()));
+                failure = Some(format!(
+                    "{status}: {}",
+                    String::from_utf8_lossy(&buf).trim()
+                ));
             }
             Ok::<_, reqwest::Error>(())
         })
@@ -170,7 +179,11 @@ fn print_report(r: &RunReport) -> anyhow::Result<()> {
     writeln!(
         out,
         "{}retention: {} sealed segment(s) read ({:.1} MB) in {:.2} s",
-        if r.dry_run { "DRY RUN (nothing changed): " } else { "" },
+        if r.dry_run {
+            "DRY RUN (nothing changed): "
+        } else {
+            ""
+        },
         r.segments_scanned,
         r.bytes_scanned as f64 / 1e6,
         r.seconds
@@ -200,7 +213,11 @@ fn print_report(r: &RunReport) -> anyhow::Result<()> {
         writeln!(out, "archived {a}")?;
     }
     if r.resumed > 0 {
-        writeln!(out, "finished {} step(s) an earlier run left interrupted", r.resumed)?;
+        writeln!(
+            out,
+            "finished {} step(s) an earlier run left interrupted",
+            r.resumed
+        )?;
     }
     for e in &r.errors {
         writeln!(out, "ERROR: {e}")?;
@@ -243,7 +260,8 @@ pub fn run_hold(args: HoldArgs) -> anyhow::Result<ExitCode> {
             reason,
         } => {
             let url = remote.endpoint("/v1/holds");
-            let body = serde_json::json!({"from": from, "until": until, "host": host, "reason": reason});
+            let body =
+                serde_json::json!({"from": from, "until": until, "host": host, "reason": reason});
             let req = remote
                 .client()?
                 .post(&url)
@@ -288,8 +306,9 @@ pub fn run_archive(args: ArchiveArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     let archive = auditship_collector::retention::archive::Archive::open(a, rt.handle().clone())?;
-    let checked = auditship_collector::retention::check::verify_archive(&archive, &cfg.data_dir, &key)
-        .map_err(|e| anyhow::anyhow!(e))?;
+    let checked =
+        auditship_collector::retention::check::verify_archive(&archive, &cfg.data_dir, &key)
+            .map_err(|e| anyhow::anyhow!(e))?;
     let bad = checked.iter().filter(|c| c.problem.is_some()).count();
     for c in &checked {
         match &c.problem {
