@@ -146,7 +146,7 @@ mod tests {
             agent,
             category,
             source,
-            ts_millis: 1_000 * DAY - days_old * DAY,
+            ts_millis: 2_000 * DAY - days_old * DAY,
         }
     }
 
@@ -159,7 +159,7 @@ mod tests {
             policy("everything", &["*"], &[], 1000),
             policy("access", &["access"], &[], 10),
         ]);
-        let now = 1_000 * DAY;
+        let now = 2_000 * DAY;
         let name = |s: &Subject<'_>| p.due(s, now).map(|i| p.0[i].config.name.clone());
         // "everything" (1000 days) covers every agent event, so nothing of
         // an agent is due before 1000 days.
@@ -200,7 +200,7 @@ mod tests {
     #[test]
     fn the_collectors_own_events_need_their_category_named_and_integrity_never_expires() {
         let p = Policies::new(&[policy("all", &["*"], &[], 1), policy("src", &[], &["*"], 1)]);
-        let now = 1_000 * DAY;
+        let now = 2_000 * DAY;
         assert!(p.due(&subject("web-1", "access", None, 5), now).is_some());
         assert_eq!(
             p.due(&subject(COLLECTOR_AGENT, "access", None, 5), now),

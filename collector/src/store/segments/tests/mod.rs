@@ -1,6 +1,7 @@
 //! Tests of the segment store: durability and recovery; queries in `query`.
 
 mod query;
+mod rewrite;
 
 use std::collections::HashMap;
 use std::fs;
