@@ -29,6 +29,7 @@ use crate::access::{self, Access, Caller, Permission};
 use crate::config::Role;
 use crate::server::{error, AppState};
 
+#[allow(clippy::result_large_err)]
 fn engine(st: &AppState) -> Result<Arc<Retention>, Response> {
     st.retention.clone().ok_or_else(|| {
         error(
