@@ -304,6 +304,7 @@ pub async fn run_with(
         )
         .route("/health", get(|| async { "ok\n" }))
         .with_state(state.clone());
+    tokio::spawn(crate::retention::api::resume_at_start(state.clone()));
     if !cfg.retention.interval.is_zero() {
         tokio::spawn(crate::retention::api::schedule(
             state,

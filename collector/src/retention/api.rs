@@ -263,6 +263,44 @@ pub(crate) async fn remove(
     }
 }
 
+fn scheduler() -> Caller {
+    Caller {
+        name: "retention-schedule".into(),
+        role: Role::Admin,
+        via: "schedule",
+        peer: None,
+        agents: Default::default(),
+    }
+}
+
+/// At collector start: finishes retention steps a crash interrupted, and
+/// records that it did.
+pub(crate) async fn resume_at_start(st: AppState) {
+    let Ok(engine) = engine(&st) else { return };
+    if !engine.has_pending() {
+        return;
+    }
+    let r = tokio::task::spawn_blocking(move || engine.resume_pending()).await;
+    let mut a = Access::new("retention_resume");
+    match r {
+        Ok(Ok(rep)) => {
+            tracing::info!(
+                steps = rep.resumed,
+                "retention: finished steps a crash interrupted"
+            );
+            a.results = Some(rep.resumed);
+            let t: Vec<String> = rep.tombstones.iter().map(|t| t.to_string()).collect();
+            a.details.insert("tombstones".into(), t.join(","));
+        }
+        Ok(Err(e)) => a.failure = Some(e.to_string()),
+        Err(e) => a.failure = Some(e.to_string()),
+    }
+    if let Some(f) = &a.failure {
+        tracing::error!(error = %f, "retention: cannot finish interrupted steps; the next run tries again");
+    }
+    let _ = access::audit(&st, &scheduler(), a).await;
+}
+
 /// Runs retention every `interval` until `stop`, recorded as the caller
 /// `retention-schedule`.
 pub(crate) async fn schedule(
@@ -270,13 +308,7 @@ pub(crate) async fn schedule(
     interval: Duration,
     stop: tokio_util::sync::CancellationToken,
 ) {
-    let caller = Caller {
-        name: "retention-schedule".into(),
-        role: Role::Admin,
-        via: "schedule",
-        peer: None,
-        agents: Default::default(),
-    };
+    let caller = scheduler();
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,

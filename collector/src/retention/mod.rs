@@ -40,9 +40,10 @@
 //! never leaves payloads removed without one. A crash after step 3 is
 //! finished by the next run, before it plans anything: it looks up the
 //! tombstone by its digest (appending it if step 4 never happened) and
-//! redoes the rewrite, which skips records already expired. A crash before
-//! step 3 leaves nothing to finish (an archived copy is harmless). The
-//! scheduled run starts one interval after the collector does.
+//! redoes the rewrite, which skips records already expired. The collector
+//! also does this as soon as it starts (recorded as `retention_resume`). A
+//! crash before step 3 leaves nothing to finish (an archived copy is
+//! harmless). The scheduled run starts one interval after the collector does.
 //!
 //! # Runs
 //!
@@ -221,6 +222,27 @@ impl Retention {
     #[doc(hidden)]
     pub fn crash_at(&mut self, c: CrashPoint) {
         self.crash = c;
+    }
+
+    /// Whether steps a crash interrupted wait to be finished.
+    pub fn has_pending(&self) -> bool {
+        std::fs::read_dir(self.pending_dir()).is_ok_and(|mut d| d.next().is_some())
+    }
+
+    /// Finishes the steps a crash interrupted (blocking), as the collector
+    /// does when it starts; a real run does it first too.
+    pub fn resume_pending(&self) -> Result<RunReport, RetentionError> {
+        let _one = match self.lock.try_lock() {
+            Ok(g) => g,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return Err(RetentionError::Busy),
+        };
+        let mut report = RunReport {
+            started: auditship_core::Timestamp::now_utc().to_string(),
+            ..RunReport::default()
+        };
+        self.resume(&mut report)?;
+        Ok(report)
     }
 
     /// Runs retention (blocking: call from a blocking thread). A real run
