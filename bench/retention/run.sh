@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Retention throughput on this machine: release collector, ~N events via ingestload,
-# then dry run, real run (archive to a local dir), verify, archive verify.
+# Retention throughput: a release collector, EVENTS events from ingestload,
+# then a dry run, a real run (archive to a local dir), verify, archive verify.
+# Build first: cargo build --release -p auditship -p auditship-load
+# Needs about 2.5 GB free for the default 1.2 M events; removes nothing.
 set -euo pipefail
-B=/work/target-retention/release
-D=/tmp/rbench/work
+B=${CARGO_TARGET_DIR:-target}/release
+D=${RETENTION_BENCH_DIR:-/tmp/retention-bench}
 rm -rf "$D"; mkdir -p "$D"
 PORT=18473
 cat > "$D/collector.toml" <<CFG
@@ -41,7 +43,6 @@ sleep 12
 du -sh "$D/data/store"; ls "$D/data/store/segments" | grep -c seg
 A=(--url http://127.0.0.1:$PORT --token admin-token-0123456789)
 /usr/bin/time -f "dry run: %e s, max RSS %M KB" $B/auditship retention run --dry-run "${A[@]}"
-sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
 /usr/bin/time -f "real run: %e s, max RSS %M KB" $B/auditship retention run "${A[@]}"
 du -sh "$D/data/store" "$D/archive"
 kill -TERM $CP; wait $CP || true
