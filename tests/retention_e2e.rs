@@ -517,6 +517,51 @@ fn retention_expires_payloads_keeps_proofs_holds_and_archives_to_a_dir_and_to_s3
         .unwrap()
         .count();
     assert!(archived >= 2, "{archived} archive files");
+    // An archived copy altered afterwards is caught.
+    let victim = std::fs::read_dir(archive_dir.join("segments"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "seg"))
+        .unwrap();
+    let original = std::fs::read(&victim).unwrap();
+    let mut altered = original.clone();
+    let at = altered.len() / 2;
+    altered[at] ^= 1;
+    std::fs::write(&victim, &altered).unwrap();
+    let bad = auditship(&["archive", "verify", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stdout).contains("FAILED"));
+    std::fs::write(&victim, &original).unwrap();
+
+    // Holds: only an admin may manage them, a removal is recorded, and
+    // every change is in the log.
+    let reader_list = auditship(&["hold", "list", "--url", &url, "--token", READER_TOKEN]);
+    assert!(!reader_list.status.success());
+    assert!(String::from_utf8_lossy(&reader_list.stderr).contains("403"));
+    let mut rm = vec!["hold", "remove"];
+    rm.extend_from_slice(&admin);
+    rm.push("hold-2");
+    ok(auditship(&rm), "hold remove");
+    let listed = ok(auditship(&list), "hold list");
+    assert!(
+        listed.contains("hold-1") && !listed.contains("hold-2"),
+        "{listed}"
+    );
+    let changes: Vec<String> = stored_events(&url, &["--category", "access"])
+        .iter()
+        .map(|e| e["action"].as_str().unwrap().to_string())
+        .filter(|a| a.starts_with("hold_"))
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            "hold_list",
+            "hold_remove",
+            "hold_list",
+            "hold_add",
+            "hold_add"
+        ]
+    );
 
     // Now S3: a real s3s-fs server, Object Lock headers configured, and a
     // shorter auth policy so that the auth events expire too.
@@ -556,14 +601,18 @@ fn retention_expires_payloads_keeps_proofs_holds_and_archives_to_a_dir_and_to_s3
         http_get(port, "/health").is_some()
     });
     let report = ok(auditship(&real), "retention run (s3)");
-    assert!(report.contains("expired 1600 event(s)"), "{report}");
+    // The auth events, and the time range whose hold was removed.
+    assert!(report.contains("expired 2000 event(s)"), "{report}");
+    assert!(report.contains("400 held back by legal holds"), "{report}");
     assert!(
         report.contains("archived s3://audit-archive/collector-1/segments/"),
         "{report}"
     );
     let (after, _) = segment_bytes(&data);
     assert_eq!(count(&after, "KEEPAUTH-"), 0);
-    assert_eq!(count(&after, "HELDHOST-"), 400);
+    assert_eq!(count(&after, "HELDRANGE-"), 0, "its hold was removed");
+    assert_eq!(count(&after, "HELDHOST-"), 400, "still held");
+    assert_eq!(count(&after, "RECENT-"), 2000);
     // The objects are on the server's disk, byte for byte what was archived.
     let on_server: Vec<PathBuf> =
         std::fs::read_dir(s3_root.join("audit-archive/collector-1/segments"))
@@ -591,7 +640,7 @@ fn retention_expires_payloads_keeps_proofs_holds_and_archives_to_a_dir_and_to_s3
         ]),
         "verify after the second run",
     );
-    assert!(v.contains("3200 expired"), "{v}");
+    assert!(v.contains("3600 expired"), "{v}");
     for (leaf, hash, _) in auth_leaves.iter().step_by(131) {
         check_old_proof(port, *leaf, hash, &old_cp);
     }

@@ -2,7 +2,7 @@
 # Retention throughput: a release collector, EVENTS events from ingestload,
 # then a dry run, a real run (archive to a local dir), verify, archive verify.
 # Build first: cargo build --release -p auditship -p auditship-load
-# Needs about 2.5 GB free for the default 1.2 M events; removes nothing.
+# Needs about 2.5 GB free for the default 1.2 M events; starts by removing $RETENTION_BENCH_DIR.
 set -euo pipefail
 B=${CARGO_TARGET_DIR:-target}/release
 D=${RETENTION_BENCH_DIR:-/tmp/retention-bench}
