@@ -228,3 +228,85 @@ fn an_expired_record_that_no_tombstone_covers_fails_verification() {
     );
     assert_eq!(v.expired, done.expired);
 }
+
+#[test]
+fn every_s3_upload_carries_the_object_lock_headers_and_a_sha256_checksum() {
+    use std::io::{Read, Write};
+
+    use crate::config::retention::{ArchiveConfig, ObjectLock, S3Config, SecretSource};
+
+    // A listener that records the first request's head and refuses it
+    // (400 is not retried), standing in for nothing but the wire.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut head = Vec::new();
+        let mut b = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") && s.read(&mut b).unwrap() == 1 {
+            head.push(b[0]);
+        }
+        let _ = s.write_all(
+            b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        );
+        String::from_utf8_lossy(&head).into_owned()
+    });
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let archive = Archive::open(
+        &ArchiveConfig::S3(S3Config {
+            bucket: "audit".into(),
+            region: "us-east-1".into(),
+            endpoint: Some(format!("http://127.0.0.1:{port}")),
+            prefix: "c1/".into(),
+            path_style: true,
+            allow_http: true,
+            access_key_id: Some("key".into()),
+            secret_access_key: Some(SecretSource::Inline("secret".into())),
+            object_lock: Some(ObjectLock {
+                mode: "COMPLIANCE".into(),
+                retain_days: 7,
+            }),
+        }),
+        rt.handle().clone(),
+    )
+    .unwrap();
+    let manifest = archive::Manifest {
+        auditship_archive: 1,
+        segment: 3,
+        object: "segments/00000000000000000003-00.seg".into(),
+        bytes: 4,
+        sha256: String::new(),
+        first_leaf: None,
+        last_leaf: None,
+        events: 0,
+        expired: 0,
+        checkpoint: None,
+        archived: String::new(),
+    };
+    assert!(archive.put_segment(b"data", &manifest).is_err());
+    let head = seen.join().unwrap().to_ascii_lowercase();
+    assert!(
+        head.starts_with("put /audit/c1/segments/00000000000000000003-00.seg "),
+        "{head}"
+    );
+    assert!(
+        head.contains("x-amz-object-lock-mode: compliance"),
+        "{head}"
+    );
+    let until = Timestamp::new(Timestamp::now_utc().unix_secs() + 7 * 86_400, 0, 0)
+        .unwrap()
+        .to_string();
+    assert!(
+        head.contains(&format!(
+            "x-amz-object-lock-retain-until-date: {}",
+            &until[..10]
+        )),
+        "{head}"
+    );
+    assert!(head.contains("x-amz-checksum-sha256: "), "{head}");
+    assert!(head.contains("authorization: aws4-hmac-sha256 "), "{head}");
+}
