@@ -7,6 +7,7 @@
 //!   GET  /v1/gaps     reader token   -> ranges of seq not received, per agent
 //!   GET  /v1/stats    reader token   -> store size and ingest counters (JSON)
 //!   GET  /v1/checkpoint, /v1/proof/*, /v1/agents, /v1/export -> see proof_api
+//!   POST /v1/retention/run, GET/POST/DELETE /v1/holds  admin -> see retention::api
 //!   GET  /health                     -> "ok"
 //! ```
 //!
@@ -305,7 +306,8 @@ pub async fn run_with(
         .route("/health", get(|| async { "ok\n" }))
         .with_state(state.clone());
     tokio::spawn(crate::retention::api::resume_at_start(state.clone()));
-    if !cfg.retention.interval.is_zero() {
+    // With no policy a run has nothing to do: no schedule, no records.
+    if !cfg.retention.interval.is_zero() && !cfg.retention.policies.is_empty() {
         tokio::spawn(crate::retention::api::schedule(
             state,
             cfg.retention.interval,

@@ -45,9 +45,23 @@
 //! crash before step 3 leaves nothing to finish (an archived copy is
 //! harmless). The scheduled run starts one interval after the collector does.
 //!
+//! # State on disk
+//!
+//! ```text
+//! <data_dir>/holds.json                     legal holds (format: holds)
+//! <data_dir>/retention/pending-<no, 20 digits>.json
+//!     a step written down before its tombstone, removed when the rewrite is done:
+//!     {"segment":<no>,"leaves":[<leaf index>, ...],"statement":"<tombstone statement, see tombstone>"}
+//! ```
+//!
+//! The tombstone event is rebuilt from the statement (Ed25519 signatures
+//! are deterministic, so it is the same event), and looked up in the store
+//! by the digest that its `raw` line carries.
+//!
 //! # Runs
 //!
-//! A run is scheduled every `[retention] interval`, and can be asked for
+//! A run is scheduled every `[retention] interval` (when there is a
+//! policy), and can be asked for
 //! (`POST /v1/retention/run?dry_run=true|false`, `auditship retention
 //! run`). A dry run plans and reports what a run would do and changes
 //! nothing. One run at a time; a second is refused while one runs. Every
