@@ -192,7 +192,7 @@ impl Archive {
         }
     }
 
-    /// Archives segment `no` (its bytes `data`) with `manifest`, and
+    /// Archives a segment (its bytes `data`) with `manifest`, and
     /// confirms it by reading it back; returns the segment object's location.
     pub fn put_segment(&self, data: &[u8], manifest: &Manifest) -> Result<String, ArchiveError> {
         let key = &manifest.object;
