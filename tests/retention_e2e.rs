@@ -569,7 +569,7 @@ fn retention_expires_payloads_keeps_proofs_holds_and_archives_to_a_dir_and_to_s3
     let s3_root = dir.path().join("s3");
     std::fs::create_dir_all(s3_root.join("audit-archive")).unwrap();
     let s3_port = free_port();
-    let mut s3 = std::process::Command::new(&s3s)
+    let s3 = std::process::Command::new(&s3s)
         .args(["--host", "127.0.0.1", "--port", &s3_port.to_string()])
         .args(["--access-key", S3_KEY, "--secret-key", S3_SECRET])
         .arg(&s3_root)
@@ -577,6 +577,8 @@ fn retention_expires_payloads_keeps_proofs_holds_and_archives_to_a_dir_and_to_s3
         .stderr(std::fs::File::create(dir.path().join("s3s.log")).unwrap())
         .spawn()
         .expect("s3s-fs starts");
+    // Killed however the test ends.
+    let _s3 = Proc { child: s3 };
     wait_for("s3s-fs", Duration::from_secs(20), || {
         std::net::TcpStream::connect(("127.0.0.1", s3_port)).is_ok()
     });
@@ -645,6 +647,4 @@ fn retention_expires_payloads_keeps_proofs_holds_and_archives_to_a_dir_and_to_s3
         check_old_proof(port, *leaf, hash, &old_cp);
     }
     assert_eq!(collector.term(), 0);
-    let _ = s3.kill();
-    let _ = s3.wait();
 }
