@@ -38,6 +38,12 @@ enum Command {
     Export(Box<commands::export::ExportArgs>),
     /// Create, list or revoke a collector's tokens (needs an admin token).
     Token(Box<commands::token::TokenArgs>),
+    /// Run retention on a collector now (--dry-run: only show what would expire).
+    Retention(commands::retention::RetentionArgs),
+    /// Add, list or remove legal holds on a collector.
+    Hold(commands::retention::HoldArgs),
+    /// Check the archived segments against the collector's log.
+    Archive(commands::retention::ArchiveArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -53,6 +59,9 @@ fn main() -> std::process::ExitCode {
         Command::Verify(args) => commands::verify::run(args),
         Command::Export(args) => commands::export::run(*args),
         Command::Token(args) => commands::token::run(*args),
+        Command::Retention(args) => commands::retention::run_retention(args),
+        Command::Hold(args) => commands::retention::run_hold(args),
+        Command::Archive(args) => commands::retention::run_archive(args),
     };
     match result {
         Ok(code) => code,

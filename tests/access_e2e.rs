@@ -289,6 +289,15 @@ fn permission_matrix_every_role_against_every_route_and_command() {
         ("GET", "/v1/export?limit=2".into(), None, &["auditor"], 200),
         ("GET", "/v1/tokens".into(), None, &["admin"], 200),
         ("DELETE", "/v1/tokens/nobody".into(), None, &["admin"], 404),
+        (
+            "POST",
+            "/v1/retention/run?dry_run=true".into(),
+            None,
+            &["admin"],
+            200,
+        ),
+        ("GET", "/v1/holds".into(), None, &["admin"], 200),
+        ("DELETE", "/v1/holds/nohold".into(), None, &["admin"], 404),
     ];
     let mut failures = Vec::new();
     for w in &who {
@@ -332,6 +341,8 @@ fn permission_matrix_every_role_against_every_route_and_command() {
     let export_to = r.dir.path().join("bundle.ndjson");
     let export = ["export", "--output", export_to.to_str().unwrap()];
     let list = ["token", "list"];
+    let holds = ["hold", "list"];
+    let dry_run = ["retention", "run", "--dry-run"];
     let cases: Vec<CommandCase> = vec![
         (&query, Some(&reader), false, None),
         (&query, None, true, None),
@@ -344,6 +355,10 @@ fn permission_matrix_every_role_against_every_route_and_command() {
         (&list, Some(ADMIN_TOKEN), false, None),
         (&list, Some(READER_TOKEN), false, Some("403")),
         (&list, None, true, Some("403")),
+        (&holds, Some(ADMIN_TOKEN), false, None),
+        (&holds, Some(READER_TOKEN), false, Some("403")),
+        (&dry_run, Some(ADMIN_TOKEN), false, None),
+        (&dry_run, Some(&reader), false, Some("403")),
     ];
     for (args, token, mapped, refusal) in cases {
         let out = cmd(args, token, mapped);

@@ -17,6 +17,7 @@ use tomlconf::{ByteSize, ConfigErrors, HumanDuration};
 pub use tomlconf::{LogFormat, RawLog, RawMetrics};
 
 pub mod integrity;
+pub mod retention;
 
 /// The collector configuration file, as written.
 #[derive(Debug, Deserialize)]
@@ -57,6 +58,9 @@ pub struct RawConfig {
     /// Prometheus `/metrics` and `/health` (default on, 127.0.0.1:9751).
     #[serde(default)]
     pub metrics: RawMetrics,
+    /// Retention policies, schedule and archive.
+    #[serde(default)]
+    pub retention: retention::RawRetention,
 }
 
 /// `[tls]`.
@@ -252,6 +256,8 @@ pub struct CollectorConfig {
     pub log_format: LogFormat,
     /// Where to serve `/metrics` and `/health`; `None`: not served.
     pub metrics: Option<std::net::SocketAddr>,
+    /// Retention.
+    pub retention: retention::RetentionConfig,
 }
 
 /// Reads, parses and validates the config file at `path`. A relative
@@ -411,6 +417,7 @@ impl RawConfig {
             );
         }
         let metrics = self.metrics.validate(9751, &mut |k, m| err(&k, m));
+        let retention = retention::validate(self.retention, base, &mut err);
         if !errs.is_empty() {
             return Err(errs);
         }
@@ -428,6 +435,7 @@ impl RawConfig {
             log_level: level,
             log_format: self.log.format.unwrap_or_default(),
             metrics,
+            retention,
         })
     }
 }

@@ -9,6 +9,7 @@
 //! * [`merkle_log`]: the RFC 9162 Merkle tree over the stored events, on
 //!   disk, for roots and proofs at any size.
 //! * [`metrics`]: Prometheus `/metrics` and `/health` on a listener of their own.
+//! * [`retention`]: policies, expiry with tombstones, archive, legal holds.
 
 pub mod access;
 pub mod admin_api;
@@ -25,6 +26,7 @@ pub mod merkle_log;
 pub mod metrics;
 pub mod proof_api;
 pub mod query_api;
+pub mod retention;
 pub mod running;
 pub mod server;
 pub mod store;

@@ -8,6 +8,7 @@
 //!   GET  /v1/stats    Query    -> store size and ingest counters (JSON)
 //!   GET  /v1/checkpoint, /v1/proof/*, /v1/agents, /v1/export -> see proof_api
 //!   GET|POST /v1/tokens, DELETE /v1/tokens/{name}  Admin -> see admin_api
+//!   POST /v1/retention/run, GET/POST/DELETE /v1/holds  Admin -> see retention::api
 //!   GET  /health               -> "ok"
 //! ```
 //!
@@ -102,6 +103,7 @@ pub struct AppState {
     pub(crate) own_events: Arc<std::sync::atomic::AtomicU64>,
     pub(crate) merkle: MerkleReader,
     pub(crate) latest: Latest,
+    pub(crate) retention: Option<Arc<crate::retention::Retention>>,
     max_body: usize,
     max_inflated: usize,
     retry_after: Duration,
@@ -199,7 +201,7 @@ pub async fn run_with(
         interval: integ.checkpoint_interval,
         every: integ.checkpoint_every,
     };
-    let checkpointer = Checkpointer::open(&cfg.data_dir, key, cadence)
+    let checkpointer = Checkpointer::open(&cfg.data_dir, key, cadence.clone())
         .map_err(state_err(&cfg.data_dir.join("checkpoints.ndjson")))?;
     let latest = checkpointer.latest();
     let enrol = Enrolment::load(
@@ -211,6 +213,8 @@ pub async fn run_with(
     let merkle = MerkleLog::open(cfg.data_dir.join("merkle"))
         .map_err(|e| CollectorError::Integrity(format!("merkle log: {e}")))?;
     let merkle_reader = merkle.reader();
+    let maintenance = reader.maintenance();
+    let origin = cadence.origin.clone();
     let parts = Parts {
         store: Box::new(writer),
         reader: reader.clone(),
@@ -233,6 +237,15 @@ pub async fn run_with(
             }
         }
     });
+    let retention = crate::retention::start(
+        &cfg,
+        maintenance,
+        reader.clone(),
+        ingest.clone(),
+        origin,
+        latest.clone(),
+    )
+    .map_err(CollectorError::Integrity)?;
     let state = AppState {
         tokens: Arc::new(
             crate::token_store::TokenRegistry::open(&cfg.data_dir, tokens)
@@ -252,6 +265,7 @@ pub async fn run_with(
         own_events: views.own_events.clone(),
         merkle: merkle_reader,
         latest,
+        retention: Some(retention),
         max_body: cfg.max_body_bytes,
         max_inflated: cfg.max_decompressed_bytes,
         retry_after: cfg.retry_after,
@@ -298,8 +312,28 @@ pub async fn run_with(
             "/v1/tokens/{name}",
             axum::routing::delete(crate::admin_api::revoke),
         )
+        .route("/v1/retention/run", post(crate::retention::api::run))
+        .route(
+            "/v1/holds",
+            get(crate::retention::api::list).post(crate::retention::api::add),
+        )
+        .route(
+            "/v1/holds/{id}",
+            axum::routing::delete(crate::retention::api::remove),
+        )
         .route("/health", get(|| async { "ok\n" }))
-        .with_state(state);
+        .with_state(state.clone());
+    tokio::spawn(crate::retention::api::resume_at_start(state.clone()));
+    // With no policy a run has nothing to do: no schedule, no records.
+    if !cfg.retention.interval.is_zero() && !cfg.retention.policies.is_empty() {
+        tokio::spawn(crate::retention::api::schedule(
+            state,
+            cfg.retention.interval,
+            shutdown.clone(),
+        ));
+    } else {
+        drop(state);
+    }
 
     let listener =
         TcpListener::bind(cfg.listen)

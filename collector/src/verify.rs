@@ -23,8 +23,17 @@
 //!    record whose leaf hash changed; otherwise the report names the range
 //!    between the last matching checkpoint and the failing one.
 //!
-//! Memory stays small: per chain its head and recorded gaps, plus the
-//! O(log n) frontier.
+//! 6. **Expired records** (payloads removed by retention): their kept
+//!    chain hashes give the leaf and the chain links as above; each must
+//!    name a tombstone (a later event of the collector's own chain) whose
+//!    signed statement verifies with the collector's key and whose count,
+//!    leaf range and digest are exactly those of the expired records that
+//!    name it. An expired record with no such tombstone is a failure. A
+//!    tombstone no record names yet is a step a crash interrupted before
+//!    the rewrite (the payloads are still there); it is counted, not failed.
+//!
+//! Memory stays small: per chain its head and recorded gaps, per tombstone
+//! not yet reached a running digest, plus the O(log n) frontier.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
@@ -39,7 +48,11 @@ use auditship_core::{hex, seal, Hash};
 
 use crate::checkpoints;
 use crate::integrity::COLLECTOR_AGENT;
+use crate::retention::tombstone;
 use crate::store::segments::walk::{self, Item};
+use expired::Cover;
+
+mod expired;
 
 /// Where a problem is.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -103,6 +116,12 @@ pub struct Report {
     pub checkpoints_ok: u64,
     /// Recorded integrity events that explain discontinuities.
     pub explained: u64,
+    /// Expired records (payload removed by retention).
+    pub expired: u64,
+    /// Tombstones whose statement matched the expired records naming them.
+    pub tombstones: u64,
+    /// Tombstones no expired record names yet (a step to be finished).
+    pub tombstones_pending: u64,
     /// Problems, in store order; the first is the first bad record.
     pub problems: Vec<Problem>,
 }
@@ -183,6 +202,8 @@ pub fn verify_store(
     }
     let tree_leaves = File::open(data_dir.join("merkle").join("level-00.bin")).ok();
     let mut v = Walker {
+        key: *key,
+        covers: HashMap::new(),
         report,
         frontier: Frontier::new(),
         chains: HashMap::new(),
@@ -227,6 +248,17 @@ pub fn verify_store(
             });
         }
     }
+    let mut left: Vec<_> = std::mem::take(&mut v.covers).into_iter().collect();
+    left.sort_by_key(|(t, _)| *t);
+    for (t, c) in left {
+        v.report.problems.push(Problem {
+            at: Some(c.first),
+            what: format!(
+                "{} expired record(s) (payload removed) name a tombstone at record {t}, but there is no valid tombstone there: payloads were removed without a tombstone",
+                c.digest.count
+            ),
+        });
+    }
     v.report.chains = v.chains.len() as u64;
     v.report.bytes = total;
     Ok(v.report)
@@ -257,6 +289,9 @@ fn dir_bytes(dir: &Path) -> u64 {
 }
 
 struct Walker {
+    key: PublicKey,
+    /// Per tombstone leaf not reached yet.
+    covers: HashMap<u64, Cover>,
     report: Report,
     frontier: Frontier,
     chains: HashMap<String, Chain>,
@@ -323,6 +358,45 @@ impl Walker {
                 leaf,
                 payload,
             } => self.event(segment, offset, agent, queue, seq, leaf, payload),
+            Item::Expired {
+                segment,
+                offset,
+                record,
+            } => self.expired(segment, offset, &record),
+        }
+    }
+
+    /// Checks leaf numbering, compares with the collector's tree and feeds
+    /// the frontier.
+    fn leaf(&mut self, at: &Location, leaf: u64, leaf_hash: Hash) {
+        if leaf != self.next_leaf {
+            let what = if leaf > self.next_leaf {
+                format!(
+                    "record number {leaf} follows {}: records {}..{leaf} are missing (deleted)",
+                    self.next_leaf.wrapping_sub(1),
+                    self.next_leaf
+                )
+            } else {
+                format!(
+                    "record number {leaf} appears after {}: records were moved or inserted",
+                    self.next_leaf.wrapping_sub(1)
+                )
+            };
+            self.problem(at.clone(), what);
+        }
+        self.next_leaf = leaf.max(self.next_leaf) + 1;
+        self.compare_tree(self.frontier.size(), &leaf_hash, at);
+        self.frontier.push(leaf_hash);
+    }
+
+    /// Checks the checkpoints signed at the current size.
+    fn checkpoints_here(&mut self, at: Location) {
+        let size = self.frontier.size();
+        if let Some(list) = self.pending.remove(&size) {
+            for (n, cp, root) in list {
+                self.check_checkpoint(n, &cp, &root);
+            }
+            self.last_good.1 = Some(at);
         }
     }
 
@@ -345,29 +419,12 @@ impl Walker {
             agent: Some(agent.to_string()),
             seq: Some(seq),
         };
-        if leaf != self.next_leaf {
-            let what = if leaf > self.next_leaf {
-                format!(
-                    "record number {leaf} follows {}: records {}..{leaf} are missing (deleted)",
-                    self.next_leaf.wrapping_sub(1),
-                    self.next_leaf
-                )
-            } else {
-                format!(
-                    "record number {leaf} appears after {}: records were moved or inserted",
-                    self.next_leaf.wrapping_sub(1)
-                )
-            };
-            self.problem(at.clone(), what);
-        }
-        self.next_leaf = leaf.max(self.next_leaf) + 1;
         let unsealed = seal::unseal(payload);
         let leaf_hash = match &unsealed {
             Some(u) => seal::leaf_of_hash(&u.hash),
             None => seal::leaf_of_sealed(payload),
         };
-        self.compare_tree(self.frontier.size(), &leaf_hash, &at);
-        self.frontier.push(leaf_hash);
+        self.leaf(&at, leaf, leaf_hash);
         match unsealed {
             None => self.problem(at.clone(), "the stored event has no chain fields".into()),
             Some(u) if !u.is_intact() => self.problem(
@@ -380,7 +437,7 @@ impl Walker {
                 match view {
                     Some(v) if v.agent_id.as_deref() == Some(agent) && v.seq == Some(seq) => {
                         if agent == COLLECTOR_AGENT {
-                            self.note_finding(payload);
+                            self.note_finding(&at, leaf, payload);
                         }
                         self.link(at.clone(), agent, queue, seq, u.prev, u.hash);
                     }
@@ -391,13 +448,7 @@ impl Walker {
                 }
             }
         }
-        let size = self.frontier.size();
-        if let Some(list) = self.pending.remove(&size) {
-            for (n, cp, root) in list {
-                self.check_checkpoint(n, &cp, &root);
-            }
-            self.last_good.1 = Some(at);
-        }
+        self.checkpoints_here(at);
     }
 
     fn compare_tree(&mut self, index: u64, leaf: &Hash, at: &Location) {
@@ -451,10 +502,14 @@ impl Walker {
     }
 
     /// Registers what an integrity event of the collector explains.
-    fn note_finding(&mut self, payload: &[u8]) {
+    fn note_finding(&mut self, at: &Location, leaf: u64, payload: &[u8]) {
         let Ok(ev) = serde_json::from_slice::<auditship_core::AuditEvent>(payload) else {
             return;
         };
+        if ev.category == auditship_core::Category::Integrity && ev.action == tombstone::ACTION {
+            self.tombstone(at, leaf, &ev);
+            return;
+        }
         let f = &ev.fields;
         let Some(agent) = f.get("agent_id") else {
             return;

@@ -10,6 +10,7 @@ pub mod progress;
 pub mod query;
 pub mod quickstart;
 pub mod remote;
+pub mod retention;
 pub mod token;
 pub mod validate;
 pub mod verify;

@@ -85,6 +85,12 @@ fn store(dir: &Path, key: &PublicKey, all: bool) -> anyhow::Result<ExitCode> {
         report.records as f64 / secs.max(1e-9),
         report.bytes as f64 / secs.max(1e-9) / 1e6
     );
+    if report.expired > 0 || report.tombstones_pending > 0 {
+        println!(
+            "{} expired record(s) (payloads removed by retention, leaf hashes kept) covered by {} signed tombstone(s); {} tombstone(s) of unfinished steps",
+            report.expired, report.tombstones, report.tombstones_pending
+        );
+    }
     if report.ok() {
         println!("OK: every record, chain and checkpoint verifies");
         return Ok(ExitCode::SUCCESS);

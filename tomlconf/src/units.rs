@@ -50,13 +50,15 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     let n: u64 = num.parse().map_err(|_| {
-        format!("invalid duration {s:?}; expected e.g. \"500ms\", \"5s\" or \"2m\"")
+        format!("invalid duration {s:?}; expected e.g. \"500ms\", \"5s\", \"2m\" or \"90d\"")
     })?;
     Ok(match unit.trim() {
         "ms" => Duration::from_millis(n),
         "" | "s" => Duration::from_secs(n),
         "m" => Duration::from_secs(n * 60),
         "h" => Duration::from_secs(n * 3600),
+        "d" => Duration::from_secs(n * 86_400),
+        "w" => Duration::from_secs(n * 7 * 86_400),
         other => return Err(format!("unknown duration unit {other:?} in {s:?}")),
     })
 }

@@ -116,3 +116,50 @@ fn integrity_settings_and_enrolled_agents_are_validated_with_their_keys() {
         .to_string();
     assert!(e.contains("reserved for the collector"), "{e}");
 }
+
+#[test]
+fn retention_policies_and_archive_are_validated_with_their_lines() {
+    let c = parse_str(&format!(
+        "{MINIMAL}\n[retention]\ninterval = \"0s\"\n[[retention.policies]]\nname = \"web\"\ncategories = [\"web\"]\nmax_age = \"90d\"\n[retention.archive]\ndir = \"arch\"\n"
+    ))
+    .unwrap();
+    assert!(c.retention.interval.is_zero());
+    assert_eq!(c.retention.policies[0].max_age.as_secs(), 90 * 86_400);
+    assert_eq!(
+        c.retention.archive,
+        Some(retention::ArchiveConfig::Dir("/etc/auditship/arch".into()))
+    );
+    let bad = format!(
+        r#"{MINIMAL}
+[[retention.policies]]
+name = "we b"
+max_age = "30s"
+[retention.archive]
+dir = "a"
+[retention.archive.s3]
+bucket = "b"
+endpoint = "http://127.0.0.1:9000"
+object_lock_mode = "forever"
+"#
+    );
+    let errs = parse_str(&bad).unwrap_err().to_string();
+    for want in [
+        "retention.policies[0].name: must be letters",
+        "retention.policies[0]: set categories, sources or both",
+        "retention.policies[0].max_age: must be at least 1m",
+        "retention.archive: set exactly one of dir and [retention.archive.s3]",
+    ] {
+        assert!(errs.contains(want), "missing {want:?} in:\n{errs}");
+    }
+    let s3 = format!(
+        "{MINIMAL}\n[retention.archive.s3]\nbucket = \"b\"\nendpoint = \"http://127.0.0.1:9000\"\nobject_lock_mode = \"forever\"\naccess_key_id = \"k\"\n"
+    );
+    let errs = parse_str(&s3).unwrap_err().to_string();
+    for want in [
+        "retention.archive.s3.endpoint: is plain http://",
+        "retention.archive.s3.access_key_id: set both",
+        "retention.archive.s3.object_lock_mode: set object_lock_mode together",
+    ] {
+        assert!(errs.contains(want), "missing {want:?} in:\n{errs}");
+    }
+}

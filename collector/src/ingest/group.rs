@@ -175,7 +175,7 @@ impl Committer {
             Ok(())
         };
         self.reader
-            .for_each_from(from, &mut |leaf, payload| {
+            .for_each_from(from, &mut |leaf, stored| {
                 if leaf != next {
                     return Err(StoreError::io(
                         "store",
@@ -185,7 +185,7 @@ impl Committer {
                     ));
                 }
                 next += 1;
-                buf.push(seal::leaf_of_sealed(payload));
+                buf.push(stored.leaf_hash());
                 if buf.len() == buf.capacity() {
                     flush(&mut buf)?;
                 }

@@ -261,7 +261,7 @@ fn stored_events_are_sealed_and_every_stored_record_is_a_merkle_leaf_under_a_sig
     let mut tree = auditship_core::merkle::MemoryTree::new();
     r.reader
         .for_each_from(0, &mut |_, p| {
-            tree.push(seal::leaf_of_sealed(p));
+            tree.push(p.leaf_hash());
             Ok(())
         })
         .unwrap();
@@ -475,7 +475,7 @@ fn a_merkle_log_that_lost_its_tail_is_rebuilt_from_the_store_at_start() {
     .unwrap();
     reader
         .for_each_from(0, &mut |_, p| {
-            tree.push(seal::leaf_of_sealed(p));
+            tree.push(p.leaf_hash());
             Ok(())
         })
         .unwrap();

@@ -234,12 +234,40 @@ pub trait StoreWriter: Send {
     fn commit(&mut self) -> Result<(), StoreError>;
 }
 
-/// A callback over `(leaf index, stored payload)`; an error stops the walk.
-pub type LeafFn<'a> = dyn FnMut(u64, &[u8]) -> Result<(), StoreError> + 'a;
+/// What the store holds at a leaf index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Leaf<'a> {
+    /// An event, in sealed form.
+    Event(&'a [u8]),
+    /// An event whose payload retention removed: its chain hash is kept.
+    Expired(Hash),
+}
+
+impl Leaf<'_> {
+    /// The Merkle leaf hash (the same before and after expiry).
+    pub fn leaf_hash(&self) -> Hash {
+        match self {
+            Leaf::Event(p) => auditship_core::seal::leaf_of_sealed(p),
+            Leaf::Expired(h) => auditship_core::seal::leaf_of_hash(h),
+        }
+    }
+
+    /// The payload, unless it expired.
+    pub fn payload(&self) -> Option<&[u8]> {
+        match self {
+            Leaf::Event(p) => Some(p),
+            Leaf::Expired(_) => None,
+        }
+    }
+}
+
+/// A callback over `(leaf index, what is stored there)`; an error stops the
+/// walk.
+pub type LeafFn<'a> = dyn FnMut(u64, Leaf<'_>) -> Result<(), StoreError> + 'a;
 
 /// The read side; cheap to share between threads.
 pub trait StoreReader: Send + Sync {
-    /// Calls `f(leaf, payload)` for every committed event from leaf index
+    /// Calls `f(leaf, stored)` for every committed event from leaf index
     /// `from` on, in leaf order (used to rebuild a Merkle log that lost its
     /// tail). Stops at the first error `f` returns.
     fn for_each_from(&self, from: u64, f: &mut LeafFn<'_>) -> Result<(), StoreError>;

@@ -6,6 +6,8 @@
 
 use std::collections::HashMap;
 
+use auditship_core::Hash;
+
 use crate::store::Watermark;
 
 /// Bytes of the segment file header.
@@ -24,6 +26,13 @@ pub const MAX_BODY: usize = 16 << 20;
 pub const KIND_EVENT: u8 = 1;
 /// Record kind: the watermark snapshot at the start of a segment.
 pub const KIND_SNAPSHOT: u8 = 2;
+/// Record kind: an event whose payload retention removed (see
+/// `crate::retention`); it keeps what the Merkle log and the chains need.
+pub const KIND_EXPIRED: u8 = 3;
+
+/// Bytes of an expired body before the agent id:
+/// kind | queue | seq | ts | leaf | tombstone | hash | prev_hash | agent_len.
+pub const EXPIRED_FIXED: usize = 1 + 8 + 8 + 8 + 8 + 8 + 32 + 32 + 2;
 
 /// Bytes of an event body before the agent id:
 /// kind | queue | seq | ts | leaf | agent_len.
@@ -64,6 +73,55 @@ pub enum Body<'a> {
     /// Every agent's watermark when the segment was started, and the leaf
     /// index of the segment's first event.
     Snapshot(HashMap<String, Watermark>, u64),
+    /// An event whose payload was removed by retention.
+    Expired(ExpiredRecord<'a>),
+}
+
+/// The fields of an expired event record: everything of the event record
+/// but its payload, plus the payload's chain hashes (the Merkle leaf is
+/// derived from `hash`) and where the tombstone that covers it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExpiredRecord<'a> {
+    /// Sending agent.
+    pub agent: &'a str,
+    /// Its queue identity.
+    pub queue: u64,
+    /// `seq` in that queue.
+    pub seq: u64,
+    /// Event time, Unix ms.
+    pub ts_millis: i64,
+    /// Its leaf index in the Merkle log.
+    pub leaf: u64,
+    /// Leaf index of the tombstone (a collector event) that records the
+    /// removal.
+    pub tombstone: u64,
+    /// The event's chain hash (`hash` of the removed payload).
+    pub hash: Hash,
+    /// The event's `prev_hash`.
+    pub prev: Hash,
+}
+
+/// Appends a framed expired record to `out`; returns its total length.
+pub fn encode_expired(out: &mut Vec<u8>, ev: &ExpiredRecord<'_>) -> usize {
+    let start = out.len();
+    let body_len = EXPIRED_FIXED + ev.agent.len();
+    out.reserve(FRAME_HEADER + body_len);
+    out.extend_from_slice(&(body_len as u32).to_le_bytes());
+    out.extend_from_slice(&[0; 4]);
+    let body = out.len();
+    out.push(KIND_EXPIRED);
+    out.extend_from_slice(&ev.queue.to_le_bytes());
+    out.extend_from_slice(&ev.seq.to_le_bytes());
+    out.extend_from_slice(&ev.ts_millis.to_le_bytes());
+    out.extend_from_slice(&ev.leaf.to_le_bytes());
+    out.extend_from_slice(&ev.tombstone.to_le_bytes());
+    out.extend_from_slice(&ev.hash);
+    out.extend_from_slice(&ev.prev);
+    out.extend_from_slice(&(ev.agent.len() as u16).to_le_bytes());
+    out.extend_from_slice(ev.agent.as_bytes());
+    let crc = crc32c::crc32c(&out[body..]);
+    out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+    out.len() - start
 }
 
 /// The fields of an event record.
@@ -178,6 +236,27 @@ pub fn decode(body: &[u8]) -> Option<Body<'_>> {
             }
             let next_leaf = take_u64(&mut r)?;
             r.is_empty().then_some(Body::Snapshot(marks, next_leaf))
+        }
+        KIND_EXPIRED => {
+            let queue = take_u64(&mut r)?;
+            let seq = take_u64(&mut r)?;
+            let ts_millis = take_u64(&mut r)? as i64;
+            let leaf = take_u64(&mut r)?;
+            let tombstone = take_u64(&mut r)?;
+            let hash = take(&mut r, 32)?.try_into().ok()?;
+            let prev = take(&mut r, 32)?.try_into().ok()?;
+            let n = take_u16(&mut r)? as usize;
+            let agent = std::str::from_utf8(take(&mut r, n)?).ok()?;
+            r.is_empty().then_some(Body::Expired(ExpiredRecord {
+                agent,
+                queue,
+                seq,
+                ts_millis,
+                leaf,
+                tombstone,
+                hash,
+                prev,
+            }))
         }
         _ => None,
     }
@@ -294,6 +373,29 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(matches!(scan(&out, out.len()), Scan::End));
+        let x = ExpiredRecord {
+            agent: "web-1",
+            queue: 7,
+            seq: 42,
+            ts_millis: -5,
+            leaf: 9,
+            tombstone: 77,
+            hash: [3; 32],
+            prev: [4; 32],
+        };
+        let at = out.len();
+        let n = encode_expired(&mut out, &x);
+        assert_eq!(n, FRAME_HEADER + EXPIRED_FIXED + 5);
+        match scan(&out, at) {
+            Scan::Record {
+                body: Body::Expired(e),
+                next,
+            } => {
+                assert_eq!(e, x);
+                assert_eq!(next, out.len());
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

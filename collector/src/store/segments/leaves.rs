@@ -12,7 +12,7 @@ use std::os::unix::fs::FileExt;
 use super::format::{self, Body, Scan};
 use super::query::SegmentReader;
 use super::recover;
-use crate::store::StoreError;
+use crate::store::{Leaf, StoreError};
 
 impl SegmentReader {
     /// Segments with their committed lengths, oldest first.
@@ -53,6 +53,8 @@ impl SegmentReader {
         from: u64,
         f: &mut crate::store::LeafFn<'_>,
     ) -> Result<(), StoreError> {
+        // Retention rewrites sealed segments; hold it off while reading.
+        let _files = self.shared.files_read();
         let segments = self.committed_segments();
         let start = segments
             .iter()
@@ -65,10 +67,14 @@ impl SegmentReader {
                 match format::scan(&data, at) {
                     Scan::End => break,
                     Scan::Record { body, next } => {
-                        if let Body::Event(ev) = body {
-                            if ev.leaf >= from {
-                                f(ev.leaf, ev.payload)?;
+                        match body {
+                            Body::Event(ev) if ev.leaf >= from => {
+                                f(ev.leaf, Leaf::Event(ev.payload))?
                             }
+                            Body::Expired(ev) if ev.leaf >= from => {
+                                f(ev.leaf, Leaf::Expired(ev.hash))?
+                            }
+                            _ => {}
                         }
                         at = next;
                     }

@@ -20,8 +20,13 @@
 //!     body   len bytes:
 //!       kind u8 = 2  snapshot: count u32 LE
 //!                             | count x (agent_len u16 LE | agent | queue u64 LE | seq u64 LE)
-//!       kind u8 = 1  event:    queue u64 LE | seq u64 LE | ts_millis i64 LE
+//!       kind u8 = 1  event:    queue u64 LE | seq u64 LE | ts_millis i64 LE | leaf u64 LE
 //!                             | agent_len u16 LE | agent | payload (rest)
+//!       kind u8 = 3  expired:  queue u64 LE | seq u64 LE | ts_millis i64 LE | leaf u64 LE
+//!                             | tombstone u64 LE (leaf index of the covering tombstone)
+//!                             | hash [32] | prev_hash [32] (the removed payload's chain hashes)
+//!                             | agent_len u16 LE | agent
+//!                   (snapshot: ... | next_leaf u64 LE after the agents)
 //!
 //! index file (<no>.idx), all little-endian:
 //!   header   "ASX1" | version u16 (1) | sections u16 (9) | segment no u64
@@ -37,7 +42,8 @@
 //!   section 8  src_ip         (kind u8: 0 none, 4, 6 | 16 address bytes) x entries
 //! ```
 //!
-//! Entry `i` of a segment is its `i`-th event record. A [`Cursor`] is
+//! Entry `i` of a segment is its `i`-th event record (kind 1); expired
+//! records (kind 3) are not indexed and never returned by queries. A [`Cursor`] is
 //! `(segment, entry)`. The payload is the event's canonical JSON line as
 //! ingest received it. Agent ids are written in full in every event record
 //! rather than interned: they are short, and a corrupt record then costs
@@ -153,18 +159,19 @@
 //! [`Cursor`]: crate::store::Cursor
 //! [`StoreStats::quarantined`]: crate::store::StoreStats::quarantined
 
-mod format;
+pub mod format;
 pub mod index;
 mod leaves;
 mod query;
 mod recover;
+pub mod rewrite;
 pub mod walk;
 mod writer;
 
 use std::fs;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 pub use query::SegmentReader;
 pub use writer::SegmentWriter;
@@ -291,9 +298,18 @@ pub(crate) struct Shared {
     pub quarantined: AtomicU64,
     /// Serialises index rebuilds by queries.
     pub rebuild: Mutex<()>,
+    /// Readers of sealed segment files (queries, leaf walks) hold it shared;
+    /// a retention rewrite swaps a segment and its index holding it
+    /// exclusively, so no reader mixes an old index with a new segment.
+    pub files: RwLock<()>,
 }
 
 impl Shared {
+    /// Shared hold on the sealed segment files (see [`Shared::files`]).
+    pub fn files_read(&self) -> std::sync::RwLockReadGuard<'_, ()> {
+        self.files.read().unwrap_or_else(|p| p.into_inner())
+    }
+
     pub fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         // A panic while holding the lock leaves consistent state behind (every
         // update is a few assignments), so a poisoned lock is still usable.
@@ -431,6 +447,7 @@ pub fn open(
         quarantined: AtomicU64::new(recovery.quarantined.len() as u64),
         state: Mutex::new(state),
         rebuild: Mutex::new(()),
+        files: RwLock::new(()),
     });
     let writer = SegmentWriter::new(shared.clone(), config, marks, builder, next_no, next_leaf)?;
     Ok((writer, Arc::new(SegmentReader::new(shared)), recovery))

@@ -365,6 +365,8 @@ impl StoreReader for SegmentReader {
             return Err(StoreError::BadQuery("limit must be at least 1".into()));
         }
         let filter = Filter::new(q);
+        // Retention rewrites sealed segments; hold it off while reading.
+        let _files = self.shared.files_read();
         let (sealed, active) = {
             let st = self.shared.lock();
             let active = st.active.as_ref().map(|a| {

@@ -22,15 +22,15 @@ pub fn index_path(dir: &Path, no: u64) -> PathBuf {
     dir.join(format!("{no:020}.idx"))
 }
 
-/// Segment numbers in `dir`, ascending. Leftover temporary index files are
-/// removed on the way.
+/// Segment numbers in `dir`, ascending. Leftover temporary index files, and
+/// segment rewrites a crash interrupted, are removed on the way.
 pub fn list_segments(dir: &Path) -> Result<Vec<u64>, StoreError> {
     let mut out = Vec::new();
     for e in fs::read_dir(dir).map_err(|e| StoreError::io(dir, e))? {
         let e = e.map_err(|e| StoreError::io(dir, e))?;
         let name = e.file_name();
         let name = name.to_string_lossy();
-        if name.ends_with(".idx.tmp") {
+        if name.ends_with(".idx.tmp") || name.ends_with(super::rewrite::TEMP_SUFFIX) {
             let _ = fs::remove_file(e.path());
         }
         if let Some(no) = name
@@ -170,6 +170,11 @@ pub fn scan_segment(
                 match body {
                     Body::Snapshot(m, leaf) if first => out.snapshot = Some((m, leaf)),
                     Body::Snapshot(..) => {}
+                    Body::Expired(ev) => {
+                        out.marks
+                            .push((ev.agent.to_string(), ev.queue, ev.seq, ev.hash));
+                        out.last_leaf = Some(ev.leaf);
+                    }
                     Body::Event(ev) => {
                         out.marks.push((
                             ev.agent.to_string(),

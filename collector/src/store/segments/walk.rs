@@ -43,6 +43,15 @@ pub enum Item<'a> {
         /// The stored event (sealed form).
         payload: &'a [u8],
     },
+    /// An event whose payload retention removed.
+    Expired {
+        /// Segment number.
+        segment: u64,
+        /// Offset of the record's frame.
+        offset: u64,
+        /// The record.
+        record: super::format::ExpiredRecord<'a>,
+    },
     /// Bytes that are not a valid record.
     Corrupt {
         /// Segment number.
@@ -91,8 +100,8 @@ pub fn walk(store_dir: &Path, f: &mut dyn FnMut(Item<'_>)) -> Result<(), StoreEr
             match format::scan(&data, at) {
                 Scan::End => break,
                 Scan::Record { body, next } => {
-                    if let Body::Event(ev) = body {
-                        f(Item::Event {
+                    match body {
+                        Body::Event(ev) => f(Item::Event {
                             segment: no,
                             offset: at as u64,
                             agent: ev.agent,
@@ -100,7 +109,13 @@ pub fn walk(store_dir: &Path, f: &mut dyn FnMut(Item<'_>)) -> Result<(), StoreEr
                             seq: ev.seq,
                             leaf: ev.leaf,
                             payload: ev.payload,
-                        });
+                        }),
+                        Body::Expired(record) => f(Item::Expired {
+                            segment: no,
+                            offset: at as u64,
+                            record,
+                        }),
+                        Body::Snapshot(..) => {}
                     }
                     at = next;
                 }
@@ -118,4 +133,118 @@ pub fn walk(store_dir: &Path, f: &mut dyn FnMut(Item<'_>)) -> Result<(), StoreEr
         }
     }
     Ok(())
+}
+
+/// A record of a segment's bytes, for retention and archive checks.
+#[derive(Debug)]
+pub enum Record<'a> {
+    /// An event record.
+    Event {
+        /// Sending agent.
+        agent: &'a str,
+        /// Queue identity.
+        queue: u64,
+        /// Seq.
+        seq: u64,
+        /// Event time, Unix ms.
+        ts_millis: i64,
+        /// Leaf index.
+        leaf: u64,
+        /// The stored event (sealed form).
+        payload: &'a [u8],
+        /// Length of the whole frame.
+        frame: usize,
+    },
+    /// An expired record.
+    Expired {
+        /// Leaf index.
+        leaf: u64,
+    },
+}
+
+/// Calls `f` for every event and expired record of a segment's bytes, in
+/// order; corrupt ranges are skipped.
+pub fn records(data: &[u8], f: &mut dyn FnMut(Record<'_>)) {
+    let mut at = format::HEADER_LEN.min(data.len());
+    loop {
+        match format::scan(data, at) {
+            Scan::End => break,
+            Scan::Record { body, next } => {
+                match body {
+                    Body::Event(ev) => f(Record::Event {
+                        agent: ev.agent,
+                        queue: ev.queue,
+                        seq: ev.seq,
+                        ts_millis: ev.ts_millis,
+                        leaf: ev.leaf,
+                        payload: ev.payload,
+                        frame: next - at,
+                    }),
+                    Body::Expired(x) => f(Record::Expired { leaf: x.leaf }),
+                    Body::Snapshot(..) => {}
+                }
+                at = next;
+            }
+            Scan::Corrupt { resume, .. } => at = resume,
+        }
+    }
+}
+
+/// Length of the frame of an expired record of `agent`.
+pub fn expired_frame_len(agent: &str) -> usize {
+    format::FRAME_HEADER + format::EXPIRED_FIXED + agent.len()
+}
+
+/// One leaf of a segment file, checked on its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SegmentLeaf {
+    /// Leaf index.
+    pub leaf: u64,
+    /// Merkle leaf hash.
+    pub leaf_hash: auditship_core::Hash,
+    /// Whether the payload is present (false: expired).
+    pub payload: bool,
+}
+
+/// Decodes a whole segment file (an archived copy, say): its header must
+/// be that of segment `no`, every record must be valid, and every event's
+/// hash must match its content. Returns its leaves in order.
+pub fn segment_leaves(data: &[u8], no: u64) -> Result<Vec<SegmentLeaf>, String> {
+    if !format::header_ok(data, no) {
+        return Err(format!("not a valid header of segment {no}"));
+    }
+    let mut out = Vec::new();
+    let mut at = format::HEADER_LEN;
+    loop {
+        match format::scan(data, at) {
+            Scan::End => return Ok(out),
+            Scan::Record { body, next } => {
+                match body {
+                    Body::Event(ev) => {
+                        let u = auditship_core::seal::unseal(ev.payload)
+                            .ok_or_else(|| format!("offset {at}: the event has no chain fields"))?;
+                        if !u.is_intact() {
+                            return Err(format!(
+                                "offset {at} (leaf {}): the event's hash does not match its content",
+                                ev.leaf
+                            ));
+                        }
+                        out.push(SegmentLeaf {
+                            leaf: ev.leaf,
+                            leaf_hash: auditship_core::seal::leaf_of_hash(&u.hash),
+                            payload: true,
+                        });
+                    }
+                    Body::Expired(x) => out.push(SegmentLeaf {
+                        leaf: x.leaf,
+                        leaf_hash: auditship_core::seal::leaf_of_hash(&x.hash),
+                        payload: false,
+                    }),
+                    Body::Snapshot(..) => {}
+                }
+                at = next;
+            }
+            Scan::Corrupt { reason, .. } => return Err(format!("offset {at}: {reason}")),
+        }
+    }
 }

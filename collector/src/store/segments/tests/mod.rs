@@ -1,6 +1,7 @@
 //! Tests of the segment store: durability and recovery; queries in `query`.
 
 mod query;
+mod rewrite;
 
 use std::collections::HashMap;
 use std::fs;
@@ -233,7 +234,7 @@ fn committed_events_watermarks_and_queries_survive_reopen_and_uncommitted_do_not
     // Leaves number the events 0.. in commit order, across reopen.
     let mut leaves = Vec::new();
     r.for_each_from(0, &mut |leaf, payload| {
-        leaves.push((leaf, payload.to_vec()));
+        leaves.push((leaf, payload.payload().unwrap_or_default().to_vec()));
         Ok(())
     })
     .unwrap();
