@@ -36,6 +36,8 @@ enum Command {
     Verify(commands::verify::VerifyArgs),
     /// Export matching events with inclusion proofs and the signed checkpoint.
     Export(Box<commands::export::ExportArgs>),
+    /// Generate an encryption key for the store or the queue, or print a key file's id.
+    Key(commands::key::KeyArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -50,6 +52,7 @@ fn main() -> std::process::ExitCode {
         Command::Parse(args) => commands::parse::run(args),
         Command::Verify(args) => commands::verify::run(args),
         Command::Export(args) => commands::export::run(*args),
+        Command::Key(args) => commands::key::run(args),
     };
     match result {
         Ok(code) => code,

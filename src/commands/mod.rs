@@ -5,6 +5,7 @@ pub mod collector;
 pub mod deadletter;
 pub mod demo;
 pub mod export;
+pub mod key;
 pub mod parse;
 pub mod progress;
 pub mod query;
