@@ -186,6 +186,20 @@ impl Keyring {
         Keyring { slots }
     }
 
+    /// Loads the current key from `key_file` and earlier ones from
+    /// `previous` (see [`Key::load`]).
+    pub fn load(
+        key_file: &std::path::Path,
+        previous: &[PathBuf],
+    ) -> Result<Keyring, crate::KeyError> {
+        let current = Key::load(key_file)?;
+        let previous = previous
+            .iter()
+            .map(|p| Key::load(p))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Keyring::new(current, previous))
+    }
+
     /// The id of the key that seals.
     pub fn current(&self) -> KeyId {
         self.slots[0].id

@@ -153,7 +153,8 @@
 //! [`Cursor`]: crate::store::Cursor
 //! [`StoreStats::quarantined`]: crate::store::StoreStats::quarantined
 
-mod format;
+pub mod cipher;
+pub mod format;
 pub mod index;
 mod leaves;
 mod query;
@@ -169,6 +170,8 @@ use std::sync::{Arc, Mutex};
 pub use query::SegmentReader;
 pub use writer::SegmentWriter;
 
+use auditship_crypt::Keyring;
+
 use crate::store::StoreError;
 use index::{Entry, FxMap, IndexMeta, FIELDS};
 
@@ -180,14 +183,18 @@ pub struct SegmentConfig {
     /// Size at which the active segment is sealed and a new one started
     /// (4 KiB ..= 1 GiB).
     pub segment_bytes: u64,
+    /// Encryption at rest: new segments are sealed under the current key;
+    /// records under previous keys stay readable. `None`: in the clear.
+    pub keys: Option<Arc<Keyring>>,
 }
 
 impl SegmentConfig {
-    /// Defaults for `dir`: 64 MiB segments.
+    /// Defaults for `dir`: 64 MiB segments, no encryption.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         SegmentConfig {
             dir: dir.into(),
             segment_bytes: 64 << 20,
+            keys: None,
         }
     }
 }
@@ -228,6 +235,8 @@ pub(crate) struct Sealed {
     pub no: u64,
     pub len: u64,
     pub index: IndexMeta,
+    /// Its bodies are sealed (format version 3).
+    pub encrypted: bool,
 }
 
 /// Entries per chunk of the active segment's in-memory index.
@@ -237,6 +246,8 @@ pub(crate) const CHUNK: usize = 8192;
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Active {
     pub no: u64,
+    /// Its bodies are sealed (format version 3).
+    pub encrypted: bool,
     /// Committed length of the file.
     pub len: u64,
     /// Committed entries, in chunks of [`CHUNK`] (the last may be partial).
@@ -291,6 +302,8 @@ pub(crate) struct Shared {
     pub quarantined: AtomicU64,
     /// Serialises index rebuilds by queries.
     pub rebuild: Mutex<()>,
+    /// Encryption keys, if the store has any.
+    pub keys: Option<Arc<Keyring>>,
 }
 
 impl Shared {
@@ -319,6 +332,7 @@ pub fn open(
     }
     let dir = config.dir.join("segments");
     let qdir = config.dir.join("quarantine");
+    let keys = config.keys.as_deref();
     if !dir.is_dir() {
         fs::create_dir_all(&dir).map_err(|e| StoreError::io(&dir, e))?;
         recover::sync_dir(&config.dir).map_err(|e| StoreError::io(&config.dir, e))?;
@@ -327,7 +341,7 @@ pub fn open(
     let mut numbers = recover::list_segments(&dir)?;
     let mut newest = None;
     while let Some(&no) = numbers.last() {
-        match recover::scan_segment(&dir, &qdir, no, true, &mut recovery)? {
+        match recover::scan_segment(&dir, &qdir, no, true, &mut recovery, keys)? {
             Some(s) if s.len > format::HEADER_LEN as u64 => {
                 newest = Some((no, s));
                 break;
@@ -356,7 +370,8 @@ pub fn open(
         if s.snapshot.is_none() {
             // The snapshot is damaged: find an older one.
             for &o in numbers.iter().rev().skip(1) {
-                if let Some(os) = recover::scan_segment(&dir, &qdir, o, false, &mut recovery)? {
+                if let Some(os) = recover::scan_segment(&dir, &qdir, o, false, &mut recovery, keys)?
+                {
                     let found = os.snapshot.is_some();
                     older.push(os);
                     if found {
@@ -396,10 +411,16 @@ pub fn open(
         .iter()
         .filter(|&&n| Some(n) != newest.as_ref().map(|x| x.0))
     {
-        if let Some((len, index)) = recover::sealed_index(&dir, &qdir, no, &mut recovery)? {
+        let found = recover::sealed_index(&dir, &qdir, no, &mut recovery, config.keys.as_ref())?;
+        if let Some((len, index, encrypted)) = found {
             state.events += index.entries;
             state.sealed_bytes += len + index.bytes;
-            sealed.push(Sealed { no, len, index });
+            sealed.push(Sealed {
+                no,
+                len,
+                index,
+                encrypted,
+            });
         }
     }
     state.sealed = Arc::new(sealed);
@@ -409,6 +430,7 @@ pub fn open(
         let _ = fs::remove_file(recover::index_path(&dir, no));
         let mut active = Active {
             no,
+            encrypted: s.encrypted,
             len: s.len,
             ..Active::default()
         };
@@ -431,6 +453,7 @@ pub fn open(
         quarantined: AtomicU64::new(recovery.quarantined.len() as u64),
         state: Mutex::new(state),
         rebuild: Mutex::new(()),
+        keys: config.keys.clone(),
     });
     let writer = SegmentWriter::new(shared.clone(), config, marks, builder, next_no, next_leaf)?;
     Ok((writer, Arc::new(SegmentReader::new(shared)), recovery))

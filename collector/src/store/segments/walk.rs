@@ -1,10 +1,15 @@
 //! A read-only walk over every record of a store, for offline
 //! verification: nothing is truncated, quarantined or rebuilt, and every
-//! damaged range is reported with its segment and offset.
+//! damaged range is reported with its segment and offset. An encrypted
+//! segment needs its keys: a record under a key not given stops the walk
+//! with an error naming the key.
 
 use std::fs;
 use std::path::Path;
 
+use auditship_crypt::Keyring;
+
+use super::cipher::{key_error, SegmentCipher};
 use super::format::{self, Body, Scan};
 use super::recover;
 use crate::store::StoreError;
@@ -60,8 +65,13 @@ pub enum Item<'a> {
     },
 }
 
-/// Walks every segment under `<store_dir>/segments` in order, calling `f`.
-pub fn walk(store_dir: &Path, f: &mut dyn FnMut(Item<'_>)) -> Result<(), StoreError> {
+/// Walks every segment under `<store_dir>/segments` in order, calling `f`;
+/// `keys` open encrypted segments.
+pub fn walk(
+    store_dir: &Path,
+    keys: Option<&Keyring>,
+    f: &mut dyn FnMut(Item<'_>),
+) -> Result<(), StoreError> {
     let dir = store_dir.join("segments");
     let numbers = recover::list_segments(&dir)?;
     for (i, &no) in numbers.iter().enumerate() {
@@ -86,10 +96,13 @@ pub fn walk(store_dir: &Path, f: &mut dyn FnMut(Item<'_>)) -> Result<(), StoreEr
             });
             continue;
         }
+        let cipher = SegmentCipher::for_header(&data, no, keys, &path)?;
         let mut at = format::HEADER_LEN;
+        let mut scratch = Vec::new();
         loop {
-            match format::scan(&data, at) {
+            match format::scan(&data, at, &cipher, &mut scratch) {
                 Scan::End => break,
+                Scan::Locked { key, .. } => return Err(key_error(&path, Some(key), keys)),
                 Scan::Record { body, next } => {
                     if let Body::Event(ev) = body {
                         f(Item::Event {
