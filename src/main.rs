@@ -38,6 +38,8 @@ enum Command {
     Export(Box<commands::export::ExportArgs>),
     /// Generate an encryption key for the store or the queue, or print a key file's id.
     Key(commands::key::KeyArgs),
+    /// Offline store operations on a stopped collector: rekey.
+    Store(commands::store::StoreArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -53,6 +55,7 @@ fn main() -> std::process::ExitCode {
         Command::Verify(args) => commands::verify::run(args),
         Command::Export(args) => commands::export::run(*args),
         Command::Key(args) => commands::key::run(args),
+        Command::Store(args) => commands::store::run(args),
     };
     match result {
         Ok(code) => code,

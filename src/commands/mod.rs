@@ -11,5 +11,6 @@ pub mod progress;
 pub mod query;
 pub mod quickstart;
 pub mod remote;
+pub mod store;
 pub mod validate;
 pub mod verify;

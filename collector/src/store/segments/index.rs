@@ -524,6 +524,16 @@ impl IndexFile {
         Ok(Some(ids))
     }
 
+    /// The key of a sealed index's first section (`None` in the clear).
+    pub fn key_id(&self) -> Option<auditship_crypt::KeyId> {
+        self.sealed.as_ref()?;
+        let mut id = [0u8; 8];
+        self.file
+            .read_exact_at(&mut id, self.sections[S_DICT].0)
+            .ok()?;
+        Some(auditship_crypt::KeyId(id))
+    }
+
     /// Event times.
     pub fn ts(&self) -> Result<Vec<i64>, Damage> {
         Ok(self

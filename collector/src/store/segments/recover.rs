@@ -324,6 +324,31 @@ pub fn sealed_index(
     }
 }
 
+/// Takes the store's lock (`<store>/LOCK`, an exclusive `flock`) for as
+/// long as the returned file is open: one collector, or one offline store
+/// command, at a time. The kernel releases it when the process dies.
+pub fn lock_store(store_dir: &Path) -> Result<File, StoreError> {
+    let path = store_dir.join("LOCK");
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| StoreError::io(&path, e))?;
+    rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(
+        |e| {
+            StoreError::io(
+                &path,
+                std::io::Error::new(
+                    std::io::ErrorKind::WouldBlock,
+                    format!("the store is in use by another process (a running collector?): {e}"),
+                ),
+            )
+        },
+    )?;
+    Ok(file)
+}
+
 /// fsyncs a directory, so that files created or removed in it survive.
 pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()

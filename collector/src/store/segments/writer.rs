@@ -59,6 +59,8 @@ pub struct SegmentWriter {
     next_leaf: u64,
     /// Leaf index the next append gets.
     pending_leaf: u64,
+    /// The store's lock (see `recover::lock_store`), held while the writer lives.
+    _lock: File,
 }
 
 impl SegmentWriter {
@@ -67,8 +69,8 @@ impl SegmentWriter {
         config: SegmentConfig,
         marks: HashMap<String, Watermark>,
         builder: Builder,
-        next_no: u64,
-        next_leaf: u64,
+        (next_no, next_leaf): (u64, u64),
+        lock: File,
     ) -> Result<Self, StoreError> {
         let current = match shared.lock().active.as_ref() {
             Some(a) => {
@@ -102,6 +104,7 @@ impl SegmentWriter {
             next_no,
             next_leaf,
             pending_leaf: next_leaf,
+            _lock: lock,
         })
     }
 
