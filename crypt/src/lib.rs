@@ -9,14 +9,18 @@
 //!   keys, which only open what was sealed before a rotation). A sealed
 //!   record carries the id of its key, so a reader picks the right key and
 //!   names a missing one.
+//! * [`body`]: the cipher step of a file of framed records ([`BodyCipher`]),
+//!   in the clear or sealed, as the store and the queue use it.
 //!
 //! The store (collector) and the disk queue (agent) put this cipher around
 //! their record bodies; their module docs give the byte layouts and what
 //! each binds into the associated data.
 
+pub mod body;
 pub mod cipher;
 pub mod key;
 
+pub use body::BodyCipher;
 pub use cipher::{key_id_of, Domain, Keyring, OpenError, SealError, HEADER_LEN, OVERHEAD, TAG_LEN};
 pub use key::{Key, KeyError, KeyId, KEY_LEN};
 

@@ -28,30 +28,33 @@
 
 use std::path::Path;
 
-use auditship_crypt::{Domain, KeyId, Keyring, OpenError, SealError};
+use auditship_crypt::{BodyCipher, Domain, KeyId, Keyring, OpenError, SealError};
 
 use super::format;
 use crate::store::StoreError;
 
-/// How the bodies of one segment are stored.
+/// How the bodies of one segment are stored: a [`BodyCipher`] bound to
+/// the segment's number.
 #[derive(Clone, Copy, Debug)]
 pub struct SegmentCipher<'k> {
-    /// `None`: in the clear.
-    keys: Option<&'k Keyring>,
+    body: BodyCipher<'k>,
     no: u64,
 }
 
 impl<'k> SegmentCipher<'k> {
     /// Bodies in the clear (format version 2).
     pub fn plain(no: u64) -> Self {
-        SegmentCipher { keys: None, no }
+        SegmentCipher {
+            body: BodyCipher::plain(),
+            no,
+        }
     }
 
     /// Bodies sealed under `keys` (format version 3): new ones under the
     /// current key, existing ones under whichever key they name.
     pub fn sealed(keys: &'k Keyring, no: u64) -> Self {
         SegmentCipher {
-            keys: Some(keys),
+            body: BodyCipher::sealed(keys, Domain::STORE_RECORD, no),
             no,
         }
     }
@@ -85,7 +88,7 @@ impl<'k> SegmentCipher<'k> {
 
     /// Whether bodies are sealed.
     pub fn encrypted(&self) -> bool {
-        self.keys.is_some()
+        self.body.encrypted()
     }
 
     /// The segment number.
@@ -95,49 +98,26 @@ impl<'k> SegmentCipher<'k> {
 
     /// Bytes a stored body has beyond its plaintext.
     pub fn overhead(&self) -> usize {
-        if self.encrypted() {
-            auditship_crypt::OVERHEAD
-        } else {
-            0
-        }
+        self.body.overhead()
     }
 
-    /// Starts a body at the end of `out`; the plaintext body is appended
-    /// next, then [`SegmentCipher::finish`] is called with the result.
+    /// See [`BodyCipher::begin`].
     pub fn begin(&self, out: &mut Vec<u8>) -> usize {
-        if self.encrypted() {
-            Keyring::begin(out)
-        } else {
-            out.len()
-        }
+        self.body.begin(out)
     }
 
-    /// Seals the body started at `at` (nothing to do in the clear).
+    /// See [`BodyCipher::finish`].
     pub fn finish(&self, out: &mut Vec<u8>, at: usize) -> Result<(), SealError> {
-        match self.keys {
-            Some(k) => k.seal_in_place(Domain::STORE_RECORD, &self.no.to_le_bytes(), out, at),
-            None => Ok(()),
-        }
+        self.body.finish(out, at)
     }
 
-    /// The plaintext of a stored body: `stored` itself in the clear,
-    /// otherwise opened into `scratch`.
+    /// See [`BodyCipher::open`].
     pub fn open<'a>(
         &self,
         stored: &'a [u8],
         scratch: &'a mut Vec<u8>,
     ) -> Result<&'a [u8], OpenError> {
-        let Some(k) = self.keys else {
-            return Ok(stored);
-        };
-        k.open(
-            Domain::STORE_RECORD,
-            &self.no.to_le_bytes(),
-            stored,
-            scratch,
-        )?;
-        let plain: &'a Vec<u8> = scratch;
-        Ok(plain)
+        self.body.open(stored, scratch)
     }
 }
 
