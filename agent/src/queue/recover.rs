@@ -60,7 +60,7 @@ pub(super) fn list_segments(dir: &Path) -> Result<Vec<u64>, QueueError> {
 }
 
 /// The error for records sealed under a key that was not given.
-fn key_error(
+pub(super) fn key_error(
     path: &Path,
     needed: Option<auditship_crypt::KeyId>,
     keys: Option<&Keyring>,
