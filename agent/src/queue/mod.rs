@@ -534,7 +534,8 @@ pub fn check_keys(config: &QueueConfig) -> Result<(), QueueError> {
     };
     for no in numbers {
         let path = segment::path(dir, no);
-        let mut head = vec![0u8; segment::HEADER_LEN + record::FRAME_HEADER + auditship_crypt::OVERHEAD];
+        let mut head =
+            vec![0u8; segment::HEADER_LEN + record::FRAME_HEADER + auditship_crypt::OVERHEAD];
         let n = File::open(&path)
             .and_then(|f| {
                 use std::os::unix::fs::FileExt;

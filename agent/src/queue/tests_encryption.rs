@@ -254,3 +254,31 @@ fn a_torn_tail_of_an_encrypted_segment_is_cut_and_positions_stay_with_durable_re
     );
     let _: BTreeMap<Vec<u8>, Vec<u8>> = rec.positions;
 }
+
+#[test]
+fn a_reload_check_refuses_keys_that_do_not_open_the_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let k1 = key_file(dir.path(), "k1.key", 1);
+    let k2 = key_file(dir.path(), "k2.key", 2);
+    {
+        let (mut w, _r, _) = open(cfg(dir.path(), Some(&k1), &[]), &["out"]).unwrap();
+        fill(&mut w, 1, 5);
+    }
+    check_keys(&cfg(dir.path(), Some(&k1), &[])).unwrap();
+    check_keys(&cfg(dir.path(), Some(&k2), &[&k1])).unwrap();
+    let k1_id = auditship_crypt::Key::load(&k1).unwrap().id().to_string();
+    let e = check_keys(&cfg(dir.path(), Some(&k2), &[]))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains(&k1_id), "{e}");
+    let e = check_keys(&cfg(dir.path(), None, &[]))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains(&k1_id) && e.contains("no key was given"), "{e}");
+    let e = check_keys(&cfg(dir.path(), Some(&dir.path().join("gone.key")), &[]))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("gone.key"), "{e}");
+    // What check_keys accepts, open accepts.
+    open(cfg(dir.path(), Some(&k2), &[&k1]), &["out"]).unwrap();
+}
