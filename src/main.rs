@@ -40,6 +40,8 @@ enum Command {
     Key(commands::key::KeyArgs),
     /// Offline store operations on a stopped collector: rekey.
     Store(commands::store::StoreArgs),
+    /// Create, list or revoke a collector's tokens (needs an admin token).
+    Token(Box<commands::token::TokenArgs>),
 }
 
 fn main() -> std::process::ExitCode {
@@ -56,6 +58,7 @@ fn main() -> std::process::ExitCode {
         Command::Export(args) => commands::export::run(*args),
         Command::Key(args) => commands::key::run(args),
         Command::Store(args) => commands::store::run(args),
+        Command::Token(args) => commands::token::run(*args),
     };
     match result {
         Ok(code) => code,

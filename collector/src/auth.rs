@@ -22,6 +22,20 @@ pub struct Grant {
 }
 
 impl Grant {
+    /// A grant.
+    pub fn new(name: &str, role: Role, agents: BTreeSet<String>) -> Grant {
+        Grant {
+            name: name.into(),
+            role,
+            agents,
+        }
+    }
+
+    /// The agents an ingest token may send as.
+    pub fn agents(&self) -> &BTreeSet<String> {
+        &self.agents
+    }
+
     /// Whether this token may send events as `agent_id`.
     pub fn may_send_as(&self, agent_id: &str) -> bool {
         self.role == Role::Ingest && self.agents.contains(agent_id)
@@ -71,6 +85,24 @@ impl Tokens {
             }
         }
         Ok(Tokens { by_hash })
+    }
+
+    /// Every grant.
+    pub fn grants(&self) -> impl Iterator<Item = &Grant> {
+        self.by_hash.values()
+    }
+
+    /// Adds a grant under the hash of its secret; refused when another
+    /// grant has the same secret or the same name.
+    pub fn insert(&mut self, hash: [u8; 32], grant: Grant) -> Result<(), String> {
+        if self.by_hash.values().any(|g| g.name == grant.name) {
+            return Err("the name is used by another token".into());
+        }
+        if self.by_hash.contains_key(&hash) {
+            return Err("the same secret is used by another token".into());
+        }
+        self.by_hash.insert(hash, grant);
+        Ok(())
     }
 
     /// The grant of an `Authorization` header value (`Bearer <token>`).

@@ -72,6 +72,29 @@ pub struct RawTls {
     /// refused during the handshake.
     #[serde(default)]
     pub client_ca_file: Option<PathBuf>,
+    /// Client certificates mapped to roles (needs client_ca_file). A
+    /// request without a bearer token is identified by its certificate.
+    #[serde(default)]
+    pub identities: Vec<RawIdentity>,
+}
+
+/// `[[tls.identities]]`: a client certificate mapped to a role.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIdentity {
+    /// Name recorded in access records.
+    pub name: String,
+    /// "reader", "auditor" or "admin" (ingest needs a token bound to agents).
+    pub role: Role,
+    /// Match the certificate's subject common name.
+    #[serde(default)]
+    pub common_name: Option<String>,
+    /// Match one of its DNS or URI subject alternative names.
+    #[serde(default)]
+    pub san: Option<String>,
+    /// Match its SHA-256 fingerprint (64 hex digits, of the DER form).
+    #[serde(default)]
+    pub cert_sha256: Option<String>,
 }
 
 /// `[limits]`.
@@ -109,7 +132,9 @@ pub struct RawStore {
 pub struct RawToken {
     /// Name for logs (never the secret).
     pub name: String,
-    /// "ingest" (send events as the listed agents) or "reader" (query).
+    /// "ingest" (send events as the listed agents), "reader" (query),
+    /// "auditor" (query, export, proofs) or "admin" (tokens, retention,
+    /// holds).
     pub role: Role,
     /// For role = "ingest": the agent ids this token may send as.
     #[serde(default)]
@@ -125,14 +150,41 @@ pub struct RawToken {
     pub token_sha256: Option<String>,
 }
 
-/// Token roles.
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+/// Roles (see [`crate::access`] for what each may do).
+#[derive(Clone, Copy, Debug, Deserialize, serde::Serialize, PartialEq, Eq, Hash)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Sends events as its agents.
     Ingest,
-    /// Queries.
+    /// Queries events and status.
     Reader,
+    /// A reader that may also export bundles and request inclusion proofs.
+    Auditor,
+    /// Manages tokens, retention and legal holds; reads no events.
+    Admin,
+}
+
+impl Role {
+    /// The name used in configs and messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Ingest => "ingest",
+            Role::Reader => "reader",
+            Role::Auditor => "auditor",
+            Role::Admin => "admin",
+        }
+    }
+
+    /// Parses a name.
+    pub fn parse(s: &str) -> Option<Role> {
+        Some(match s {
+            "ingest" => Role::Ingest,
+            "reader" => Role::Reader,
+            "auditor" => Role::Auditor,
+            "admin" => Role::Admin,
+            _ => return None,
+        })
+    }
 }
 
 /// Where a token's secret comes from.
@@ -170,6 +222,8 @@ pub struct TlsConfig {
     pub key_file: PathBuf,
     /// Client CAs, for mutual TLS.
     pub client_ca_file: Option<PathBuf>,
+    /// Client certificates mapped to roles.
+    pub identities: crate::identities::CertIdentities,
 }
 
 /// The validated configuration.
@@ -255,11 +309,15 @@ impl RawConfig {
                 None
             }
             (None, true) => None,
-            (Some(t), false) => Some(TlsConfig {
-                cert_file: rel(t.cert_file),
-                key_file: rel(t.key_file),
-                client_ca_file: t.client_ca_file.map(rel),
-            }),
+            (Some(t), false) => {
+                let identities = identities(t.identities, t.client_ca_file.is_some(), &mut err);
+                Some(TlsConfig {
+                    cert_file: rel(t.cert_file),
+                    key_file: rel(t.key_file),
+                    client_ca_file: t.client_ca_file.map(rel),
+                    identities,
+                })
+            }
         };
         let l = &self.limits;
         let max_body = l.max_body_bytes.map_or(16 << 20, |b| b.0);
@@ -302,7 +360,7 @@ impl RawConfig {
                     &k("agents"),
                     "an ingest token must name the agent ids it may send as".into(),
                 ),
-                Role::Reader if !t.agents.is_empty() => err(
+                Role::Reader | Role::Auditor | Role::Admin if !t.agents.is_empty() => err(
                     &k("agents"),
                     "only ingest tokens are bound to agents".into(),
                 ),
@@ -382,6 +440,65 @@ impl RawConfig {
             metrics,
         })
     }
+}
+
+/// Stage two of `[[tls.identities]]`.
+fn identities(
+    raw: Vec<RawIdentity>,
+    mtls: bool,
+    err: &mut impl FnMut(&str, String),
+) -> crate::identities::CertIdentities {
+    use crate::identities::{CertIdentity, CertMatch};
+    let mut out = Vec::new();
+    let mut names = BTreeSet::new();
+    for (i, r) in raw.into_iter().enumerate() {
+        let key = format!("tls.identities[{i}]");
+        if !mtls {
+            err(
+                &key,
+                "client certificates can only identify callers with client_ca_file set".into(),
+            );
+        }
+        if r.name.is_empty() || !names.insert(r.name.clone()) {
+            err(
+                &format!("{key}.name"),
+                "must be non-empty and unique".into(),
+            );
+        }
+        if r.role == Role::Ingest {
+            err(
+                &format!("{key}.role"),
+                "ingest needs a token bound to agent ids; use reader, auditor or admin".into(),
+            );
+        }
+        let matcher = match (r.common_name, r.san, r.cert_sha256) {
+            (Some(cn), None, None) => CertMatch::CommonName(cn),
+            (None, Some(san), None) => CertMatch::San(san),
+            (None, None, Some(h)) => match parse_sha256(&h) {
+                Some(_) => CertMatch::Sha256(h.trim().to_ascii_lowercase()),
+                None => {
+                    err(
+                        &format!("{key}.cert_sha256"),
+                        "must be 64 hex digits".into(),
+                    );
+                    continue;
+                }
+            },
+            _ => {
+                err(
+                    &key,
+                    "set exactly one of common_name, san and cert_sha256".into(),
+                );
+                continue;
+            }
+        };
+        out.push(CertIdentity {
+            name: r.name,
+            role: r.role,
+            matcher,
+        });
+    }
+    crate::identities::CertIdentities(out)
 }
 
 /// Parses 64 hex digits.

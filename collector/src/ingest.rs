@@ -14,6 +14,8 @@
 //!                   -> Merkle log append -> checkpoint when due
 //!                   -> answer each batch: IngestAck, a refusal, or the store's error
 //! ticks (1/s):    silent agents -> integrity events; checkpoint interval
+//! records:        collector events (access records, alerts, tombstones)
+//!                   -> appended to the collector's own chain in the next round
 //! ```
 //!
 //! Deduplication is keyed by `(agent_id, queue, seq)`. An agent's events
@@ -64,6 +66,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use auditship_core::wire::IngestAck;
+use auditship_core::AuditEvent;
 use tokio::sync::{mpsc, oneshot};
 
 pub use prepare::PreparedBatch;
@@ -154,7 +157,20 @@ enum Job {
         batch: Box<PreparedBatch>,
         reply: oneshot::Sender<Result<IngestAck, IngestError>>,
     },
+    Record {
+        event: Box<AuditEvent>,
+        reply: group::RecordReply,
+    },
     Tick(Instant),
+}
+
+/// Where a collector event was stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Recorded {
+    /// Its leaf index in the Merkle log.
+    pub leaf: u64,
+    /// Its `seq` in the collector's own chain.
+    pub seq: u64,
 }
 
 /// Tells whether the commit thread still runs, without keeping it alive.
@@ -194,6 +210,35 @@ impl IngestHandle {
             .await
             .map_err(|_| IngestError::Stopped)?;
         rx.await.map_err(|_| IngestError::Stopped)?
+    }
+
+    /// Appends `event` to the collector's own chain (access records,
+    /// alerts, tombstones): sealed, stored and Merkle-covered like every
+    /// other event, and durable when this returns `Ok`. Category, action,
+    /// outcome, actor and `fields` are the caller's; `agent_id`, `seq`,
+    /// the chain hashes, and unset times and host are filled in.
+    pub async fn record(&self, event: AuditEvent) -> Result<Recorded, IngestError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Job::Record {
+                event: Box::new(event),
+                reply,
+            })
+            .await
+            .map_err(|_| IngestError::Stopped)?;
+        rx.await.map_err(|_| IngestError::Stopped)?
+    }
+
+    /// [`IngestHandle::record`] for a plain thread (not inside the runtime).
+    pub fn record_blocking(&self, event: AuditEvent) -> Result<Recorded, IngestError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .blocking_send(Job::Record {
+                event: Box::new(event),
+                reply,
+            })
+            .map_err(|_| IngestError::Stopped)?;
+        rx.blocking_recv().map_err(|_| IngestError::Stopped)?
     }
 
     /// Lets the commit thread look at the clock: silent agents, the
@@ -267,9 +312,11 @@ fn commit_loop(c: &mut group::Committer, mut rx: mpsc::Receiver<Job>) {
         let arrived = Instant::now();
         let mut group: Vec<(PreparedBatch, group::Reply, Instant)> = std::mem::take(&mut held);
         let mut tick = None;
+        let mut records = Vec::new();
         for j in jobs {
             match j {
                 Job::Batch { batch, reply } => group.push((*batch, reply, arrived)),
+                Job::Record { event, reply } => records.push((*event, reply)),
                 Job::Tick(now) => tick = Some(now),
             }
         }
@@ -289,7 +336,7 @@ fn commit_loop(c: &mut group::Committer, mut rx: mpsc::Receiver<Job>) {
         }
         let (batches, meta): (Vec<_>, Vec<_>) =
             group.into_iter().map(|(b, r, at)| ((b, r), at)).unzip();
-        let outcomes = c.commit_group(&batches, now, tick.is_some());
+        let outcomes = c.commit_group(&batches, records, now, tick.is_some());
         let ok = outcomes.iter().filter(|o| matches!(o, Some(Ok(_)))).count() as u64;
         c.stats.batches.fetch_add(ok, Ordering::Relaxed);
         for (((b, reply), at), outcome) in batches.into_iter().zip(meta).zip(outcomes) {

@@ -10,11 +10,14 @@
 //!   disk, for roots and proofs at any size.
 //! * [`metrics`]: Prometheus `/metrics` and `/health` on a listener of their own.
 
+pub mod access;
+pub mod admin_api;
 pub mod auth;
 pub mod checkpoints;
 pub mod config;
 pub mod enrol;
 pub mod gaps;
+pub mod identities;
 pub mod ingest;
 pub mod integrity;
 pub mod liveness;
@@ -25,4 +28,5 @@ pub mod query_api;
 pub mod running;
 pub mod server;
 pub mod store;
+pub mod token_store;
 pub mod verify;

@@ -1,13 +1,19 @@
 //! The proof endpoints: checkpoints, inclusion and consistency proofs,
 //! agent status, and export bundles.
 //!
-//! | route                                      | token          | answer |
-//! |--------------------------------------------|----------------|--------|
-//! | `GET /v1/checkpoint`                       | ingest, reader | the latest signed checkpoint (see `auditship_core::checkpoint`); 404 before the first |
-//! | `GET /v1/proof/consistency?first=M&second=N` | ingest, reader | `{"first":M,"second":N,"proof":["<hex>",…]}`: RFC 9162 consistency proof; `N` at most the log's size |
-//! | `GET /v1/proof/inclusion?index=I&size=N`   | reader         | `{"index":I,"size":N,"leaf_hash":"<hex>","proof":[…]}`; `size` defaults to the latest checkpoint's |
-//! | `GET /v1/agents`                           | reader         | every agent: queue, last seq, chain head, seconds since its last batch, silent, key id |
-//! | `GET /v1/export?<filters>`                 | reader         | an export bundle (see `auditship_core::bundle`) of the matching events, with inclusion proofs against the latest checkpoint |
+//! | route                                      | permission | answer |
+//! |--------------------------------------------|------------|--------|
+//! | `GET /v1/checkpoint`                       | Witness    | the latest signed checkpoint (see `auditship_core::checkpoint`); 404 before the first |
+//! | `GET /v1/proof/consistency?first=M&second=N` | Witness  | `{"first":M,"second":N,"proof":["<hex>",…]}`: RFC 9162 consistency proof; `N` at most the log's size |
+//! | `GET /v1/proof/inclusion?index=I&size=N`   | Prove      | `{"index":I,"size":N,"leaf_hash":"<hex>","proof":[…]}`; `size` defaults to the latest checkpoint's |
+//! | `GET /v1/agents`                           | Query      | every agent: queue, last seq, chain head, seconds since its last batch, silent, key id |
+//! | `GET /v1/export?<filters>`                 | Prove      | an export bundle (see `auditship_core::bundle`) of the matching events, with inclusion proofs against the latest checkpoint |
+//!
+//! Inclusion proofs and exports are recorded as access events
+//! (`proof_inclusion`, `export`, with the parameters and the number of
+//! results) before they are answered. The agent list, like `/v1/stats` and
+//! `/v1/gaps`, is pipeline status (no event content) and is not recorded;
+//! pollers would otherwise fill the log with records of themselves.
 //!
 //! Agents use the first two as witnesses (design: collector invariant 4),
 //! so an ingest token may read them; they reveal hashes only.
@@ -21,14 +27,9 @@ use axum::extract::{Query as Params, Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use crate::query_api::{parse_query, require_reader};
+use crate::access::{self, Access, Permission};
+use crate::query_api::parse_query;
 use crate::server::{error, AppState};
-
-/// Checks for any valid token.
-#[allow(clippy::result_large_err)]
-fn require_any<B>(st: &AppState, req: &Request<B>) -> Result<(), Response> {
-    crate::query_api::require_token(st, req).map(|_| ())
-}
 
 #[allow(clippy::result_large_err)]
 fn number(p: &HashMap<String, String>, name: &str) -> Result<Option<u64>, Response> {
@@ -50,7 +51,7 @@ fn required(p: &HashMap<String, String>, name: &str) -> Result<u64, Response> {
 
 /// `GET /v1/checkpoint`.
 pub(crate) async fn checkpoint(State(st): State<AppState>, req: Request<Body>) -> Response {
-    if let Err(r) = require_any(&st, &req) {
+    if let Err(r) = access::require(&st, &req, Permission::Witness) {
         return r;
     }
     match st.latest_checkpoint() {
@@ -65,7 +66,7 @@ pub(crate) async fn consistency(
     Params(p): Params<HashMap<String, String>>,
     req: Request<Body>,
 ) -> Response {
-    if let Err(r) = require_any(&st, &req) {
+    if let Err(r) = access::require(&st, &req, Permission::Witness) {
         return r;
     }
     let (first, second) = match (required(&p, "first"), required(&p, "second")) {
@@ -97,9 +98,10 @@ pub(crate) async fn inclusion(
     Params(p): Params<HashMap<String, String>>,
     req: Request<Body>,
 ) -> Response {
-    if let Err(r) = require_reader(&st, &req) {
-        return r;
-    }
+    let caller = match access::require(&st, &req, Permission::Prove) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
     let index = match required(&p, "index") {
         Ok(i) => i,
         Err(r) => return r,
@@ -123,6 +125,15 @@ pub(crate) async fn inclusion(
         Ok::<_, merkle::MerkleError>((tree.leaf(index)?, tree.inclusion_proof(index, size)?))
     })
     .await;
+    if matches!(r, Ok(Ok(_))) {
+        let mut rec = Access::new("proof_inclusion");
+        rec.filters.insert("index".into(), index.to_string());
+        rec.filters.insert("size".into(), size.to_string());
+        rec.results = Some(1);
+        if let Err(resp) = access::audit(&st, &caller, rec).await {
+            return resp;
+        }
+    }
     match r {
         Ok(Ok((leaf, proof))) => axum::Json(serde_json::json!({
             "index": index,
@@ -138,7 +149,7 @@ pub(crate) async fn inclusion(
 
 /// `GET /v1/agents`.
 pub(crate) async fn agents(State(st): State<AppState>, req: Request<Body>) -> Response {
-    if let Err(r) = require_reader(&st, &req) {
+    if let Err(r) = access::require(&st, &req, Permission::Query) {
         return r;
     }
     axum::Json(st.agents_view()).into_response()
@@ -153,15 +164,17 @@ pub(crate) async fn export(
     Params(p): Params<HashMap<String, String>>,
     req: Request<Body>,
 ) -> Response {
-    if let Err(r) = require_reader(&st, &req) {
-        return r;
-    }
+    let caller = match access::require(&st, &req, Permission::Prove) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
     let Some(cp) = st.latest_checkpoint() else {
         return error(
             StatusCode::NOT_FOUND,
             "no checkpoint has been signed yet; try again in a few seconds",
         );
     };
+    let cp_size = cp.size;
     let mut params = p.clone();
     params.remove("cursor");
     let limit = match number(&p, "limit") {
@@ -180,7 +193,12 @@ pub(crate) async fn export(
         .filter(|(k, _)| k.as_str() != "cursor")
         .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
         .collect();
-    let built = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, String> {
+    let recorded_filters: std::collections::BTreeMap<String, String> = p
+        .iter()
+        .filter(|(k, _)| k.as_str() != "cursor")
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let built = tokio::task::spawn_blocking(move || -> Result<(Vec<u8>, u64), String> {
         let mut events = Vec::new();
         loop {
             let page = reader.query(&query).map_err(|e| e.to_string())?;
@@ -198,6 +216,7 @@ pub(crate) async fn export(
             query: serde_json::Value::Object(filters),
             events: events.len() as u64,
         };
+        let count = events.len() as u64;
         let mut out = serde_json::to_vec(&header).map_err(|e| e.to_string())?;
         out.push(b'\n');
         for e in events {
@@ -213,11 +232,21 @@ pub(crate) async fn export(
             serde_json::to_writer(&mut out, &entry).map_err(|e| e.to_string())?;
             out.push(b'\n');
         }
-        Ok(out)
+        Ok((out, count))
     })
     .await;
     match built {
-        Ok(Ok(body)) => ([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response(),
+        Ok(Ok((body, count))) => {
+            let mut rec = Access::new("export");
+            rec.filters = recorded_filters;
+            rec.results = Some(count);
+            rec.details
+                .insert("checkpoint_size".into(), cp_size.to_string());
+            if let Err(r) = access::audit(&st, &caller, rec).await {
+                return r;
+            }
+            ([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response()
+        }
         Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }

@@ -19,7 +19,9 @@
 //! The answer is NDJSON, one stored event per line exactly as the agent sent
 //! it, newest (most recently stored) first. When more may match, the
 //! `X-Next-Cursor` header holds the cursor for the next page. A bad
-//! parameter gets 400 naming it. Requires a reader token.
+//! parameter gets 400 naming it. Requires the `Query` permission (reader or
+//! auditor); every query is recorded as an access event (who, the
+//! parameters, how many events were returned) before it is answered.
 
 use std::collections::HashMap;
 
@@ -30,8 +32,7 @@ use axum::extract::{Query as Params, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use crate::auth::Grant;
-use crate::config::Role;
+use crate::access::{self, Access, Permission};
 use crate::server::{error, AppState};
 use crate::store::{Cursor, Query};
 
@@ -41,41 +42,16 @@ pub const NEXT_CURSOR: &str = "x-next-cursor";
 /// Largest page.
 pub const MAX_LIMIT: usize = 10_000;
 
-/// Checks for any valid token; the error (401) is the response to send.
-#[allow(clippy::result_large_err)]
-pub(crate) fn require_token<B>(st: &AppState, req: &Request<B>) -> Result<Grant, Response> {
-    let auth = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    st.tokens()
-        .check(auth)
-        .cloned()
-        .ok_or_else(|| error(StatusCode::UNAUTHORIZED, "missing or unknown bearer token"))
-}
-
-/// Checks for a reader token; the error (401, 403) is the response to send.
-#[allow(clippy::result_large_err)]
-pub(crate) fn require_reader<B>(st: &AppState, req: &Request<B>) -> Result<(), Response> {
-    let g = require_token(st, req)?;
-    if g.role != Role::Reader {
-        return Err(error(
-            StatusCode::FORBIDDEN,
-            format!("token {:?} may not read events", g.name),
-        ));
-    }
-    Ok(())
-}
-
 /// The handler.
 pub(crate) async fn events(
     State(st): State<AppState>,
     Params(params): Params<HashMap<String, String>>,
     req: Request<Body>,
 ) -> Response {
-    if let Err(r) = require_reader(&st, &req) {
-        return r;
-    }
+    let caller = match access::require(&st, &req, Permission::Query) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
     let query = match parse_query(&params, Timestamp::now_utc().unix_millis()) {
         Ok(q) => q,
         Err(msg) => return error(StatusCode::BAD_REQUEST, msg),
@@ -86,6 +62,12 @@ pub(crate) async fn events(
         Ok(Err(e)) => return error(StatusCode::BAD_REQUEST, e.to_string()),
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };
+    let mut rec = Access::new("query");
+    rec.filters = params.into_iter().collect();
+    rec.results = Some(page.events.len() as u64);
+    if let Err(r) = access::audit(&st, &caller, rec).await {
+        return r;
+    }
     let mut body = Vec::with_capacity(page.events.iter().map(|e| e.payload.len() + 1).sum());
     for e in &page.events {
         body.extend_from_slice(&e.payload);

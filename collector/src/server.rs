@@ -2,13 +2,18 @@
 //!
 //! ```text
 //! TcpListener -> (TLS handshake, 10 s limit) -> HTTP/1.1 (hyper) -> axum routes
-//!   POST /v1/ingest   ingest token   -> ingest::PreparedBatch -> commit thread
-//!   GET  /v1/events   reader token   -> StoreReader::query (NDJSON, newest first)
-//!   GET  /v1/gaps     reader token   -> ranges of seq not received, per agent
-//!   GET  /v1/stats    reader token   -> store size and ingest counters (JSON)
+//!   POST /v1/ingest   Ingest   -> ingest::PreparedBatch -> commit thread
+//!   GET  /v1/events   Query    -> StoreReader::query (NDJSON, newest first)
+//!   GET  /v1/gaps     Query    -> ranges of seq not received, per agent
+//!   GET  /v1/stats    Query    -> store size and ingest counters (JSON)
 //!   GET  /v1/checkpoint, /v1/proof/*, /v1/agents, /v1/export -> see proof_api
-//!   GET  /health                     -> "ok"
+//!   GET|POST /v1/tokens, DELETE /v1/tokens/{name}  Admin -> see admin_api
+//!   GET  /health               -> "ok"
 //! ```
+//!
+//! Every route but `/health` asks [`crate::access`] for its permission,
+//! and every read or administrative action is recorded as an access event
+//! before it is answered.
 //!
 //! Status codes an agent acts on: 200 stored (durable); 400 the batch is
 //! malformed (the message says where); 401 no or unknown token; 403 the
@@ -41,7 +46,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth::Tokens;
 use crate::checkpoints::{self, Cadence, Checkpointer, Latest};
-use crate::config::{CollectorConfig, Role};
+use crate::config::CollectorConfig;
 use crate::enrol::Enrolment;
 use crate::gaps::Gaps;
 use crate::ingest::{self, IngestError, IngestHandle, Parts, PreparedBatch, Views};
@@ -90,7 +95,9 @@ pub enum CollectorError {
 /// Shared by every request.
 #[derive(Clone)]
 pub struct AppState {
-    tokens: Arc<Tokens>,
+    tokens: Arc<crate::token_store::TokenRegistry>,
+    cert_ids: Arc<crate::identities::CertIdentities>,
+    pub(crate) denials: Arc<crate::access::Denials>,
     pub(crate) ingest: IngestHandle,
     pub(crate) reader: Arc<dyn StoreReader>,
     pub(crate) gaps: Arc<std::sync::Mutex<serde_json::Value>>,
@@ -104,8 +111,12 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub(crate) fn tokens(&self) -> &Tokens {
+    pub(crate) fn tokens(&self) -> &crate::token_store::TokenRegistry {
         &self.tokens
+    }
+
+    pub(crate) fn cert_identities(&self) -> &crate::identities::CertIdentities {
+        &self.cert_ids
     }
 
     pub(crate) fn latest_checkpoint(&self) -> Option<auditship_core::checkpoint::SignedCheckpoint> {
@@ -236,7 +247,17 @@ pub async fn run_with(
         }
     });
     let state = AppState {
-        tokens: Arc::new(tokens),
+        tokens: Arc::new(
+            crate::token_store::TokenRegistry::open(&cfg.data_dir, tokens)
+                .map_err(CollectorError::Tokens)?,
+        ),
+        denials: Arc::default(),
+        cert_ids: Arc::new(
+            cfg.tls
+                .as_ref()
+                .map(|t| t.identities.clone())
+                .unwrap_or_default(),
+        ),
         ingest,
         reader,
         gaps: views.gaps.clone(),
@@ -282,6 +303,14 @@ pub async fn run_with(
         .route("/v1/proof/consistency", get(proof_api::consistency))
         .route("/v1/agents", get(proof_api::agents))
         .route("/v1/export", get(proof_api::export))
+        .route(
+            "/v1/tokens",
+            get(crate::admin_api::list).post(crate::admin_api::create),
+        )
+        .route(
+            "/v1/tokens/{name}",
+            axum::routing::delete(crate::admin_api::revoke),
+        )
         .route("/health", get(|| async { "ok\n" }))
         .with_state(state);
 
@@ -325,12 +354,20 @@ pub async fn run_with(
                 Some(acceptor) => {
                     match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await
                     {
-                        Ok(Ok(stream)) => serve(stream, app, stop).await,
+                        Ok(Ok(stream)) => {
+                            let cert = stream
+                                .get_ref()
+                                .1
+                                .peer_certificates()
+                                .and_then(|c| c.first())
+                                .map(|c| crate::identities::client_cert(c));
+                            serve(stream, app, stop, peer, cert).await
+                        }
                         Ok(Err(e)) => tracing::info!(%peer, error = %e, "TLS handshake refused"),
                         Err(_) => tracing::info!(%peer, "TLS handshake timed out"),
                     }
                 }
-                None => serve(tcp, app, stop).await,
+                None => serve(tcp, app, stop, peer, None).await,
             }
         });
     }
@@ -355,10 +392,24 @@ pub async fn run_with(
     Ok(())
 }
 
-async fn serve<S>(stream: S, app: Router, stop: CancellationToken)
-where
+async fn serve<S>(
+    stream: S,
+    app: Router,
+    stop: CancellationToken,
+    peer: SocketAddr,
+    cert: Option<crate::access::ClientCert>,
+) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    // Every request of the connection knows its peer and client certificate.
+    let app =
+        tower::ServiceExt::map_request(app, move |mut req: Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(crate::access::Peer(peer));
+            if let Some(c) = &cert {
+                req.extensions_mut().insert(c.clone());
+            }
+            req
+        });
     let service = hyper_util::service::TowerToHyperService::new(app);
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
@@ -392,19 +443,10 @@ pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response 
 }
 
 async fn ingest_handler(State(st): State<AppState>, req: Request) -> Response {
-    let auth = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    let Some(grant) = st.tokens.check(auth).cloned() else {
-        return error(StatusCode::UNAUTHORIZED, "missing or unknown bearer token");
+    let grant = match crate::access::require(&st, &req, crate::access::Permission::Ingest) {
+        Ok(c) => c,
+        Err(r) => return r,
     };
-    if grant.role != Role::Ingest {
-        return error(
-            StatusCode::FORBIDDEN,
-            format!("token {:?} may not send events", grant.name),
-        );
-    }
     let encoding = req
         .headers()
         .get(header::CONTENT_ENCODING)
@@ -468,7 +510,7 @@ async fn ingest_handler(State(st): State<AppState>, req: Request) -> Response {
 }
 
 async fn gaps_handler(State(st): State<AppState>, req: Request<Body>) -> Response {
-    if let Err(r) = query_api::require_reader(&st, &req) {
+    if let Err(r) = crate::access::require(&st, &req, crate::access::Permission::Query) {
         return r;
     }
     let v = st.gaps.lock().expect("gaps view").clone();
@@ -476,7 +518,7 @@ async fn gaps_handler(State(st): State<AppState>, req: Request<Body>) -> Respons
 }
 
 async fn stats_handler(State(st): State<AppState>, req: Request<Body>) -> Response {
-    if let Err(r) = query_api::require_reader(&st, &req) {
+    if let Err(r) = crate::access::require(&st, &req, crate::access::Permission::Query) {
         return r;
     }
     use std::sync::atomic::Ordering::Relaxed;

@@ -45,9 +45,9 @@ pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
     let mut bar = Progress::new("export", Unit::Bytes, None);
     let (status, body) = rt
         .block_on(async {
-            let mut resp = client
-                .get(&url)
-                .bearer_auth(&token)
+            let mut resp = args
+                .remote
+                .authorize(client.get(&url), &token)
                 .query(&params)
                 .send()
                 .await?;

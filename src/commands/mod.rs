@@ -12,5 +12,6 @@ pub mod query;
 pub mod quickstart;
 pub mod remote;
 pub mod store;
+pub mod token;
 pub mod validate;
 pub mod verify;

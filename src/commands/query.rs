@@ -68,9 +68,9 @@ pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
         }
         let (status, next, body) = rt
             .block_on(async {
-                let resp = client
-                    .get(&url)
-                    .bearer_auth(&token)
+                let resp = args
+                    .remote
+                    .authorize(client.get(&url), &token)
                     .query(&q)
                     .send()
                     .await?;

@@ -51,6 +51,7 @@ pub fn run(args: QuickstartArgs) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     token_file(&dir.join("ingest.token"))?;
     token_file(&dir.join("reader.token"))?;
+    token_file(&dir.join("admin.token"))?;
     let agent_id =
         auditship_agent::filter::system_hostname().unwrap_or_else(|| "quickstart".into());
 
@@ -84,9 +85,14 @@ agents = [{agent:?}]
 token_file = "ingest.token"
 
 [[tokens]]
-name = "quickstart-reader"
-role = "reader"
+name = "quickstart-auditor"
+role = "auditor"
 token_file = "reader.token"
+
+[[tokens]]
+name = "quickstart-admin"
+role = "admin"
+token_file = "admin.token"
 "#,
         port = args.port,
         agent = agent_id,
@@ -153,11 +159,13 @@ token_file = "reader.token"
             banner.push_str("  (no readable /var/log/auth.log, /var/log/secure or nginx log here: these are demo logs it writes itself)\n");
         }
         banner.push_str(&format!(
-            "\nQuery what arrived, from another terminal:\n  {exe} query --url http://{addr} --token-file {} --since 1h\n  {exe} query --url http://{addr} --token-file {} --action ssh_login --outcome failure\n\nProve nothing was altered (the collector's signed Merkle log):\n  {exe} verify --store {} --pubkey {}\n\nCtrl-C stops both; run it again to carry on.\n",
+            "\nQuery what arrived, from another terminal:\n  {exe} query --url http://{addr} --token-file {} --since 1h\n  {exe} query --url http://{addr} --token-file {} --action ssh_login --outcome failure\n\nProve nothing was altered (the collector's signed Merkle log):\n  {exe} verify --store {} --pubkey {}\n\nSee who read what (every query is recorded in the log), and manage tokens:\n  {exe} query --url http://{addr} --token-file {} --category access\n  {exe} token list --url http://{addr} --token-file {}\n\nCtrl-C stops both; run it again to carry on.\n",
             dir.join("reader.token").display(),
             dir.join("reader.token").display(),
             dir.join("collector").display(),
             dir.join("collector").join("collector.pub").display(),
+            dir.join("reader.token").display(),
+            dir.join("admin.token").display(),
         ));
         eprintln!("{banner}");
         let _ = std::io::stderr().flush();

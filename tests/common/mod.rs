@@ -117,6 +117,8 @@ pub fn free_port() -> u16 {
 
 pub const INGEST_TOKEN: &str = "ingest-token-0123456789";
 pub const READER_TOKEN: &str = "reader-token-0123456789";
+/// The admin token of [`collector_config`].
+pub const ADMIN_TOKEN: &str = "admin-token-0123456789";
 
 /// Writes a collector config into `dir`; `extra` is appended at top level
 /// before the tables (e.g. a `[tls]` or `[limits]` section goes in `tables`).
@@ -139,9 +141,14 @@ agents = ["e2e-agent"]
 token = "{INGEST_TOKEN}"
 
 [[tokens]]
-name = "reader"
-role = "reader"
+name = "auditor"
+role = "auditor"
 token = "{READER_TOKEN}"
+
+[[tokens]]
+name = "admin"
+role = "admin"
+token = "{ADMIN_TOKEN}"
 "#,
             data = dir.join("collector-data").display()
         ),
@@ -431,6 +438,10 @@ pub struct Pki {
     pub server_key: PathBuf,
     pub client_cert: PathBuf,
     pub client_key: PathBuf,
+    /// A second client certificate (SAN `e2e-other`) of the same CA.
+    pub other_cert: PathBuf,
+    /// Its key.
+    pub other_key: PathBuf,
 }
 
 pub fn make_pki(dir: &Path) -> Pki {
@@ -450,6 +461,11 @@ pub fn make_pki(dir: &Path) -> Pki {
         .unwrap()
         .signed_by(&client_key, &issuer)
         .unwrap();
+    let other_key = KeyPair::generate().unwrap();
+    let other = CertificateParams::new(vec!["e2e-other".to_string()])
+        .unwrap()
+        .signed_by(&other_key, &issuer)
+        .unwrap();
     let w = |name: &str, pem: String| {
         let p = dir.join(name);
         std::fs::write(&p, pem).unwrap();
@@ -461,6 +477,8 @@ pub fn make_pki(dir: &Path) -> Pki {
         server_key: w("server.key", server_key.serialize_pem()),
         client_cert: w("client.pem", client.pem()),
         client_key: w("client.key", client_key.serialize_pem()),
+        other_cert: w("other.pem", other.pem()),
+        other_key: w("other.key", other_key.serialize_pem()),
     }
 }
 

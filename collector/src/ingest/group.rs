@@ -7,11 +7,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use auditship_core::wire::{self, IngestAck};
-use auditship_core::{hex, seal, Hash, Timestamp};
+use auditship_core::{hex, seal, AuditEvent, Hash, Timestamp};
 use tokio::sync::oneshot;
 
 use super::own::OwnChain;
-use super::{IngestError, IngestStats, Parts, PreparedBatch, Views};
+use super::{IngestError, IngestStats, Parts, PreparedBatch, Recorded, Views};
 use crate::checkpoints::Checkpointer;
 use crate::enrol::{Enrolment, KeyVerdict};
 use crate::gaps::Gaps;
@@ -22,6 +22,9 @@ use crate::store::{NewEvent, StoreError, StoreReader, StoreWriter, Watermark};
 
 /// Where a batch's answer goes.
 pub type Reply = oneshot::Sender<Result<IngestAck, IngestError>>;
+
+/// Where a collector event's answer goes.
+pub type RecordReply = oneshot::Sender<Result<Recorded, IngestError>>;
 
 /// What a batch gets once the round is durable.
 enum Pending {
@@ -61,17 +64,29 @@ pub struct Committer {
 struct Round<'a> {
     store: &'a mut dyn StoreWriter,
     own: OwnChain,
+    /// Store size (leaf index of the round's first event) at its start.
+    base: u64,
     leaves: Vec<Hash>,
     findings: Vec<Finding>,
     now: Timestamp,
+    host: &'a str,
 }
 
 impl Round<'_> {
     fn record(&mut self, f: Finding) -> Result<(), StoreError> {
-        let leaf = self.own.append(self.store, &f, self.now)?;
+        let ev = f.to_event(self.now, self.host);
+        let leaf = self.own.append(self.store, ev, self.now)?;
         self.leaves.push(leaf);
         self.findings.push(f);
         Ok(())
+    }
+
+    /// Appends a collector event; returns its leaf index.
+    fn record_event(&mut self, ev: AuditEvent) -> Result<u64, StoreError> {
+        let index = self.base + self.leaves.len() as u64;
+        let leaf = self.own.append(self.store, ev, self.now)?;
+        self.leaves.push(leaf);
+        Ok(index)
     }
 }
 
@@ -252,6 +267,7 @@ impl Committer {
     pub fn commit_group(
         &mut self,
         group: &[(PreparedBatch, Reply)],
+        records: Vec<(AuditEvent, RecordReply)>,
         now: Instant,
         tick: bool,
     ) -> Vec<Option<Result<IngestAck, IngestError>>> {
@@ -263,9 +279,11 @@ impl Committer {
         let mut round = Round {
             own: OwnChain::new(self.store.watermarks(), self.own_queue, &self.host),
             store: self.store.as_mut(),
+            base: before_size,
             leaves: Vec::new(),
             findings: Vec::new(),
             now: Timestamp::now_utc(),
+            host: &self.host,
         };
         let mut marks: HashMap<String, Watermark> = HashMap::new();
         let outcome = append_group(
@@ -280,10 +298,20 @@ impl Committer {
             now,
             tick,
         );
+        // Collector events (access records, alerts, tombstones) follow the
+        // agents' events of the round.
+        let (events, replies): (Vec<_>, Vec<_>) = records.into_iter().unzip();
+        let outcome = outcome.and_then(|(pending, gaps_opened)| {
+            let mut recorded = Vec::with_capacity(events.len());
+            for ev in events {
+                recorded.push(round.record_event(ev)?);
+            }
+            Ok((pending, gaps_opened, recorded))
+        });
         let Round {
             leaves, findings, ..
         } = round;
-        let result = outcome.and_then(|(pending, gaps_opened)| {
+        let result = outcome.and_then(|(pending, gaps_opened, recorded)| {
             if gaps_opened {
                 self.gaps.save().map_err(|e| IngestError::Unavailable {
                     full: e.raw_os_error() == Some(28),
@@ -291,14 +319,17 @@ impl Committer {
                 })?;
             }
             self.store.commit()?;
-            Ok(pending)
+            Ok((pending, recorded))
         });
-        let pending = match result {
+        let (pending, recorded) = match result {
             Ok(p) => p,
             Err(e) => {
                 self.gaps = gaps_before;
                 self.stats.failures.fetch_add(1, Ordering::Relaxed);
-                tracing::error!(error = %e, batches = group.len(), "cannot store; agents will retry");
+                tracing::error!(error = %e, batches = group.len(), records = replies.len(), "cannot store; agents will retry");
+                for r in replies {
+                    let _ = r.send(Err(e.clone()));
+                }
                 return group.iter().map(|_| Some(Err(e.clone()))).collect();
             }
         };
@@ -311,8 +342,20 @@ impl Committer {
                 serde_json::to_value(self.gaps.all()).unwrap_or_default();
         }
         self.extend_merkle(before_size, &leaves);
-        if !findings.is_empty() {
+        if !findings.is_empty() || !recorded.is_empty() {
             self.publish_own();
+        }
+        let own_seq = self
+            .store
+            .watermarks()
+            .get(COLLECTOR_AGENT)
+            .map_or(0, |w| w.seq);
+        let n = recorded.len() as u64;
+        for (i, (leaf, reply)) in recorded.into_iter().zip(replies).enumerate() {
+            let _ = reply.send(Ok(Recorded {
+                leaf,
+                seq: own_seq + 1 + i as u64 - n,
+            }));
         }
         for f in &findings {
             f.log();

@@ -1,5 +1,6 @@
-//! The collector's own chain: integrity findings sealed into events of
-//! agent [`COLLECTOR_AGENT`], ready to append.
+//! The collector's own chain: integrity findings, access records, alerts
+//! and retention tombstones sealed into events of agent
+//! [`COLLECTOR_AGENT`], ready to append.
 //!
 //! The chain's durable state is the store's watermark for
 //! [`COLLECTOR_AGENT`] (queue identity, last seq, head hash), so it needs no
@@ -8,11 +9,10 @@
 //! commit therefore leaves nothing to undo.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 
-use auditship_core::{canonical, seal, Hash, Timestamp};
+use auditship_core::{canonical, seal, AuditEvent, Hash, Timestamp};
 
-use crate::integrity::{Finding, COLLECTOR_AGENT};
+use crate::integrity::COLLECTOR_AGENT;
 use crate::store::{IndexKey, NewEvent, StoreError, StoreWriter, Watermark};
 
 /// One round's view of the collector's chain.
@@ -40,16 +40,23 @@ impl OwnChain {
         }
     }
 
-    /// Seals `finding` and appends it to the store; returns its leaf hash.
+    /// Seals `ev` as the chain's next event (setting its `agent_id`,
+    /// `seq`, host and times where unset) and appends it to the store;
+    /// returns its leaf hash.
     pub fn append(
         &mut self,
         store: &mut dyn StoreWriter,
-        finding: &Finding,
+        mut ev: AuditEvent,
         now: Timestamp,
     ) -> Result<Hash, StoreError> {
-        let mut ev = finding.to_event(now, &self.host);
         self.seq += 1;
         ev.seq = Some(self.seq);
+        ev.agent_id = Some(COLLECTOR_AGENT.into());
+        ev.ts.get_or_insert(now);
+        ev.observed_ts.get_or_insert(now);
+        if ev.host.is_none() {
+            ev.host = Some(self.host.clone());
+        }
         let mut payload = Vec::with_capacity(512);
         canonical::encode_into(&ev, &mut payload);
         let hash = seal::seal_in_place(&mut payload, &self.head);
@@ -59,13 +66,13 @@ impl OwnChain {
             payload: &payload,
             hash,
             key: IndexKey {
-                ts_millis: now.unix_millis(),
-                host: Some(&self.host),
-                actor: None,
-                action: finding.action(),
-                category: "integrity",
+                ts_millis: ev.ts.unwrap_or(now).unix_millis(),
+                host: ev.host.as_deref(),
+                actor: ev.actor.user.as_deref(),
+                action: &ev.action,
+                category: ev.category.as_str(),
                 outcome: ev.outcome.as_str(),
-                src_ip: None::<IpAddr>,
+                src_ip: ev.src_ip,
             },
         };
         store.append(COLLECTOR_AGENT, self.queue, &[new])?;

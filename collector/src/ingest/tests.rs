@@ -559,3 +559,51 @@ fn a_pipelined_batch_whose_predecessor_never_comes_gets_409_and_alone_opens_the_
     assert_eq!((ack.stored, ack.durable_seq), (1, 1));
     assert_eq!(r.findings(), ["agent_key_pinned", "chain_gap"]);
 }
+
+#[test]
+fn a_recorded_collector_event_is_chained_after_the_findings_durable_and_merkle_covered() {
+    let r = rig();
+    let mut a = TestAgent::new("a", 1);
+    r.send(a.batch(1, 1, &[1, 2]));
+    // leaves: the pin, events 1 and 2; the record is leaf 3.
+    let mut ev = AuditEvent::new(
+        auditship_core::Category::Access,
+        "query",
+        auditship_core::Outcome::Success,
+        "reader alice queried".into(),
+    );
+    ev.actor.user = Some("alice".into());
+    let rec = r.rt.block_on(r.handle.record(ev)).unwrap();
+    assert_eq!(rec, Recorded { leaf: 3, seq: 2 });
+    let dir = r.stop();
+    // A restart sees it, sealed into the collector's chain after the pin.
+    let r = rig_in(dir, Mode::Tofu, HashMap::new());
+    let own: Vec<AuditEvent> = r
+        .events()
+        .into_iter()
+        .filter(|e| e.agent_id.as_deref() == Some(crate::integrity::COLLECTOR_AGENT))
+        .collect();
+    assert_eq!(own.len(), 2, "{own:?}");
+    assert_eq!(own[0].action, "agent_key_pinned");
+    assert_eq!(own[1].action, "query");
+    assert_eq!(own[1].seq, Some(2));
+    assert_eq!(own[1].host.as_deref(), Some("collector-test"));
+    assert_eq!(own[1].prev_hash, own[0].hash, "one chain");
+    // The index knows its actor and category.
+    let page = r
+        .reader
+        .query(&Query {
+            limit: 10,
+            actor: Some("alice".into()),
+            category: Some("access".into()),
+            ..Query::default()
+        })
+        .unwrap();
+    assert_eq!(page.events.len(), 1);
+    let cp = checkpoints::read_all(&r.dir.path().join("checkpoints.ndjson")).unwrap();
+    assert_eq!(
+        cp.last().unwrap().0.size,
+        4,
+        "the record is under a checkpoint"
+    );
+}
