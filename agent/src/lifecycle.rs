@@ -137,9 +137,9 @@ fn check(old: &AgentConfig, new: &AgentConfig) -> Result<(), String> {
             old.agent_id, new.agent_id
         ));
     }
-    if old.queue.encryption != new.queue.encryption {
-        crate::queue::check_keys(&new.queue).map_err(|e| e.to_string())?;
-    }
+    // Also when the settings are unchanged: a key file may have been
+    // replaced in place.
+    crate::queue::check_keys(&new.queue).map_err(|e| e.to_string())?;
     if old.metrics != new.metrics
         || old.log_level != new.log_level
         || old.log_format != new.log_format

@@ -81,7 +81,11 @@
 //!   segment and checks the key of every sealed index, so a missing key is
 //!   found at startup. A record that fails authentication under a key that
 //!   was given was altered (its CRC may have been fixed up) and is
-//!   quarantined like any corrupt record.
+//!   quarantined like any corrupt record. (A key id altered together with
+//!   its CRC reads as a missing key too: that takes deliberate tampering,
+//!   which `verify` reports, while treating an unknown key as damage would
+//!   quarantine, or cut from the newest segment, every record whose key an
+//!   operator merely forgot to list.)
 //! * An index in the clear for an encrypted segment, or under a key not
 //!   given, is unusable and rebuilt (the segment is the truth).
 //!
