@@ -236,3 +236,40 @@ pub(super) fn recover_segment(
         encrypted,
     }))
 }
+
+/// Checks, without opening the queue, that `config`'s keys can be loaded
+/// and open every segment in its directory (each segment is written under
+/// one key: the current one when it was started). For a reload, so that a
+/// wrong key is refused while the running pipeline goes on.
+pub fn check_keys(config: &QueueConfig) -> Result<(), QueueError> {
+    let keys = match &config.encryption {
+        Some(e) => Some(
+            Keyring::load(&e.key_file, &e.previous_key_files)
+                .map_err(|e| QueueError::Key(e.to_string()))?,
+        ),
+        None => None,
+    };
+    let dir = &config.dir;
+    let Ok(numbers) = list_segments(dir) else {
+        return Ok(());
+    };
+    for no in numbers {
+        let path = segment::path(dir, no);
+        let mut head =
+            vec![0u8; segment::HEADER_LEN + record::FRAME_HEADER + auditship_crypt::OVERHEAD];
+        let n = File::open(&path)
+            .and_then(|f| {
+                use std::os::unix::fs::FileExt;
+                f.read_at(&mut head, 0)
+            })
+            .unwrap_or(0);
+        if !matches!(segment::check_header(&head[..n], no), Ok(true)) || n < head.len() {
+            continue;
+        }
+        let id = auditship_crypt::key_id_of(&head[segment::HEADER_LEN + record::FRAME_HEADER..]);
+        if let Some(id) = id.filter(|&id| !keys.as_ref().is_some_and(|k| k.knows(id))) {
+            return Err(key_error(&path, Some(id), keys.as_ref()));
+        }
+    }
+    Ok(())
+}
