@@ -36,6 +36,10 @@ enum Command {
     Verify(commands::verify::VerifyArgs),
     /// Export matching events with inclusion proofs and the signed checkpoint.
     Export(Box<commands::export::ExportArgs>),
+    /// Generate an encryption key for the store or the queue, or print a key file's id.
+    Key(commands::key::KeyArgs),
+    /// Offline store operations on a stopped collector: rekey.
+    Store(commands::store::StoreArgs),
     /// Create, list or revoke a collector's tokens (needs an admin token).
     Token(Box<commands::token::TokenArgs>),
     /// Run retention on a collector now (--dry-run: only show what would expire).
@@ -58,6 +62,8 @@ fn main() -> std::process::ExitCode {
         Command::Parse(args) => commands::parse::run(args),
         Command::Verify(args) => commands::verify::run(args),
         Command::Export(args) => commands::export::run(*args),
+        Command::Key(args) => commands::key::run(args),
+        Command::Store(args) => commands::store::run(args),
         Command::Token(args) => commands::token::run(*args),
         Command::Retention(args) => commands::retention::run_retention(args),
         Command::Hold(args) => commands::retention::run_hold(args),

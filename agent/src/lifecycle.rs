@@ -19,7 +19,8 @@
 //!
 //! What a reload cannot change, because it is the identity of the queue or
 //! the chain: `state_dir` and `agent_id`. A new config that changes them is
-//! refused (logged; the running pipeline stays). `[log]` and `[metrics]`
+//! refused (logged; the running pipeline stays), and so is one whose queue
+//! encryption keys cannot be loaded or do not open every queue segment. `[log]` and `[metrics]`
 //! settings apply at the next restart; a reload that changes them says so.
 //! Counters in `/metrics` start again from zero after a reload, which
 //! Prometheus treats as a counter reset.
@@ -136,6 +137,9 @@ fn check(old: &AgentConfig, new: &AgentConfig) -> Result<(), String> {
             old.agent_id, new.agent_id
         ));
     }
+    // Also when the settings are unchanged: a key file may have been
+    // replaced in place.
+    crate::queue::check_keys(&new.queue).map_err(|e| e.to_string())?;
     if old.metrics != new.metrics
         || old.log_level != new.log_level
         || old.log_format != new.log_format

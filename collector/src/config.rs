@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use tomlconf::{ByteSize, ConfigErrors, HumanDuration};
-pub use tomlconf::{LogFormat, RawLog, RawMetrics};
+pub use tomlconf::{Encryption, LogFormat, RawEncryption, RawLog, RawMetrics};
 
 pub mod integrity;
 pub mod retention;
@@ -125,6 +125,9 @@ pub struct RawStore {
     /// Segment file size (default "64MiB").
     #[serde(default)]
     pub segment_bytes: Option<ByteSize>,
+    /// Encryption at rest of segments and their indexes (default off).
+    #[serde(default)]
+    pub encryption: Option<RawEncryption>,
 }
 
 /// `[[tokens]]`: one bearer token.
@@ -244,6 +247,8 @@ pub struct CollectorConfig {
     pub retry_after: Duration,
     /// Store segment size.
     pub segment_bytes: u64,
+    /// Encryption at rest of the store (`None`: in the clear).
+    pub encryption: Option<Encryption>,
     /// Tokens.
     pub tokens: Vec<TokenConfig>,
     /// Enrolment, silence and checkpoints.
@@ -342,6 +347,10 @@ impl RawConfig {
                 format!("{segment_bytes} must be between 1MiB and 1GiB"),
             );
         }
+        let encryption = self
+            .store
+            .encryption
+            .map(|e| e.validate("store.encryption", rel, &mut |k, m| err(&k, m)));
         let mut tokens = Vec::new();
         let mut names = BTreeSet::new();
         for (i, t) in self.tokens.into_iter().enumerate() {
@@ -429,6 +438,7 @@ impl RawConfig {
             max_decompressed_bytes: max_inflated as usize,
             retry_after: l.retry_after.map_or(Duration::from_secs(5), |d| d.0),
             segment_bytes,
+            encryption,
             tokens,
             integrity,
             shutdown_grace: self.shutdown_grace.map_or(Duration::from_secs(10), |d| d.0),

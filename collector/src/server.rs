@@ -80,6 +80,9 @@ pub enum CollectorError {
     /// Keys, enrolment, the Merkle log or checkpoints.
     #[error("{0}")]
     Integrity(String),
+    /// An encryption key file.
+    #[error("{0}")]
+    Key(String),
     /// Binding the listen address.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
@@ -178,9 +181,19 @@ pub async fn run_with(
         )),
         None => None,
     };
+    let keys = match &cfg.encryption {
+        Some(e) => {
+            let k = auditship_crypt::Keyring::load(&e.key_file, &e.previous_key_files)
+                .map_err(|e| CollectorError::Key(e.to_string()))?;
+            tracing::info!(keys = %k.describe(), "store: encryption at rest on");
+            Some(Arc::new(k))
+        }
+        None => None,
+    };
     let (writer, reader, recovery) = segments::open(SegmentConfig {
         dir: cfg.data_dir.join("store"),
         segment_bytes: cfg.segment_bytes,
+        keys,
     })?;
     tracing::info!(?recovery, "store opened");
     let gaps = Gaps::load(&cfg.data_dir).map_err(state_err(&cfg.data_dir.join("gaps.json")))?;

@@ -34,6 +34,12 @@
 //!
 //! Memory stays small: per chain its head and recorded gaps, per tombstone
 //! not yet reached a running digest, plus the O(log n) frontier.
+//!
+//! An encrypted store needs its keys as well (`--key-file`, once per key
+//! the records were written under). Without them the check does not run:
+//! the error names the key id the store needs. A record that fails
+//! authentication under a key that was given is reported like a failed
+//! checksum: altered or damaged.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
@@ -158,10 +164,12 @@ struct Chain {
 }
 
 /// Verifies the data directory `data_dir` (holding `store/` and
-/// `checkpoints.ndjson`) against the collector's public key.
+/// `checkpoints.ndjson`) against the collector's public key; `keys` open an
+/// encrypted store.
 pub fn verify_store(
     data_dir: &Path,
     key: &PublicKey,
+    keys: Option<&auditship_crypt::Keyring>,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<Report, String> {
     let store = data_dir.join("store");
@@ -221,7 +229,7 @@ pub fn verify_store(
             v.check_checkpoint(n, &cp, &root);
         }
     }
-    walk::walk(&store, &mut |item| {
+    walk::walk(&store, keys, &mut |item| {
         v.item(item);
         if v.report.records % 65536 == 0 {
             progress(Progress {

@@ -303,9 +303,22 @@ pub fn run_archive(args: ArchiveArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     let archive = auditship_collector::retention::archive::Archive::open(a, rt.handle().clone())?;
-    let checked =
-        auditship_collector::retention::check::verify_archive(&archive, &cfg.data_dir, &key)
-            .map_err(|e| anyhow::anyhow!(e))?;
+    // Segments of an encrypted store are archived encrypted: the keys of
+    // [store.encryption] open them.
+    let keys = match &cfg.encryption {
+        Some(e) => Some(auditship_crypt::Keyring::load(
+            &e.key_file,
+            &e.previous_key_files,
+        )?),
+        None => None,
+    };
+    let checked = auditship_collector::retention::check::verify_archive(
+        &archive,
+        &cfg.data_dir,
+        &key,
+        keys.as_ref(),
+    )
+    .map_err(|e| anyhow::anyhow!(e))?;
     let bad = checked.iter().filter(|c| c.problem.is_some()).count();
     for c in &checked {
         match &c.problem {

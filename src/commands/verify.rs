@@ -29,13 +29,21 @@ pub struct VerifyArgs {
     /// Print every problem, not only the first ten.
     #[arg(long)]
     all: bool,
+    /// A key of an encrypted store (64 hex digits in a file); repeat it for
+    /// every key the records were written under (current and previous).
+    #[arg(long = "key-file", value_name = "FILE")]
+    key_files: Vec<PathBuf>,
 }
 
 /// Runs the verification.
 pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     let key = PublicKey::load(&args.pubkey)?;
+    let keys = match args.key_files.split_first() {
+        Some((first, rest)) => Some(auditship_crypt::Keyring::load(first, rest)?),
+        None => None,
+    };
     match (&args.store, &args.bundle) {
-        (Some(dir), None) => store(dir, &key, args.all),
+        (Some(dir), None) => store(dir, &key, keys.as_ref(), args.all),
         (None, Some(file)) => bundle(file, &key),
         _ => bail!("give --store DIR or --bundle FILE"),
     }
@@ -63,14 +71,19 @@ fn bundle(file: &Path, key: &PublicKey) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn store(dir: &Path, key: &PublicKey, all: bool) -> anyhow::Result<ExitCode> {
+fn store(
+    dir: &Path,
+    key: &PublicKey,
+    keys: Option<&auditship_crypt::Keyring>,
+    all: bool,
+) -> anyhow::Result<ExitCode> {
     let start = Instant::now();
     let mut bar = Progress::new("verify", Unit::Bytes, None);
     let mut progress = |p: auditship_collector::verify::Progress| {
         bar.set_total(p.total);
         bar.update(p.bytes, &format!("{} records", p.records));
     };
-    let report = auditship_collector::verify::verify_store(dir, key, &mut progress)
+    let report = auditship_collector::verify::verify_store(dir, key, keys, &mut progress)
         .map_err(|e| anyhow::anyhow!(e))?;
     bar.finish();
     let secs = start.elapsed().as_secs_f64();

@@ -75,6 +75,63 @@ impl RawMetrics {
     }
 }
 
+/// `[store.encryption]` (collector) and `[queue.encryption]` (agent):
+/// encryption at rest, the same shape in both roles. The key files are
+/// read at startup, not here.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEncryption {
+    /// The key that encrypts what is written from now on: a file of 64 hex
+    /// digits (`auditship key generate --out FILE`), or a systemd
+    /// credential, "${CREDENTIALS_DIRECTORY}/name".
+    pub key_file: PathBuf,
+    /// Keys of earlier rotations, used only to read what was written under
+    /// them (default none).
+    #[serde(default)]
+    pub previous_key_files: Vec<PathBuf>,
+}
+
+/// Validated encryption settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Encryption {
+    /// The current key's file.
+    pub key_file: PathBuf,
+    /// Earlier keys' files.
+    pub previous_key_files: Vec<PathBuf>,
+}
+
+impl RawEncryption {
+    /// Stage two: paths through `rel` (relative to the config, or as they
+    /// are); problems go to `err` as (key, message) under `table` (e.g.
+    /// "store.encryption").
+    pub fn validate(
+        self,
+        table: &str,
+        rel: impl Fn(PathBuf) -> PathBuf,
+        err: &mut dyn FnMut(String, String),
+    ) -> Encryption {
+        if self.key_file.as_os_str().is_empty() {
+            err(format!("{table}.key_file"), "must not be empty".into());
+        }
+        let key_file = rel(self.key_file);
+        let mut previous: Vec<PathBuf> = Vec::new();
+        for (i, p) in self.previous_key_files.into_iter().enumerate() {
+            let p = rel(p);
+            if p.as_os_str().is_empty() || p == key_file || previous.contains(&p) {
+                err(
+                    format!("{table}.previous_key_files[{i}]"),
+                    "must be a file other than key_file and the other previous keys".into(),
+                );
+            }
+            previous.push(p);
+        }
+        Encryption {
+            key_file,
+            previous_key_files: previous,
+        }
+    }
+}
+
 /// Log line format.
 #[derive(Clone, Copy, Debug, Default, serde::Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]

@@ -2,8 +2,8 @@
 //! so semantic errors point at the file, line and key like syntax errors do.
 //!
 //! It understands what the agent's configs use: top-level keys, `[table]`
-//! headers, `[[array]]` headers counted by occurrence, and `key = value`
-//! lines inside them. When the exact key is not found (an inline table, a
+//! and `[table.sub]` headers, `[[array]]` headers counted by occurrence,
+//! and `key = value` lines inside them. When the exact key is not found (an inline table, a
 //! dotted key), it returns the line of the enclosing table header.
 
 /// 1-based line of `path` in `source`, if it can be found.
@@ -16,6 +16,23 @@ pub fn line_of(source: &str, path: &str) -> Option<usize> {
         })
         .collect();
     let lines: Vec<&str> = source.lines().collect();
+    // A nested table header, `[a.b]` for `a.b.key`: the longest such prefix.
+    for k in (2..segments.len()).rev() {
+        if segments[..k].iter().any(|s| s.1.is_some()) {
+            continue;
+        }
+        let header = format!(
+            "[{}]",
+            segments[..k]
+                .iter()
+                .map(|s| s.0)
+                .collect::<Vec<_>>()
+                .join(".")
+        );
+        if let Some(at) = lines.iter().position(|l| l.trim() == header) {
+            return key_line_from(source, at + 1, segments[k].0).or(Some(at + 1));
+        }
+    }
     let (first, index) = *segments.first()?;
     // Where the section for the first segment starts, and the key to look for in it.
     let (start, key) = if segments.len() == 1 {
@@ -143,5 +160,23 @@ mod tests {
         assert_eq!(line_of(SRC, "inputs[0].include"), Some(6));
         assert_eq!(line_of(SRC, "outputs[0].path"), None);
         assert_eq!(line_col(SRC, SRC.find("max_bytes").unwrap()), (4, 1));
+    }
+
+    #[test]
+    fn finds_keys_in_nested_tables() {
+        let src = "[store]
+segment_bytes = 1
+
+[store.encryption]
+key_file = \"k\"
+previous_key_files = [\"k\"]
+";
+        assert_eq!(
+            line_of(src, "store.encryption.previous_key_files[0]"),
+            Some(6)
+        );
+        assert_eq!(line_of(src, "store.encryption.key_file"), Some(5));
+        assert_eq!(line_of(src, "store.encryption.missing"), Some(4));
+        assert_eq!(line_of(src, "store.segment_bytes"), Some(2));
     }
 }

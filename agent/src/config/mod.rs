@@ -39,7 +39,7 @@ pub use listen::RawServerTls;
 pub use syslog::RawSyslogInput;
 pub use tomlconf::{
     parse_bytes, parse_duration, ByteSize, ConfigError, ConfigErrors, HumanDuration, LogFormat,
-    RawLog, RawMetrics,
+    RawEncryption, RawLog, RawMetrics,
 };
 
 /// The agent configuration file, as written.
@@ -101,6 +101,9 @@ pub struct RawQueue {
     /// nothing is dropped.
     #[serde(default)]
     pub when_full: Option<WhenFull>,
+    /// Encryption at rest of the queue's records (default off).
+    #[serde(default)]
+    pub encryption: Option<RawEncryption>,
 }
 
 /// `fsync` values.
@@ -375,6 +378,10 @@ impl RawConfig {
                 Fsync::Interval(d)
             }
         };
+        let encryption = self
+            .queue
+            .encryption
+            .map(|e| e.validate("queue.encryption", |p| p, &mut |k, m| err(k, m)));
         let heartbeat = self.heartbeat.map_or(Duration::from_secs(60), |d| d.0);
         if !heartbeat.is_zero() && heartbeat < Duration::from_secs(1) {
             err(
@@ -609,6 +616,7 @@ impl RawConfig {
                 segment_bytes,
                 max_record_bytes,
                 fsync,
+                encryption,
             },
             state_dir: self.state_dir,
             agent_id,

@@ -349,3 +349,30 @@ fn group_timeout_is_for_auditd_only_and_bounded() {
         None
     );
 }
+
+#[test]
+fn queue_encryption_is_off_by_default_and_validated() {
+    assert!(parse_str(MINIMAL).unwrap().queue.encryption.is_none());
+    let with = |t: &str| {
+        MINIMAL.replace(
+            "state_dir = \"/tmp/x\"",
+            &format!("state_dir = \"/tmp/x\"\n[queue.encryption]\n{t}\n"),
+        )
+    };
+    let c = parse_str(&with(
+        "key_file = \"/run/credentials/a/queue-key\"\nprevious_key_files = [\"/k/old\"]",
+    ))
+    .unwrap();
+    let e = c.queue.encryption.unwrap();
+    assert_eq!(e.key_file, Path::new("/run/credentials/a/queue-key"));
+    assert_eq!(e.previous_key_files, [Path::new("/k/old")]);
+    let e = parse_str(&with(
+        "key_file = \"/k/a\"\nprevious_key_files = [\"/k/a\"]",
+    ))
+    .unwrap_err();
+    assert_located(&e, &[("queue.encryption.previous_key_files[0]", Some(5))]);
+    let e = parse_str(&with("keyfile = \"/k/a\""))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("unknown field `keyfile`"), "{e}");
+}

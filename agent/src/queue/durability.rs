@@ -73,6 +73,7 @@ mod tests {
             segment_bytes: 256 << 10,
             max_record_bytes: 64 << 10,
             fsync: Fsync::Always,
+            encryption: None,
         }
     }
 

@@ -18,12 +18,17 @@
 //!   quarantine/                 bytes that failed their checksum, one file per range
 //!
 //! segment file:
-//!   header   24 bytes: "ASQ1" | version u16 LE (1) | reserved u16 | segment no u64 LE
+//!   header   24 bytes: "ASQ1" | version u16 LE | reserved u16 | segment no u64 LE
 //!                      | created unix ms u64 LE
+//!            version 1: record bodies in the clear; version 2: bodies sealed (encrypted)
 //!   records  repeated until end of file:
-//!     len    u32 LE   length of body, 1 ..= max_record_bytes
-//!     crc    u32 LE   CRC32C (Castagnoli) of body
-//!     body   len bytes:
+//!     len    u32 LE   length of the stored body, 1 ..= max_record_bytes (+ 48 when sealed)
+//!     crc    u32 LE   CRC32C (Castagnoli) of the stored body
+//!     stored body, version 1: the body itself
+//!     stored body, version 2: key_id 8 | nonce 24 | ciphertext of the body | tag 16
+//!                             (XChaCha20-Poly1305; associated data:
+//!                              "auditship queue record v1" 0x00 | key_id | 0 u64 LE)
+//!     body:
 //!       kind u8 = 1  event:    id u64 LE | stream_len u16 LE | stream
 //!                              | position_len u16 LE | position | payload (rest)
 //!       kind u8 = 2  snapshot: last_id u64 LE | count u32 LE
@@ -44,6 +49,30 @@
 //! Recovery rebuilds it by folding the records in order, and writes it into
 //! the new segment's snapshot; the rules and why they cannot fork the chain
 //! are in [`crate::seal`].
+//!
+//! # Encryption at rest (optional)
+//!
+//! With `[queue.encryption]` ([`QueueConfig::encryption`]) new segments are
+//! version 2: every record body, so payloads and also stream names (file
+//! identities, input names) and positions, is sealed by the record cipher
+//! of `auditship_crypt`. The segment number is not bound into the
+//! associated data (as the store does): records are encoded when they are
+//! appended, before the writer knows which segment their bytes land in, and
+//! queue segments are never moved or rewritten. Segments in the clear from
+//! before encryption was turned on are still read, and deleted once
+//! delivered; every start (and reload) opens a new segment under the
+//! current key, so after a rotation the previous key is needed only until
+//! the segments written under it are delivered.
+//!
+//! A record under a key that was not given (or an encrypted queue with no
+//! key) stops the agent at startup with an error naming the key id it
+//! needs and the keys given: unlike corruption, it is not quarantined,
+//! since the records are intact and a restart with the right key reads
+//! them (this is the one way the queue refuses to start). A record that
+//! fails authentication under a key that was given is corrupt and
+//! quarantined; its chain hash cannot be read from the ciphertext, so the
+//! chain head after it is derived from the bad bytes (see [`crate::seal`]),
+//! and the next event visibly breaks the chain rather than continuing it.
 //!
 //! # Invariants
 //!
@@ -133,9 +162,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
+use auditship_crypt::{BodyCipher, Domain, Keyring};
+pub use tomlconf::Encryption;
+
 pub use durability::Durability;
 pub use monitor::{QueueMonitor, QueueStatus};
 pub use reader::{Batch, QueueReader};
+pub use recover::check_keys;
 pub use writer::QueueWriter;
 
 use crate::seal::{ChainFold, ChainHead, CHAIN_STREAM};
@@ -164,10 +197,14 @@ pub struct QueueConfig {
     pub max_record_bytes: usize,
     /// When to fsync.
     pub fsync: Fsync,
+    /// Encryption at rest: key files, read when the queue is opened.
+    /// `None`: records in the clear.
+    pub encryption: Option<Encryption>,
 }
 
 impl QueueConfig {
-    /// Defaults for `dir`: 1 GiB, 32 MiB segments, 4 MiB records, fsync always.
+    /// Defaults for `dir`: 1 GiB, 32 MiB segments, 4 MiB records, fsync
+    /// always, no encryption.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         QueueConfig {
             dir: dir.into(),
@@ -175,6 +212,7 @@ impl QueueConfig {
             segment_bytes: 32 << 20,
             max_record_bytes: 4 << 20,
             fsync: Fsync::Always,
+            encryption: None,
         }
     }
 }
@@ -219,6 +257,10 @@ pub enum QueueError {
     /// A consumer name that was not declared at open.
     #[error("unknown queue consumer {0:?}")]
     UnknownConsumer(String),
+    /// An encryption key file cannot be used, or records are encrypted
+    /// under a key that was not given.
+    #[error("queue encryption: {0}")]
+    Key(String),
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> QueueError + '_ {
@@ -273,6 +315,23 @@ pub(crate) struct Shared {
     /// Corrupt ranges found at open: (segment, start) -> end. Readers jump
     /// over them exactly instead of searching for the next record.
     pub quarantined: std::collections::HashMap<(u64, u64), u64>,
+    /// Encryption keys, if the queue has any.
+    pub keys: Option<Arc<Keyring>>,
+}
+
+impl Shared {
+    /// The cipher of a segment: sealed (under `keys`) or in the clear.
+    pub fn cipher(&self, encrypted: bool) -> BodyCipher<'_> {
+        cipher(self.keys.as_deref(), encrypted)
+    }
+}
+
+/// The cipher of a segment whose bodies are sealed when `encrypted`.
+pub(crate) fn cipher(keys: Option<&Keyring>, encrypted: bool) -> BodyCipher<'_> {
+    match keys {
+        Some(k) if encrypted => BodyCipher::sealed(k, Domain::QUEUE_RECORD, 0),
+        _ => BodyCipher::plain(),
+    }
 }
 
 impl Shared {
@@ -345,6 +404,15 @@ pub fn open(
             config.max_record_bytes, config.segment_bytes
         )));
     }
+    let keys = match &config.encryption {
+        Some(e) => {
+            let k = Keyring::load(&e.key_file, &e.previous_key_files)
+                .map_err(|e| QueueError::Key(e.to_string()))?;
+            tracing::info!(keys = %k.describe(), "queue: encryption at rest on");
+            Some(Arc::new(k))
+        }
+        None => None,
+    };
     let dir = config.dir.clone();
     fs::create_dir_all(&dir).map_err(io_err(&dir))?;
     if let Err(e) = fs::create_dir_all(dir.join("quarantine")) {
@@ -358,9 +426,15 @@ pub fn open(
     let numbers = recover::list_segments(&dir)?;
     for (i, &no) in numbers.iter().enumerate() {
         let newest = i + 1 == numbers.len();
-        if let Some(meta) =
-            recover::recover_segment(&config, no, newest, &mut last_id, &mut recovery, &mut chain)?
-        {
+        let keys = keys.as_deref();
+        let found = recover::recover_segment(
+            &config,
+            keys,
+            no,
+            newest,
+            (&mut last_id, &mut recovery, &mut chain),
+        )?;
+        if let Some(meta) = found {
             segments.push_back(meta);
         }
     }
@@ -413,6 +487,7 @@ pub fn open(
     let shared = Arc::new(Shared {
         acks_file: Mutex::new(()),
         quarantined,
+        keys,
         config,
         state: Mutex::new(State {
             segments,
@@ -531,3 +606,5 @@ pub(crate) fn delete_acked(shared: &Shared) -> Result<u64, QueueError> {
 mod regressions;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_encryption;

@@ -130,6 +130,8 @@ pub struct QueueReader {
     /// next batch covers from here).
     run_from: u64,
     buf: Vec<u8>,
+    /// Whether the segment being read has sealed bodies.
+    encrypted: bool,
 }
 
 impl QueueReader {
@@ -158,6 +160,7 @@ impl QueueReader {
             last_seen: next_id - 1,
             run_from: next_id,
             buf: Vec::new(),
+            encrypted: false,
         })
     }
 
@@ -225,6 +228,7 @@ impl QueueReader {
                     self.file = None;
                 }
                 let is_last = st.segments.back().is_some_and(|s| s.no == seg.no);
+                self.encrypted = seg.encrypted;
                 (seg.bytes, is_last, st.committed_id)
             };
             if self.offset >= limit {
@@ -267,8 +271,10 @@ impl QueueReader {
         file.read_exact_at(&mut self.buf, self.offset)
             .map_err(io_err(&path))?;
         let mut at = 0;
+        let cipher = self.shared.cipher(self.encrypted);
+        let mut scratch = Vec::new();
         while batch.len() < max_records && batch.bytes() < max_bytes {
-            match record::scan(&self.buf, at, max_record) {
+            match record::scan(&self.buf, at, max_record, &cipher, &mut scratch) {
                 Scan::Record(body, next) => {
                     if let Body::Event { id, payload, .. } = body {
                         if id > committed {
@@ -318,6 +324,8 @@ impl QueueReader {
                         }
                     }
                 }
+                // Checked at open: every segment's keys are known.
+                Scan::Locked(_, next) => at = next,
                 // A record continuing past this read: read again from it.
                 Scan::Torn | Scan::End => break,
             }

@@ -1,9 +1,13 @@
 //! Record framing and bodies, and the scanner that reads them back.
 //!
 //! See the format description in the parent module. This file knows bytes;
-//! it knows nothing about files, commits or acknowledgements.
+//! it knows nothing about files, commits or acknowledgements. Bodies pass
+//! through the segment's [`BodyCipher`] (in the clear, or sealed) between
+//! the frame and the body encoding.
 
 use std::collections::BTreeMap;
+
+use auditship_crypt::{BodyCipher, KeyId, OpenError, SealError};
 
 /// Bytes before a record body: `len u32 LE | crc32c u32 LE`.
 pub const FRAME_HEADER: usize = 8;
@@ -46,19 +50,31 @@ pub enum Body<'a> {
 }
 
 /// Appends a framed event record to `out`.
-pub fn encode_event(out: &mut Vec<u8>, id: u64, stream: &[u8], position: &[u8], payload: &[u8]) {
-    frame(out, |b| {
+pub fn encode_event(
+    out: &mut Vec<u8>,
+    c: &BodyCipher<'_>,
+    id: u64,
+    stream: &[u8],
+    position: &[u8],
+    payload: &[u8],
+) -> Result<(), SealError> {
+    frame(out, c, |b| {
         b.push(KIND_EVENT);
         b.extend_from_slice(&id.to_le_bytes());
         short(b, stream);
         short(b, position);
         b.extend_from_slice(payload);
-    });
+    })
 }
 
 /// Appends a framed snapshot record to `out`.
-pub fn encode_snapshot(out: &mut Vec<u8>, last_id: u64, positions: &BTreeMap<Vec<u8>, Vec<u8>>) {
-    frame(out, |b| {
+pub fn encode_snapshot(
+    out: &mut Vec<u8>,
+    c: &BodyCipher<'_>,
+    last_id: u64,
+    positions: &BTreeMap<Vec<u8>, Vec<u8>>,
+) -> Result<(), SealError> {
+    frame(out, c, |b| {
         b.push(KIND_SNAPSHOT);
         b.extend_from_slice(&last_id.to_le_bytes());
         b.extend_from_slice(&(positions.len() as u32).to_le_bytes());
@@ -66,16 +82,21 @@ pub fn encode_snapshot(out: &mut Vec<u8>, last_id: u64, positions: &BTreeMap<Vec
             short(b, k);
             short(b, v);
         }
-    });
+    })
 }
 
 /// Appends a framed forget record to `out`.
-pub fn encode_forget(out: &mut Vec<u8>, last_id: u64, stream: &[u8]) {
-    frame(out, |b| {
+pub fn encode_forget(
+    out: &mut Vec<u8>,
+    c: &BodyCipher<'_>,
+    last_id: u64,
+    stream: &[u8],
+) -> Result<(), SealError> {
+    frame(out, c, |b| {
         b.push(KIND_FORGET);
         b.extend_from_slice(&last_id.to_le_bytes());
         short(b, stream);
-    });
+    })
 }
 
 fn short(b: &mut Vec<u8>, s: &[u8]) {
@@ -84,14 +105,24 @@ fn short(b: &mut Vec<u8>, s: &[u8]) {
     b.extend_from_slice(s);
 }
 
-fn frame(out: &mut Vec<u8>, body: impl FnOnce(&mut Vec<u8>)) {
+fn frame(
+    out: &mut Vec<u8>,
+    c: &BodyCipher<'_>,
+    body: impl FnOnce(&mut Vec<u8>),
+) -> Result<(), SealError> {
     let start = out.len();
     out.extend_from_slice(&[0; FRAME_HEADER]);
+    let at = c.begin(out);
     body(out);
+    if let Err(e) = c.finish(out, at) {
+        out.truncate(start);
+        return Err(e);
+    }
     let len = (out.len() - start - FRAME_HEADER) as u32;
     let crc = crc32c::crc32c(&out[start + FRAME_HEADER..]);
     out[start..start + 4].copy_from_slice(&len.to_le_bytes());
     out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+    Ok(())
 }
 
 /// Decodes a body whose checksum already matched.
@@ -155,6 +186,9 @@ pub enum Scan<'a> {
         /// Offset of the next valid record, or the end.
         resume: usize,
     },
+    /// An intact record sealed under a key that was not given (not
+    /// corruption: the caller stops with an error), and the offset after it.
+    Locked(KeyId, usize),
     /// A record cut short by the end of the data (a torn write).
     Torn,
     /// Nothing left.
@@ -165,23 +199,32 @@ pub enum Scan<'a> {
 ///
 /// A frame whose length runs past the end is [`Scan::Torn`] unless a valid
 /// record can be found after it, in which case it is corrupt. A frame whose
-/// checksum or body is bad is [`Scan::Corrupt`], and the scanner searches
-/// forward byte by byte for the next frame whose length fits, whose checksum
-/// matches and whose body decodes; everything before it is reported as the
-/// corrupt range. `max_body` bounds plausible lengths.
-pub fn scan(data: &[u8], at: usize, max_body: usize) -> Scan<'_> {
+/// checksum, authentication (sealed) or body is bad is [`Scan::Corrupt`],
+/// and the scanner searches forward byte by byte for the next frame whose
+/// length fits, whose checksum matches and whose body opens and decodes;
+/// everything before it is reported as the corrupt range. `max_body`
+/// bounds plausible (plaintext) lengths. A sealed body opens into
+/// `scratch`.
+pub fn scan<'a>(
+    data: &'a [u8],
+    at: usize,
+    max_body: usize,
+    c: &BodyCipher<'_>,
+    scratch: &'a mut Vec<u8>,
+) -> Scan<'a> {
     if at >= data.len() {
         return Scan::End;
     }
-    match frame_at(data, at, max_body) {
+    match frame_at(data, at, max_body, c, scratch) {
         Ok((body, next)) => Scan::Record(body, next),
-        Err(Torn) => match resync(data, at + 1, max_body) {
+        Err(Locked(k, next)) => Scan::Locked(k, next),
+        Err(Torn) => match resync(data, at + 1, max_body, c) {
             Some(resume) => Scan::Corrupt { start: at, resume },
             None => Scan::Torn,
         },
         Err(Bad) => Scan::Corrupt {
             start: at,
-            resume: resync(data, at + 1, max_body).unwrap_or(data.len()),
+            resume: resync(data, at + 1, max_body, c).unwrap_or(data.len()),
         },
     }
 }
@@ -189,37 +232,75 @@ pub fn scan(data: &[u8], at: usize, max_body: usize) -> Scan<'_> {
 enum FrameError {
     Torn,
     Bad,
+    Locked(KeyId, usize),
 }
-use FrameError::{Bad, Torn};
+use FrameError::{Bad, Locked, Torn};
 
-fn frame_at(data: &[u8], at: usize, max_body: usize) -> Result<(Body<'_>, usize), FrameError> {
+fn frame_at<'a>(
+    data: &'a [u8],
+    at: usize,
+    max_body: usize,
+    c: &BodyCipher<'_>,
+    scratch: &'a mut Vec<u8>,
+) -> Result<(Body<'a>, usize), FrameError> {
     let header = data.get(at..at + FRAME_HEADER).ok_or(Torn)?;
     let len = u32::from_le_bytes(header[..4].try_into().map_err(|_| Bad)?) as usize;
     let crc = u32::from_le_bytes(header[4..].try_into().map_err(|_| Bad)?);
-    if len == 0 || len > max_body {
+    if len == 0 || len > max_body + c.overhead() {
         return Err(Bad);
     }
     let start = at + FRAME_HEADER;
-    let body = data.get(start..start + len).ok_or(Torn)?;
-    if crc32c::crc32c(body) != crc {
+    let stored = data.get(start..start + len).ok_or(Torn)?;
+    if crc32c::crc32c(stored) != crc {
         return Err(Bad);
     }
+    let body = c.open(stored, scratch).map_err(|e| match e {
+        OpenError::UnknownKey(k) => Locked(k, start + len),
+        OpenError::Short | OpenError::Forged(_) => Bad,
+    })?;
     let decoded = decode(body).ok_or(Bad)?;
     Ok((decoded, start + len))
 }
 
-fn resync(data: &[u8], from: usize, max_body: usize) -> Option<usize> {
-    (from..data.len().saturating_sub(FRAME_HEADER)).find(|&i| frame_at(data, i, max_body).is_ok())
+fn resync(data: &[u8], from: usize, max_body: usize, c: &BodyCipher<'_>) -> Option<usize> {
+    let mut probe = Vec::new();
+    (from..data.len().saturating_sub(FRAME_HEADER)).find(|&i| {
+        matches!(
+            frame_at(data, i, max_body, c, &mut probe),
+            Ok(_) | Err(Locked(..))
+        )
+    })
 }
 
 #[cfg(test)]
 mod tests {
+    use auditship_crypt::{Domain, Key, Keyring};
+
     use super::*;
 
     fn event(id: u64, payload: &[u8]) -> Vec<u8> {
         let mut v = Vec::new();
-        encode_event(&mut v, id, b"stream-a", b"pos", payload);
+        encode_event(
+            &mut v,
+            &BodyCipher::plain(),
+            id,
+            b"stream-a",
+            b"pos",
+            payload,
+        )
+        .unwrap();
         v
+    }
+
+    /// [`scan`] of a segment in the clear (the scratch buffer is unused).
+    fn scan(data: &[u8], at: usize, max_body: usize) -> Scan<'_> {
+        super::scan(
+            data,
+            at,
+            max_body,
+            &BodyCipher::plain(),
+            Box::leak(Box::default()),
+        )
     }
 
     #[test]
@@ -227,8 +308,8 @@ mod tests {
         let mut data = event(7, b"{\"a\":1}");
         let mut positions = BTreeMap::new();
         positions.insert(b"s".to_vec(), b"p".to_vec());
-        encode_snapshot(&mut data, 7, &positions);
-        encode_forget(&mut data, 7, b"s");
+        encode_snapshot(&mut data, &BodyCipher::plain(), 7, &positions).unwrap();
+        encode_forget(&mut data, &BodyCipher::plain(), 7, b"s").unwrap();
         let Scan::Record(
             Body::Event {
                 id,
@@ -312,5 +393,67 @@ mod tests {
             scan(&data, resume, 1 << 30),
             Scan::Record(Body::Event { id: 2, .. }, _)
         ));
+    }
+
+    #[test]
+    fn sealed_records_round_trip_hide_their_content_and_name_a_missing_key() {
+        let keys = Keyring::new(Key::from_bytes([1; 32]), []);
+        let c = BodyCipher::sealed(&keys, Domain::QUEUE_RECORD, 0);
+        let mut data = Vec::new();
+        encode_event(
+            &mut data,
+            &c,
+            7,
+            b"file-stream",
+            b"pos-123",
+            b"{\"raw\":\"alice\"}",
+        )
+        .unwrap();
+        let first = data.len();
+        let mut positions = BTreeMap::new();
+        positions.insert(b"file-stream".to_vec(), b"pos-123".to_vec());
+        encode_snapshot(&mut data, &c, 7, &positions).unwrap();
+        for needle in [&b"alice"[..], b"file-stream", b"pos-123"] {
+            assert!(!data.windows(needle.len()).any(|w| w == needle));
+        }
+        let mut scratch = Vec::new();
+        let Scan::Record(
+            Body::Event {
+                id,
+                stream,
+                payload,
+                ..
+            },
+            next,
+        ) = super::scan(&data, 0, 1 << 20, &c, &mut scratch)
+        else {
+            panic!("event expected");
+        };
+        assert_eq!(
+            (id, stream, payload, next),
+            (7, &b"file-stream"[..], &b"{\"raw\":\"alice\"}"[..], first)
+        );
+        assert!(matches!(
+            super::scan(&data, first, 1 << 20, &c, &mut scratch),
+            Scan::Record(Body::Snapshot { .. }, _)
+        ));
+        // Another key: locked, not corrupt.
+        let other = Keyring::new(Key::from_bytes([2; 32]), []);
+        let c2 = BodyCipher::sealed(&other, Domain::QUEUE_RECORD, 0);
+        assert_eq!(
+            super::scan(&data, 0, 1 << 20, &c2, &mut scratch),
+            Scan::Locked(keys.current(), first)
+        );
+        // Altered with the checksum fixed: corrupt, and the next record found.
+        data[FRAME_HEADER + 40] ^= 1;
+        let crc = crc32c::crc32c(&data[FRAME_HEADER..first]);
+        data[4..8].copy_from_slice(&crc.to_le_bytes());
+        assert_eq!(
+            super::scan(&data, 0, 1 << 20, &c, &mut scratch),
+            Scan::Corrupt {
+                start: 0,
+                resume: first
+            }
+        );
     }
 }

@@ -8,6 +8,8 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::Path;
 
+use auditship_crypt::Keyring;
+
 use super::record::{self, Body, Scan};
 use super::segment::{self, SegmentMeta};
 use super::{io_err, set_position, sync_dir, Quarantined, QueueConfig, QueueError, Recovery};
@@ -57,15 +59,34 @@ pub(super) fn list_segments(dir: &Path) -> Result<Vec<u64>, QueueError> {
     Ok(numbers)
 }
 
+/// The error for records sealed under a key that was not given.
+pub(super) fn key_error(
+    path: &Path,
+    needed: Option<auditship_crypt::KeyId>,
+    keys: Option<&Keyring>,
+) -> QueueError {
+    let needed = needed.map_or_else(|| "(unreadable)".to_string(), |k| k.to_string());
+    QueueError::Key(format!(
+        "{} is encrypted under key id {needed}, but {}",
+        path.display(),
+        match keys {
+            None => "no key was given: set [queue.encryption] key_file".to_string(),
+            Some(k) => format!(
+                "the keys given are {}: add the key with id {needed} ([queue.encryption] key_file or previous_key_files)",
+                k.describe()
+            ),
+        }
+    ))
+}
+
 /// Reads one segment, quarantining what is bad. Returns `None` if the whole
-/// segment was unusable.
+/// segment was unusable. Records under a key not in `keys` are an error.
 pub(super) fn recover_segment(
     config: &QueueConfig,
+    keys: Option<&Keyring>,
     no: u64,
     newest: bool,
-    last_id: &mut u64,
-    recovery: &mut Recovery,
-    chain: &mut ChainFold,
+    (last_id, recovery, chain): (&mut u64, &mut Recovery, &mut ChainFold),
 ) -> Result<Option<SegmentMeta>, QueueError> {
     let dir = &config.dir;
     let path = segment::path(dir, no);
@@ -75,23 +96,34 @@ pub(super) fn recover_segment(
     // Records written before a crash may never have been fsynced; the new
     // snapshot will vouch for their positions, so make them durable first.
     file.sync_all().map_err(io_err(&path))?;
-    if let Err(reason) = segment::check_header(&data, no) {
-        let target = dir.join("quarantine").join(segment::file_name(no));
-        let reason = match fs::rename(&path, &target) {
-            Ok(()) => format!("segment header: {reason}"),
-            // Left in place (and skipped again at the next start).
-            Err(e) => format!("segment header: {reason}; could not move it aside: {e}"),
-        };
-        recovery.quarantined.push(Quarantined {
-            segment: no,
-            offset: 0,
-            bytes: data.len() as u64,
-            file: target,
-            reason,
-        });
-        chain.damage(*last_id, &data);
-        return Ok(None);
+    let encrypted = match segment::check_header(&data, no) {
+        Ok(e) => e,
+        Err(reason) => {
+            let target = dir.join("quarantine").join(segment::file_name(no));
+            let reason = match fs::rename(&path, &target) {
+                Ok(()) => format!("segment header: {reason}"),
+                // Left in place (and skipped again at the next start).
+                Err(e) => format!("segment header: {reason}; could not move it aside: {e}"),
+            };
+            recovery.quarantined.push(Quarantined {
+                segment: no,
+                offset: 0,
+                bytes: data.len() as u64,
+                file: target,
+                reason,
+            });
+            chain.damage(*last_id, &data);
+            return Ok(None);
+        }
+    };
+    if encrypted && keys.is_none() && data.len() > segment::HEADER_LEN {
+        let first = data
+            .get(segment::HEADER_LEN + record::FRAME_HEADER..)
+            .and_then(auditship_crypt::key_id_of);
+        return Err(key_error(&path, first, None));
     }
+    let cipher = super::cipher(keys, encrypted);
+    let mut scratch = Vec::new();
     let mut at = segment::HEADER_LEN;
     let quarantine = |start: usize,
                       end: usize,
@@ -119,7 +151,8 @@ pub(super) fn recover_segment(
         Ok::<(), QueueError>(())
     };
     loop {
-        match record::scan(&data, at, config.max_record_bytes) {
+        match record::scan(&data, at, config.max_record_bytes, &cipher, &mut scratch) {
+            Scan::Locked(key, _) => return Err(key_error(&path, Some(key), keys)),
             Scan::Record(body, next) => {
                 match body {
                     Body::Event {
@@ -200,5 +233,43 @@ pub(super) fn recover_segment(
         no,
         bytes: data.len() as u64,
         last_id: *last_id,
+        encrypted,
     }))
+}
+
+/// Checks, without opening the queue, that `config`'s keys can be loaded
+/// and open every segment in its directory (each segment is written under
+/// one key: the current one when it was started). For a reload, so that a
+/// wrong key is refused while the running pipeline goes on.
+pub fn check_keys(config: &QueueConfig) -> Result<(), QueueError> {
+    let keys = match &config.encryption {
+        Some(e) => Some(
+            Keyring::load(&e.key_file, &e.previous_key_files)
+                .map_err(|e| QueueError::Key(e.to_string()))?,
+        ),
+        None => None,
+    };
+    let dir = &config.dir;
+    let Ok(numbers) = list_segments(dir) else {
+        return Ok(());
+    };
+    for no in numbers {
+        let path = segment::path(dir, no);
+        let mut head =
+            vec![0u8; segment::HEADER_LEN + record::FRAME_HEADER + auditship_crypt::OVERHEAD];
+        let n = File::open(&path)
+            .and_then(|f| {
+                use std::os::unix::fs::FileExt;
+                f.read_at(&mut head, 0)
+            })
+            .unwrap_or(0);
+        if !matches!(segment::check_header(&head[..n], no), Ok(true)) || n < head.len() {
+            continue;
+        }
+        let id = auditship_crypt::key_id_of(&head[segment::HEADER_LEN + record::FRAME_HEADER..]);
+        if let Some(id) = id.filter(|&id| !keys.as_ref().is_some_and(|k| k.knows(id))) {
+            return Err(key_error(&path, Some(id), keys.as_ref()));
+        }
+    }
+    Ok(())
 }

@@ -28,6 +28,7 @@ fn concurrent_acknowledgement_writes_do_not_collide() {
             commit_times: VecDeque::new(),
         }),
         changed: Condvar::new(),
+        keys: None,
         acks_file: Mutex::new(()),
         quarantined: Default::default(),
     });
@@ -73,6 +74,7 @@ fn reader_does_not_skip_the_record_after_a_quarantined_range() {
             segment_bytes: 64 << 10,
             max_record_bytes: 1024,
             fsync: Fsync::Always,
+            encryption: None,
         };
         {
             let (mut w, _r, _) = open(cfg.clone(), &["out"]).unwrap();
@@ -96,7 +98,7 @@ fn reader_does_not_skip_the_record_after_a_quarantined_range() {
         let mut data = fs::read(&p).unwrap();
         let mut at = segment::HEADER_LEN;
         loop {
-            match record::scan(&data, at, 1024) {
+            match record::scan(&data, at, 1024, &cipher(None, false), &mut Vec::new()) {
                 record::Scan::Record(record::Body::Event { id, .. }, _) if id == k => {
                     data[at + 30] ^= 0x55;
                     break;

@@ -7,8 +7,11 @@ use std::path::{Path, PathBuf};
 pub const MAGIC: [u8; 4] = *b"ASQ1";
 /// Header: magic (4) | version u16 | reserved u16 | segment number u64 | created unix ms u64.
 pub const HEADER_LEN: usize = 24;
-/// Format version written in the header.
+/// Format version of a segment whose record bodies are in the clear.
 pub const VERSION: u16 = 1;
+/// Format version of a segment whose record bodies are sealed (encrypted).
+/// A build without encryption refuses it as an unsupported version.
+pub const VERSION_ENCRYPTED: u16 = 2;
 
 /// What the queue knows about one segment on disk.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -19,6 +22,8 @@ pub struct SegmentMeta {
     pub bytes: u64,
     /// Highest record id in the segment, or the id before it if it holds no event.
     pub last_id: u64,
+    /// Its record bodies are sealed (format version 2).
+    pub encrypted: bool,
 }
 
 /// The file name of segment `no`.
@@ -37,11 +42,16 @@ pub fn parse_name(name: &str) -> Option<u64> {
     (digits.len() == 20).then(|| digits.parse().ok()).flatten()
 }
 
-/// The header of segment `no`.
-pub fn header(no: u64) -> [u8; HEADER_LEN] {
+/// The header of segment `no`; `encrypted` when its bodies are sealed.
+pub fn header(no: u64, encrypted: bool) -> [u8; HEADER_LEN] {
     let mut h = [0u8; HEADER_LEN];
     h[..4].copy_from_slice(&MAGIC);
-    h[4..6].copy_from_slice(&VERSION.to_le_bytes());
+    let v = if encrypted {
+        VERSION_ENCRYPTED
+    } else {
+        VERSION
+    };
+    h[4..6].copy_from_slice(&v.to_le_bytes());
     h[8..16].copy_from_slice(&no.to_le_bytes());
     let ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -51,8 +61,9 @@ pub fn header(no: u64) -> [u8; HEADER_LEN] {
     h
 }
 
-/// Checks a header read from the file of segment `no`.
-pub fn check_header(data: &[u8], no: u64) -> Result<(), String> {
+/// Checks a header read from the file of segment `no`; whether its bodies
+/// are sealed.
+pub fn check_header(data: &[u8], no: u64) -> Result<bool, String> {
     let h = data
         .get(..HEADER_LEN)
         .ok_or_else(|| format!("shorter than the {HEADER_LEN}-byte header"))?;
@@ -60,7 +71,7 @@ pub fn check_header(data: &[u8], no: u64) -> Result<(), String> {
         return Err(format!("bad magic {:?}", &h[..4]));
     }
     let version = u16::from_le_bytes([h[4], h[5]]);
-    if version != VERSION {
+    if version != VERSION && version != VERSION_ENCRYPTED {
         return Err(format!("unsupported version {version}"));
     }
     let in_header = u64::from_le_bytes(h[8..16].try_into().map_err(|_| "bad header")?);
@@ -69,5 +80,5 @@ pub fn check_header(data: &[u8], no: u64) -> Result<(), String> {
             "header says segment {in_header}, file name says {no}"
         ));
     }
-    Ok(())
+    Ok(version == VERSION_ENCRYPTED)
 }

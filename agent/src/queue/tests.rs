@@ -12,6 +12,7 @@ fn cfg(dir: &Path) -> QueueConfig {
         segment_bytes: 64 << 10,
         max_record_bytes: 8 << 10,
         fsync: Fsync::Always,
+        encryption: None,
     }
 }
 
@@ -165,7 +166,15 @@ fn torn_tail_is_truncated_and_everything_before_it_kept() {
     let p = segment::path(dir.path(), newest);
     let mut bytes = fs::read(&p).unwrap();
     let mut extra = Vec::new();
-    record::encode_event(&mut extra, 6, b"s", &[6], b"half-written");
+    record::encode_event(
+        &mut extra,
+        &cipher(None, false),
+        6,
+        b"s",
+        &[6],
+        b"half-written",
+    )
+    .unwrap();
     bytes.extend_from_slice(&extra[..extra.len() / 2]);
     fs::write(&p, &bytes).unwrap();
     let (_w, mut r, rec) = open(cfg(dir.path()), &["out"]).unwrap();

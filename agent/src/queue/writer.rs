@@ -54,6 +54,12 @@ pub struct QueueWriter {
     /// once `BUFFER_WHEN_FAILING` bytes wait, so inputs pause.
     write_failed: bool,
     buf: Vec<u8>,
+    /// The id of each record in `buf`, in order (an event's id; a forget
+    /// record's last id): the bodies may be sealed, so ids cannot be read
+    /// back from them.
+    buf_ids: Vec<u64>,
+    /// Whether the active segment's bodies are sealed.
+    encrypted: bool,
     next_id: u64,
     /// Latest position per stream, including uncommitted appends.
     positions: BTreeMap<Vec<u8>, Vec<u8>>,
@@ -73,6 +79,8 @@ impl QueueWriter {
     ) -> Result<Self, QueueError> {
         let (file, written) = create_segment(&shared, seg_no, next_id - 1, &positions)?;
         Ok(QueueWriter {
+            encrypted: shared.keys.is_some(),
+            buf_ids: Vec::new(),
             syncer: Syncer::start(shared.clone()),
             in_flight: 0,
             shared,
@@ -136,7 +144,12 @@ impl QueueWriter {
         if body > max {
             return Err(QueueError::TooLarge { size: body, max });
         }
-        let size = (body + record::FRAME_HEADER) as u64;
+        let sealing = if self.encrypted {
+            auditship_crypt::OVERHEAD
+        } else {
+            0
+        };
+        let size = (body + record::FRAME_HEADER + sealing) as u64;
         let stuck = self.write_failed && self.buf.len() >= BUFFER_WHEN_FAILING;
         let need = self.uncommitted() + size + ROTATION_HEADROOM;
         let max = self.shared.config.max_bytes;
@@ -154,7 +167,10 @@ impl QueueWriter {
             self.full.store(false, Ordering::Relaxed);
         }
         let id = self.next_id;
-        record::encode_event(&mut self.buf, id, stream, position, payload);
+        let cipher = self.shared.cipher(self.encrypted);
+        record::encode_event(&mut self.buf, &cipher, id, stream, position, payload)
+            .map_err(|e| QueueError::Key(e.to_string()))?;
+        self.buf_ids.push(id);
         set_position(&mut self.positions, stream, position);
         if let Some((s, p)) = implied {
             set_position(&mut self.positions, s, p);
@@ -206,7 +222,13 @@ impl QueueWriter {
     /// and drained).
     pub fn forget(&mut self, stream: &[u8]) {
         if self.positions.remove(stream).is_some() {
-            record::encode_forget(&mut self.buf, self.next_id - 1, stream);
+            let cipher = self.shared.cipher(self.encrypted);
+            match record::encode_forget(&mut self.buf, &cipher, self.next_id - 1, stream) {
+                Ok(()) => self.buf_ids.push(self.next_id - 1),
+                // Only a failing random source: the position stays known
+                // to the queue until the next snapshot, which drops it.
+                Err(e) => tracing::error!(error = %e, "queue: cannot encrypt a forget record"),
+            }
         }
     }
 
@@ -306,17 +328,18 @@ impl QueueWriter {
     /// and only the rest stays buffered for the retry.
     fn write_buffer(&mut self) -> Result<(), QueueError> {
         let mut done = 0;
+        let mut done_records = 0;
         let mut last_id = self.written_id;
         while done < self.buf.len() {
             // Up to ~1 MiB of whole records, and the id of the last one.
             let mut end = done;
+            let mut records = done_records;
             let mut chunk_last = last_id;
             while end < self.buf.len() && (end == done || end - done < WRITE_CHUNK) {
                 let len = u32::from_le_bytes(self.buf[end..end + 4].try_into().expect("4 bytes"))
                     as usize;
-                let body = &self.buf[end + record::FRAME_HEADER..end + record::FRAME_HEADER + len];
-                chunk_last =
-                    u64::from_le_bytes(body[1..9].try_into().expect("8 bytes")).max(chunk_last);
+                chunk_last = self.buf_ids[records].max(chunk_last);
+                records += 1;
                 end += record::FRAME_HEADER + len;
             }
             if let Err(e) = (&*self.file).write_all(&self.buf[done..end]) {
@@ -330,6 +353,7 @@ impl QueueWriter {
                     return Err(QueueError::Fsync { path, source: cut });
                 }
                 self.buf.drain(..done);
+                self.buf_ids.drain(..done_records);
                 self.written_id = last_id;
                 if !self.write_failed {
                     tracing::error!(path = %path.display(), error = %e,
@@ -342,8 +366,10 @@ impl QueueWriter {
             self.unsynced = true;
             last_id = chunk_last;
             done = end;
+            done_records = records;
         }
         self.buf.clear();
+        self.buf_ids.clear();
         self.written_id = self.next_id - 1;
         if self.write_failed {
             tracing::info!("queue writes succeed again; inputs resume");
@@ -358,6 +384,7 @@ impl QueueWriter {
         let committed = self.next_id - 1;
         let (file, written) =
             create_segment(&self.shared, self.seg_no + 1, committed, &self.positions)?;
+        self.encrypted = self.shared.keys.is_some();
         self.file = Arc::new(file);
         self.seg_no += 1;
         self.seg_written = written;
@@ -430,8 +457,10 @@ fn create_segment(
 ) -> Result<(File, u64), QueueError> {
     let dir = &shared.config.dir;
     let path = segment::path(dir, no);
-    let mut first = segment::header(no).to_vec();
-    record::encode_snapshot(&mut first, last_id, positions);
+    let encrypted = shared.keys.is_some();
+    let mut first = segment::header(no, encrypted).to_vec();
+    record::encode_snapshot(&mut first, &shared.cipher(encrypted), last_id, positions)
+        .map_err(|e| QueueError::Key(e.to_string()))?;
     let mut file = OpenOptions::new()
         .create_new(true)
         .append(true)
@@ -446,6 +475,7 @@ fn create_segment(
         no,
         bytes: written,
         last_id,
+        encrypted,
     });
     st.total_bytes += written;
     Ok((file, written))

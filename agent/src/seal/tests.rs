@@ -19,6 +19,7 @@ fn cfg(dir: &Path) -> QueueConfig {
         segment_bytes: 64 << 10,
         max_record_bytes: 8 << 10,
         fsync: Fsync::Always,
+        encryption: None,
     }
 }
 

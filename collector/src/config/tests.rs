@@ -163,3 +163,43 @@ object_lock_mode = "forever"
         assert!(errs.contains(want), "missing {want:?} in:\n{errs}");
     }
 }
+
+#[test]
+fn store_encryption_paths_follow_the_file_and_a_repeated_key_is_located() {
+    let with = |t: &str| format!("{MINIMAL}\n[store.encryption]\n{t}\n");
+    let c = parse_str(&with(
+        "key_file = \"keys/store.key\"\nprevious_key_files = [\"/k/old.key\"]",
+    ))
+    .unwrap();
+    let e = c.encryption.unwrap();
+    assert_eq!(e.key_file, Path::new("/etc/auditship/keys/store.key"));
+    assert_eq!(e.previous_key_files, [Path::new("/k/old.key")]);
+    assert!(
+        parse_str(MINIMAL).unwrap().encryption.is_none(),
+        "off by default"
+    );
+    let src = with(
+        "key_file = \"keys/store.key\"\nprevious_key_files = [\"/k/old.key\", \"keys/store.key\"]",
+    );
+    let e = parse_str(&src).unwrap_err();
+    let line = src
+        .lines()
+        .position(|l| l.starts_with("previous_key_files"))
+        .unwrap()
+        + 1;
+    assert!(
+        e.0.iter()
+            .any(|e| e.key == "store.encryption.previous_key_files[1]"
+                && e.line == Some(line)
+                && e.message.contains("other than key_file")),
+        "{e}"
+    );
+    let e = parse_str(&with("key_file = \"k\"\nkey = \"00\""))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("unknown field `key`"), "{e}");
+    let e = parse_str(&with("previous_key_files = []"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("key_file"), "{e}");
+}

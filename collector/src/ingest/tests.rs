@@ -105,6 +105,7 @@ fn rig_in(
     let (writer, reader, _) = segments::open(SegmentConfig {
         dir: dir.path().join("store"),
         segment_bytes: 1 << 20,
+        keys: None,
     })
     .unwrap();
     let views = Views::default();
@@ -471,6 +472,7 @@ fn a_merkle_log_that_lost_its_tail_is_rebuilt_from_the_store_at_start() {
     let (_, reader, _) = segments::open(SegmentConfig {
         dir: dir.path().join("store"),
         segment_bytes: 1 << 20,
+        keys: None,
     })
     .unwrap();
     reader

@@ -63,6 +63,7 @@ pub fn verify_archive(
     archive: &Archive,
     data_dir: &Path,
     key: &PublicKey,
+    keys: Option<&auditship_crypt::Keyring>,
 ) -> Result<Vec<Checked>, String> {
     let merkle_dir = data_dir.join("merkle");
     let levels = Levels { dir: &merkle_dir };
@@ -75,7 +76,7 @@ pub fn verify_archive(
             events: 0,
             problem: None,
         };
-        if let Err(p) = check_one(archive, &m, &levels, key, &mut c) {
+        if let Err(p) = check_one(archive, &m, &levels, key, keys, &mut c) {
             c.problem = Some(p);
         }
         out.push(c);
@@ -88,6 +89,7 @@ fn check_one(
     key_name: &str,
     levels: &Levels<'_>,
     key: &PublicKey,
+    keys: Option<&auditship_crypt::Keyring>,
     c: &mut Checked,
 ) -> Result<(), String> {
     let bytes = archive.get(key_name).map_err(|e| e.to_string())?;
@@ -104,7 +106,7 @@ fn check_one(
             m.sha256
         ));
     }
-    let leaves = walk::segment_leaves(&data, m.segment)?;
+    let leaves = walk::segment_leaves(&data, m.segment, keys)?;
     c.leaves = leaves.len() as u64;
     c.events = leaves.iter().filter(|l| l.payload).count() as u64;
     if leaves.first().map(|l| l.leaf) != m.first_leaf

@@ -64,10 +64,11 @@ pub(super) struct Pending {
 pub(super) fn plan_segment(
     seg: &SealedSegment,
     data: &[u8],
+    keys: Option<&auditship_crypt::Keyring>,
     policies: &Policies,
     holds: &HoldSet,
     now: i64,
-) -> Plan {
+) -> Result<Plan, String> {
     let mut p = Plan {
         no: seg.no,
         sha256: Sha256::digest(data).into(),
@@ -81,7 +82,13 @@ pub(super) fn plan_segment(
         expired_before: 0,
     };
     let min_age = policies.min_age_millis().unwrap_or(i64::MAX);
-    walk::records(data, &mut |r| {
+    // What an expired record's body gains when the segment is sealed.
+    let overhead = if crate::store::segments::format::is_encrypted(data) {
+        auditship_crypt::OVERHEAD
+    } else {
+        0
+    };
+    walk::records(data, seg.no, keys, &mut |r| {
         let leaf = match r {
             Record::Event {
                 agent,
@@ -106,7 +113,8 @@ pub(super) fn plan_segment(
                             if holds.holds(ts_millis, v.host.as_deref()) {
                                 *p.held.entry(i).or_default() += 1;
                             } else {
-                                let saved = frame.saturating_sub(walk::expired_frame_len(agent));
+                                let saved =
+                                    frame.saturating_sub(walk::expired_frame_len(agent, overhead));
                                 let e = p.per_policy.entry(i).or_default();
                                 e.0 += 1;
                                 e.1 += saved as u64;
@@ -132,8 +140,8 @@ pub(super) fn plan_segment(
         };
         p.first_leaf.get_or_insert(leaf);
         p.last_leaf = Some(leaf);
-    });
-    p
+    })?;
+    Ok(p)
 }
 
 impl Retention {
@@ -321,7 +329,8 @@ impl Retention {
                 .map_err(|e| RetentionError::Store(e.to_string()))?;
             report.segments_scanned += 1;
             report.bytes_scanned += data.len() as u64;
-            let plan = plan_segment(seg, &data, policies, &holds, now);
+            let plan = plan_segment(seg, &data, self.maintenance.keys(), policies, &holds, now)
+                .map_err(RetentionError::Store)?;
             for (i, n) in &plan.held {
                 report.policies[*i].held += n;
                 report.held += n;

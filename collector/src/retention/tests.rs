@@ -34,6 +34,7 @@ fn rig() -> Rig {
     let (writer, reader, _) = segments::open(SegmentConfig {
         dir: dir.path().join("store"),
         segment_bytes: 4096,
+        keys: None,
     })
     .unwrap();
     let key = checkpoints::collector_identity(dir.path()).unwrap();
@@ -116,7 +117,7 @@ impl Rig {
         let key = checkpoints::collector_identity(self.dir.path())
             .unwrap()
             .public();
-        verify::verify_store(self.dir.path(), &key, &mut |_| {}).unwrap()
+        verify::verify_store(self.dir.path(), &key, None, &mut |_| {}).unwrap()
     }
 
     fn segment_text(&self) -> String {
@@ -196,7 +197,7 @@ fn a_crash_between_tombstone_and_rewrite_is_finished_by_the_next_run_and_verify_
         .unwrap()
         .public();
     let archive = Archive::Dir(rig.dir.path().join("archive"));
-    let checked = check::verify_archive(&archive, rig.dir.path(), &key).unwrap();
+    let checked = check::verify_archive(&archive, rig.dir.path(), &key, None).unwrap();
     assert_eq!(checked.len() as u64, crashed.segments);
     assert!(checked.iter().all(|c| c.problem.is_none()), "{checked:?}");
 }

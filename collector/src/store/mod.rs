@@ -195,6 +195,18 @@ pub enum StoreError {
     /// A query is malformed (bad cursor).
     #[error("bad query: {0}")]
     BadQuery(String),
+    /// Records are encrypted under a key that was not given (or the store
+    /// is encrypted and no key was given): not corruption; nothing is
+    /// quarantined or cut.
+    #[error("{path} is encrypted under key id {needed}, but {given}")]
+    Key {
+        /// The segment (or index) file.
+        path: std::path::PathBuf,
+        /// The id of the key it needs.
+        needed: String,
+        /// The keys given (ids and files), and what to do.
+        given: String,
+    },
 }
 
 impl StoreError {

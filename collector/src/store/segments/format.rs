@@ -2,25 +2,36 @@
 //! scanner that reads them back and resynchronises after corrupt bytes.
 //!
 //! See the layout in the parent module. This file knows bytes; it knows
-//! nothing about files, commits or indexes.
+//! nothing about files, commits or indexes. Bodies pass through the
+//! segment's [`SegmentCipher`] on their way in and out (in the clear, or
+//! sealed), between the frame and the body encoding.
 
 use std::collections::HashMap;
 
 use auditship_core::Hash;
+use auditship_crypt::{KeyId, OpenError, SealError};
 
+use super::cipher::SegmentCipher;
 use crate::store::Watermark;
 
 /// Bytes of the segment file header.
 pub const HEADER_LEN: usize = 24;
 /// Magic at the start of every segment file.
 pub const MAGIC: &[u8; 4] = b"ASG1";
-/// Format version in the header. Version 1 (before event records carried
-/// their Merkle leaf index and snapshots the chain heads) is not read.
+/// Format version in the header of a segment whose bodies are in the clear.
+/// Version 1 (before event records carried their Merkle leaf index and
+/// snapshots the chain heads) is not read.
 pub const VERSION: u16 = 2;
+/// Format version of a segment whose bodies are sealed (encrypted): the
+/// same records, each body sealed by the record cipher. A build that
+/// predates encryption refuses it instead of taking ciphertext for damage.
+pub const VERSION_ENCRYPTED: u16 = 3;
 /// Bytes before a record body: `len u32 LE | crc32c u32 LE`.
 pub const FRAME_HEADER: usize = 8;
-/// Largest record body. Bigger events are refused at append.
+/// Largest record body (plaintext). Bigger events are refused at append.
 pub const MAX_BODY: usize = 16 << 20;
+/// Largest stored frame: header, body and what sealing adds.
+pub const MAX_FRAME: usize = FRAME_HEADER + MAX_BODY + auditship_crypt::OVERHEAD;
 
 /// Record kind: one event.
 pub const KIND_EVENT: u8 = 1;
@@ -38,31 +49,58 @@ pub const EXPIRED_FIXED: usize = 1 + 8 + 8 + 8 + 8 + 8 + 32 + 32 + 2;
 /// kind | queue | seq | ts | leaf | agent_len.
 pub const EVENT_FIXED: usize = 1 + 8 + 8 + 8 + 8 + 2;
 
-/// The header of segment `no`.
-pub fn header(no: u64, created_millis: i64) -> [u8; HEADER_LEN] {
+/// The header of segment `no`; `encrypted` when its bodies are sealed.
+pub fn header(no: u64, created_millis: i64, encrypted: bool) -> [u8; HEADER_LEN] {
     let mut h = [0u8; HEADER_LEN];
     h[0..4].copy_from_slice(MAGIC);
-    h[4..6].copy_from_slice(&VERSION.to_le_bytes());
+    let v = if encrypted {
+        VERSION_ENCRYPTED
+    } else {
+        VERSION
+    };
+    h[4..6].copy_from_slice(&v.to_le_bytes());
     h[8..16].copy_from_slice(&no.to_le_bytes());
     h[16..24].copy_from_slice(&created_millis.to_le_bytes());
     h
 }
 
-/// Whether `data` starts with a valid header of segment `no`.
-pub fn header_ok(data: &[u8], no: u64) -> bool {
-    data.len() >= HEADER_LEN
-        && &data[0..4] == MAGIC
-        && data[4..6] == VERSION.to_le_bytes()
-        && data[8..16] == no.to_le_bytes()
-}
-
-/// The format version of a header with the right magic, if it is another
-/// version than this build's (such a segment is not corrupt, it is for
-/// another build, and must not be quarantined).
-pub fn other_version(data: &[u8]) -> Option<u16> {
+fn version(data: &[u8]) -> Option<u16> {
     (data.len() >= HEADER_LEN && &data[0..4] == MAGIC)
         .then(|| u16::from_le_bytes([data[4], data[5]]))
-        .filter(|&v| v != VERSION)
+}
+
+/// Whether `data` starts with a valid header of segment `no`.
+pub fn header_ok(data: &[u8], no: u64) -> bool {
+    matches!(version(data), Some(VERSION | VERSION_ENCRYPTED)) && data[8..16] == no.to_le_bytes()
+}
+
+/// Whether the header says the bodies are sealed.
+pub fn is_encrypted(data: &[u8]) -> bool {
+    version(data) == Some(VERSION_ENCRYPTED)
+}
+
+/// The format version of a header with the right magic, if it is a
+/// version this build does not read (such a segment is not corrupt, it is
+/// for another build, and must not be quarantined).
+pub fn other_version(data: &[u8]) -> Option<u16> {
+    version(data).filter(|&v| v != VERSION && v != VERSION_ENCRYPTED)
+}
+
+/// The key id of the first intact sealed record of a segment (for an error
+/// naming the key a store needs).
+pub fn first_key_id(data: &[u8]) -> Option<KeyId> {
+    let mut at = HEADER_LEN;
+    while let Some(h) = data.get(at..at + FRAME_HEADER) {
+        let len = u32::from_le_bytes([h[0], h[1], h[2], h[3]]) as usize;
+        let crc = u32::from_le_bytes([h[4], h[5], h[6], h[7]]);
+        match data.get(at + FRAME_HEADER..at + FRAME_HEADER + len) {
+            Some(body) if len > 0 && crc32c::crc32c(body) == crc => {
+                return auditship_crypt::key_id_of(body)
+            }
+            _ => at += 1,
+        }
+    }
+    None
 }
 
 /// A decoded record body.
@@ -101,27 +139,26 @@ pub struct ExpiredRecord<'a> {
     pub prev: Hash,
 }
 
-/// Appends a framed expired record to `out`; returns its total length.
-pub fn encode_expired(out: &mut Vec<u8>, ev: &ExpiredRecord<'_>) -> usize {
-    let start = out.len();
-    let body_len = EXPIRED_FIXED + ev.agent.len();
-    out.reserve(FRAME_HEADER + body_len);
-    out.extend_from_slice(&(body_len as u32).to_le_bytes());
-    out.extend_from_slice(&[0; 4]);
-    let body = out.len();
-    out.push(KIND_EXPIRED);
-    out.extend_from_slice(&ev.queue.to_le_bytes());
-    out.extend_from_slice(&ev.seq.to_le_bytes());
-    out.extend_from_slice(&ev.ts_millis.to_le_bytes());
-    out.extend_from_slice(&ev.leaf.to_le_bytes());
-    out.extend_from_slice(&ev.tombstone.to_le_bytes());
-    out.extend_from_slice(&ev.hash);
-    out.extend_from_slice(&ev.prev);
-    out.extend_from_slice(&(ev.agent.len() as u16).to_le_bytes());
-    out.extend_from_slice(ev.agent.as_bytes());
-    let crc = crc32c::crc32c(&out[body..]);
-    out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
-    out.len() - start
+/// Appends a framed expired record to `out`, through the cipher; returns
+/// its total length.
+pub fn encode_expired(
+    out: &mut Vec<u8>,
+    ev: &ExpiredRecord<'_>,
+    c: &SegmentCipher<'_>,
+) -> Result<usize, SealError> {
+    out.reserve(FRAME_HEADER + c.overhead() + EXPIRED_FIXED + ev.agent.len());
+    frame(out, c, |b| {
+        b.push(KIND_EXPIRED);
+        b.extend_from_slice(&ev.queue.to_le_bytes());
+        b.extend_from_slice(&ev.seq.to_le_bytes());
+        b.extend_from_slice(&ev.ts_millis.to_le_bytes());
+        b.extend_from_slice(&ev.leaf.to_le_bytes());
+        b.extend_from_slice(&ev.tombstone.to_le_bytes());
+        b.extend_from_slice(&ev.hash);
+        b.extend_from_slice(&ev.prev);
+        b.extend_from_slice(&(ev.agent.len() as u16).to_le_bytes());
+        b.extend_from_slice(ev.agent.as_bytes());
+    })
 }
 
 /// The fields of an event record.
@@ -141,49 +178,84 @@ pub struct EventRecord<'a> {
     pub payload: &'a [u8],
 }
 
+/// Appends a framed record with a body written by `body`, through the
+/// cipher; returns the frame's total length.
+fn frame(
+    out: &mut Vec<u8>,
+    c: &SegmentCipher<'_>,
+    body: impl FnOnce(&mut Vec<u8>),
+) -> Result<usize, SealError> {
+    let start = out.len();
+    out.extend_from_slice(&[0; FRAME_HEADER]);
+    let at = c.begin(out);
+    body(out);
+    if let Err(e) = c.finish(out, at) {
+        out.truncate(start);
+        return Err(e);
+    }
+    let len = (out.len() - start - FRAME_HEADER) as u32;
+    let crc = crc32c::crc32c(&out[start + FRAME_HEADER..]);
+    out[start..start + 4].copy_from_slice(&len.to_le_bytes());
+    out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+    Ok(out.len() - start)
+}
+
+/// Appends a framed record whose plaintext body is `body` (any kind),
+/// sealed when the cipher says so; returns its total length. For segment
+/// rewriters; see [`super::cipher`].
+pub fn frame_body(
+    out: &mut Vec<u8>,
+    c: &SegmentCipher<'_>,
+    body: &[u8],
+) -> Result<usize, SealError> {
+    frame(out, c, |b| b.extend_from_slice(body))
+}
+
 /// Appends a framed event record to `out`; returns its total length.
 ///
 /// The caller has checked `agent.len() <= u16::MAX` and the body size.
-pub fn encode_event(out: &mut Vec<u8>, ev: &EventRecord<'_>) -> usize {
-    let start = out.len();
-    let body_len = EVENT_FIXED + ev.agent.len() + ev.payload.len();
-    out.reserve(FRAME_HEADER + body_len);
-    out.extend_from_slice(&(body_len as u32).to_le_bytes());
-    out.extend_from_slice(&[0; 4]);
-    let body = out.len();
-    out.push(KIND_EVENT);
-    out.extend_from_slice(&ev.queue.to_le_bytes());
-    out.extend_from_slice(&ev.seq.to_le_bytes());
-    out.extend_from_slice(&ev.ts_millis.to_le_bytes());
-    out.extend_from_slice(&ev.leaf.to_le_bytes());
-    out.extend_from_slice(&(ev.agent.len() as u16).to_le_bytes());
-    out.extend_from_slice(ev.agent.as_bytes());
-    out.extend_from_slice(ev.payload);
-    let crc = crc32c::crc32c(&out[body..]);
-    out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
-    out.len() - start
+pub fn encode_event(
+    out: &mut Vec<u8>,
+    ev: &EventRecord<'_>,
+    c: &SegmentCipher<'_>,
+) -> Result<usize, SealError> {
+    out.reserve(FRAME_HEADER + c.overhead() + EVENT_FIXED + ev.agent.len() + ev.payload.len());
+    frame(out, c, |b| {
+        b.push(KIND_EVENT);
+        b.extend_from_slice(&ev.queue.to_le_bytes());
+        b.extend_from_slice(&ev.seq.to_le_bytes());
+        b.extend_from_slice(&ev.ts_millis.to_le_bytes());
+        b.extend_from_slice(&ev.leaf.to_le_bytes());
+        b.extend_from_slice(&(ev.agent.len() as u16).to_le_bytes());
+        b.extend_from_slice(ev.agent.as_bytes());
+        b.extend_from_slice(ev.payload);
+    })
 }
 
-/// Appends a framed snapshot record to `out` (agents sorted, so the bytes
-/// are deterministic).
-pub fn encode_snapshot(out: &mut Vec<u8>, marks: &HashMap<String, Watermark>, next_leaf: u64) {
+/// Appends a framed snapshot record to `out` (agents sorted, so the
+/// plaintext is deterministic).
+pub fn encode_snapshot(
+    out: &mut Vec<u8>,
+    marks: &HashMap<String, Watermark>,
+    next_leaf: u64,
+    c: &SegmentCipher<'_>,
+) -> Result<(), SealError> {
     let mut agents: Vec<_> = marks.iter().collect();
     agents.sort_by(|a, b| a.0.cmp(b.0));
-    let mut body = Vec::with_capacity(13 + agents.len() * 64);
-    body.push(KIND_SNAPSHOT);
-    body.extend_from_slice(&(agents.len() as u32).to_le_bytes());
-    for (agent, w) in agents {
-        let name = &agent.as_bytes()[..agent.len().min(u16::MAX as usize)];
-        body.extend_from_slice(&(name.len() as u16).to_le_bytes());
-        body.extend_from_slice(name);
-        body.extend_from_slice(&w.queue.to_le_bytes());
-        body.extend_from_slice(&w.seq.to_le_bytes());
-        body.extend_from_slice(&w.head);
-    }
-    body.extend_from_slice(&next_leaf.to_le_bytes());
-    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
-    out.extend_from_slice(&crc32c::crc32c(&body).to_le_bytes());
-    out.extend_from_slice(&body);
+    frame(out, c, |body| {
+        body.push(KIND_SNAPSHOT);
+        body.extend_from_slice(&(agents.len() as u32).to_le_bytes());
+        for (agent, w) in agents {
+            let name = &agent.as_bytes()[..agent.len().min(u16::MAX as usize)];
+            body.extend_from_slice(&(name.len() as u16).to_le_bytes());
+            body.extend_from_slice(name);
+            body.extend_from_slice(&w.queue.to_le_bytes());
+            body.extend_from_slice(&w.seq.to_le_bytes());
+            body.extend_from_slice(&w.head);
+        }
+        body.extend_from_slice(&next_leaf.to_le_bytes());
+    })
+    .map(|_| ())
 }
 
 fn take<'a>(r: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
@@ -280,66 +352,134 @@ pub enum Scan<'a> {
         /// What was wrong.
         reason: &'static str,
     },
+    /// An intact record sealed under a key that was not given: not
+    /// corruption, and never quarantined; the caller stops with an error.
+    Locked {
+        /// The key it needs.
+        key: KeyId,
+        /// Offset after the record.
+        next: usize,
+    },
     /// The end of the data.
     End,
 }
 
-/// Checks the frame at `at`: `Ok((body, next))`, or why it is not valid.
-pub fn frame_at(data: &[u8], at: usize) -> Result<(Body<'_>, usize), &'static str> {
+/// Why a frame does not give a body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bad {
+    /// Not a valid record (length, checksum, authentication or body).
+    Corrupt(&'static str),
+    /// Intact, but sealed under a key that was not given.
+    Locked(KeyId),
+}
+
+/// Checks the frame at `at` and returns its plaintext body and the offset
+/// after it. The plaintext borrows `data` in the clear, `scratch` when
+/// sealed. A record that fails authentication under a key that was given
+/// is corrupt (altered or damaged), like one that fails its checksum.
+pub fn open_frame<'a>(
+    data: &'a [u8],
+    at: usize,
+    c: &SegmentCipher<'_>,
+    scratch: &'a mut Vec<u8>,
+) -> Result<(&'a [u8], usize), Bad> {
     let rest = &data[at..];
     if rest.len() < FRAME_HEADER {
-        return Err("frame header cut short");
+        return Err(Bad::Corrupt("frame header cut short"));
     }
     let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
-    if len == 0 || len > MAX_BODY {
-        return Err("record length out of range");
+    if len == 0 || len > MAX_BODY + c.overhead() {
+        return Err(Bad::Corrupt("record length out of range"));
     }
     if rest.len() - FRAME_HEADER < len {
-        return Err("record cut short");
+        return Err(Bad::Corrupt("record cut short"));
     }
     let crc = u32::from_le_bytes([rest[4], rest[5], rest[6], rest[7]]);
-    let body = &rest[FRAME_HEADER..FRAME_HEADER + len];
-    if crc32c::crc32c(body) != crc {
-        return Err("checksum mismatch");
+    let stored = &rest[FRAME_HEADER..FRAME_HEADER + len];
+    if crc32c::crc32c(stored) != crc {
+        return Err(Bad::Corrupt("checksum mismatch"));
     }
-    let body = decode(body).ok_or("checksum matches but the body is malformed")?;
-    Ok((body, at + FRAME_HEADER + len))
+    let plain = c.open(stored, scratch).map_err(|e| match e {
+        OpenError::UnknownKey(k) => Bad::Locked(k),
+        OpenError::Short => {
+            Bad::Corrupt("checksum matches but the record is too short to be encrypted")
+        }
+        OpenError::Forged(_) => {
+            Bad::Corrupt("checksum matches but the record fails decryption (altered)")
+        }
+    })?;
+    Ok((plain, at + FRAME_HEADER + len))
+}
+
+/// Checks the frame at `at`: `Ok((body, next))`, or why it is not valid.
+pub fn frame_at<'a>(
+    data: &'a [u8],
+    at: usize,
+    c: &SegmentCipher<'_>,
+    scratch: &'a mut Vec<u8>,
+) -> Result<(Body<'a>, usize), Bad> {
+    let (plain, next) = open_frame(data, at, c, scratch)?;
+    let body = decode(plain).ok_or(Bad::Corrupt("checksum matches but the body is malformed"))?;
+    Ok((body, next))
 }
 
 /// Reads the record at `at`. On a bad record, looks forward byte by byte
 /// for the next frame whose length fits, whose checksum matches and whose
-/// body decodes.
-pub fn scan(data: &[u8], at: usize) -> Scan<'_> {
+/// body opens and decodes (or is intact under a key that was not given).
+pub fn scan<'a>(
+    data: &'a [u8],
+    at: usize,
+    c: &SegmentCipher<'_>,
+    scratch: &'a mut Vec<u8>,
+) -> Scan<'a> {
     if at >= data.len() {
         return Scan::End;
     }
-    match frame_at(data, at) {
+    match frame_at(data, at, c, scratch) {
         Ok((body, next)) => Scan::Record { body, next },
-        Err(reason) => Scan::Corrupt {
-            resume: (at + 1..data.len())
-                .find(|&p| frame_at(data, p).is_ok())
-                .unwrap_or(data.len()),
-            reason,
+        Err(Bad::Locked(key)) => Scan::Locked {
+            key,
+            next: at
+                + FRAME_HEADER
+                + u32::from_le_bytes([data[at], data[at + 1], data[at + 2], data[at + 3]]) as usize,
         },
+        Err(Bad::Corrupt(reason)) => {
+            let mut probe = Vec::new();
+            Scan::Corrupt {
+                resume: (at + 1..data.len())
+                    .find(|&p| !matches!(frame_at(data, p, c, &mut probe), Err(Bad::Corrupt(_))))
+                    .unwrap_or(data.len()),
+                reason,
+            }
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use auditship_crypt::{Key, Keyring};
+
     use super::*;
 
-    #[test]
-    fn event_and_snapshot_round_trip() {
-        let mut out = Vec::new();
-        let ev = EventRecord {
+    fn ring(b: u8) -> Keyring {
+        Keyring::new(Key::from_bytes([b; 32]), [])
+    }
+
+    fn ev(seq: u64, payload: &[u8]) -> EventRecord<'_> {
+        EventRecord {
             agent: "web-1",
             queue: 7,
-            seq: 42,
+            seq,
             ts_millis: -5,
             leaf: 9,
-            payload: b"{\"raw\":\"x\"}",
-        };
-        let n = encode_event(&mut out, &ev);
+            payload,
+        }
+    }
+
+    fn round_trip(c: &SegmentCipher<'_>) -> Vec<u8> {
+        let mut out = Vec::new();
+        let e = ev(42, b"{\"raw\":\"secret-marker\"}");
+        let n = encode_event(&mut out, &e, c).unwrap();
         assert_eq!(n, out.len());
         let mut marks = HashMap::new();
         marks.insert(
@@ -350,18 +490,19 @@ mod tests {
                 head: [7; 32],
             },
         );
-        encode_snapshot(&mut out, &marks, 10);
-        match scan(&out, 0) {
+        encode_snapshot(&mut out, &marks, 10, c).unwrap();
+        let mut scratch = Vec::new();
+        match scan(&out, 0, c, &mut scratch) {
             Scan::Record {
-                body: Body::Event(e),
+                body: Body::Event(got),
                 next,
             } => {
-                assert_eq!(e, ev);
+                assert_eq!(got, e);
                 assert_eq!(next, n);
             }
             other => panic!("{other:?}"),
         }
-        match scan(&out, n) {
+        match scan(&out, n, c, &mut scratch) {
             Scan::Record {
                 body: Body::Snapshot(m, next_leaf),
                 next,
@@ -372,7 +513,7 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert!(matches!(scan(&out, out.len()), Scan::End));
+        assert!(matches!(scan(&out, out.len(), c, &mut scratch), Scan::End));
         let x = ExpiredRecord {
             agent: "web-1",
             queue: 7,
@@ -384,9 +525,9 @@ mod tests {
             prev: [4; 32],
         };
         let at = out.len();
-        let n = encode_expired(&mut out, &x);
-        assert_eq!(n, FRAME_HEADER + EXPIRED_FIXED + 5);
-        match scan(&out, at) {
+        let n = encode_expired(&mut out, &x, c).unwrap();
+        assert_eq!(n, FRAME_HEADER + c.overhead() + EXPIRED_FIXED + 5);
+        match scan(&out, at, c, &mut scratch) {
             Scan::Record {
                 body: Body::Expired(e),
                 next,
@@ -396,33 +537,114 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+        out
+    }
+
+    #[test]
+    fn event_snapshot_and_expired_records_round_trip_in_the_clear_and_sealed() {
+        let plain = round_trip(&SegmentCipher::plain(1));
+        assert!(memchr::memmem::find(&plain, b"secret-marker").is_some());
+        let keys = ring(1);
+        let sealed = round_trip(&SegmentCipher::sealed(&keys, 1));
+        assert!(memchr::memmem::find(&sealed, b"secret-marker").is_none());
+        assert!(memchr::memmem::find(&sealed, b"web-1").is_none());
+        assert_eq!(sealed.len(), plain.len() + 3 * auditship_crypt::OVERHEAD);
+        assert_eq!(
+            first_key_id(&[&header(1, 0, true)[..], &sealed].concat()),
+            Some(keys.current())
+        );
     }
 
     #[test]
     fn corrupt_record_resumes_at_the_next_valid_one() {
-        let mut out = Vec::new();
-        let ev = EventRecord {
-            agent: "a",
-            queue: 1,
-            seq: 1,
-            ts_millis: 0,
-            leaf: 0,
-            payload: b"payload bytes",
-        };
-        let first = encode_event(&mut out, &ev);
-        encode_event(&mut out, &EventRecord { seq: 2, ..ev });
-        out[first / 2] ^= 0x40;
-        match scan(&out, 0) {
-            Scan::Corrupt { resume, .. } => assert_eq!(resume, first),
-            other => panic!("{other:?}"),
+        let keys = ring(1);
+        for c in [SegmentCipher::plain(1), SegmentCipher::sealed(&keys, 1)] {
+            let mut out = Vec::new();
+            let first = encode_event(&mut out, &ev(1, b"payload bytes"), &c).unwrap();
+            encode_event(&mut out, &ev(2, b"payload bytes"), &c).unwrap();
+            out[first / 2] ^= 0x40;
+            let mut scratch = Vec::new();
+            match scan(&out, 0, &c, &mut scratch) {
+                Scan::Corrupt { resume, .. } => assert_eq!(resume, first),
+                other => panic!("{other:?}"),
+            }
+            // Cut short: nothing valid follows.
+            match scan(&out[..out.len() - 1], first, &c, &mut scratch) {
+                Scan::Corrupt { resume, reason } => {
+                    assert_eq!(resume, out.len() - 1);
+                    assert_eq!(reason, "record cut short");
+                }
+                other => panic!("{other:?}"),
+            }
         }
-        // Cut short: nothing valid follows.
-        match scan(&out[..out.len() - 1], first) {
+    }
+
+    #[test]
+    fn a_sealed_record_with_a_matching_checksum_that_fails_decryption_is_corrupt() {
+        let keys = ring(1);
+        let c = SegmentCipher::sealed(&keys, 1);
+        let mut out = Vec::new();
+        let first = encode_event(&mut out, &ev(1, b"payload"), &c).unwrap();
+        encode_event(&mut out, &ev(2, b"payload"), &c).unwrap();
+        // Alter a ciphertext byte and fix the CRC: only the AEAD catches it.
+        out[FRAME_HEADER + 40] ^= 1;
+        let crc = crc32c::crc32c(&out[FRAME_HEADER..first]);
+        out[4..8].copy_from_slice(&crc.to_le_bytes());
+        let mut scratch = Vec::new();
+        match scan(&out, 0, &c, &mut scratch) {
             Scan::Corrupt { resume, reason } => {
-                assert_eq!(resume, out.len() - 1);
-                assert_eq!(reason, "record cut short");
+                assert_eq!(resume, first);
+                assert!(reason.contains("decryption"), "{reason}");
             }
             other => panic!("{other:?}"),
         }
+        // The same record in segment 2 does not open: bound to segment 1.
+        let mut ok = Vec::new();
+        encode_event(&mut ok, &ev(1, b"payload"), &c).unwrap();
+        let other = SegmentCipher::sealed(&keys, 2);
+        assert!(matches!(
+            scan(&ok, 0, &other, &mut scratch),
+            Scan::Corrupt { .. }
+        ));
+    }
+
+    #[test]
+    fn a_record_under_another_key_is_locked_not_corrupt() {
+        let (k1, k2) = (ring(1), ring(2));
+        let mut out = Vec::new();
+        let n = encode_event(&mut out, &ev(1, b"p"), &SegmentCipher::sealed(&k1, 1)).unwrap();
+        encode_event(&mut out, &ev(2, b"p"), &SegmentCipher::sealed(&k2, 1)).unwrap();
+        let c2 = SegmentCipher::sealed(&k2, 1);
+        let mut scratch = Vec::new();
+        match scan(&out, 0, &c2, &mut scratch) {
+            Scan::Locked { key, next } => {
+                assert_eq!(key, k1.current());
+                assert_eq!(next, n);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            scan(&out, n, &c2, &mut scratch),
+            Scan::Record { .. }
+        ));
+        // Resynchronising after damage stops at a locked record too.
+        let mut damaged = vec![0xff; 5];
+        damaged.extend_from_slice(&out);
+        assert!(matches!(
+            scan(&damaged, 0, &c2, &mut scratch),
+            Scan::Corrupt { resume: 5, .. }
+        ));
+    }
+
+    #[test]
+    fn headers_say_whether_bodies_are_sealed() {
+        let h = header(3, 1, true);
+        assert!(header_ok(&h, 3) && is_encrypted(&h) && other_version(&h).is_none());
+        let h = header(3, 1, false);
+        assert!(header_ok(&h, 3) && !is_encrypted(&h));
+        let mut h4 = h;
+        h4[4] = 4;
+        assert_eq!(other_version(&h4), Some(4));
+        assert!(!header_ok(&h4, 3));
     }
 }

@@ -8,6 +8,7 @@
 //! sealed and never fsynced (see the parent module for the layout and why
 //! that is safe).
 
+use std::cell::OnceCell;
 use std::collections::HashMap;
 use std::fs::{self, File};
 use std::hash::{BuildHasherDefault, Hasher};
@@ -15,6 +16,9 @@ use std::io::Write;
 use std::net::IpAddr;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
+use std::sync::Arc;
+
+use auditship_crypt::{Domain, Keyring};
 
 use crate::store::IndexKey;
 
@@ -180,7 +184,10 @@ impl Builder {
 // ---- the sidecar file -------------------------------------------------------
 
 const MAGIC: &[u8; 4] = b"ASX1";
+/// Sections in the clear.
 const VERSION: u16 = 1;
+/// Sections sealed (the index of an encrypted segment).
+const VERSION_ENCRYPTED: u16 = 2;
 /// Sections: dictionaries, ts, location, five fields, src.
 const SECTIONS: usize = 9;
 const S_DICT: usize = 0;
@@ -220,14 +227,35 @@ pub fn summarize(entries: &[&[Entry]]) -> IndexMeta {
     }
 }
 
+/// Associated data of a sealed section: what the header says about it.
+fn section_context(
+    no: u64,
+    segment_len: u64,
+    entries: u64,
+    min_ts: i64,
+    max_ts: i64,
+    s: usize,
+) -> [u8; 41] {
+    let mut c = [0u8; 41];
+    c[0..8].copy_from_slice(&no.to_le_bytes());
+    c[8..16].copy_from_slice(&segment_len.to_le_bytes());
+    c[16..24].copy_from_slice(&entries.to_le_bytes());
+    c[24..32].copy_from_slice(&min_ts.to_le_bytes());
+    c[32..40].copy_from_slice(&max_ts.to_le_bytes());
+    c[40] = s as u8;
+    c
+}
+
 /// Writes the index of segment `no` (whose file is `segment_len` bytes) to
 /// `path`, through a temporary file renamed into place. Not fsynced.
+/// With `keys` (an encrypted segment) every section is sealed.
 pub fn write(
     path: &Path,
     no: u64,
     segment_len: u64,
     dicts: &Dictionaries,
     entries: &[&[Entry]],
+    keys: Option<&Keyring>,
 ) -> std::io::Result<IndexMeta> {
     let n: usize = entries.iter().map(|c| c.len()).sum();
     let all = || entries.iter().flat_map(|c| c.iter());
@@ -266,9 +294,23 @@ pub fn write(
         }
         sections[S_SRC].extend_from_slice(&e.src);
     }
+    if let Some(k) = keys {
+        for (i, sec) in sections.iter_mut().enumerate() {
+            let ctx = section_context(no, segment_len, n as u64, min_ts, max_ts, i);
+            let mut sealed = Vec::with_capacity(sec.len() + auditship_crypt::OVERHEAD);
+            k.seal(Domain::STORE_INDEX, &ctx, sec, &mut sealed)
+                .map_err(std::io::Error::other)?;
+            *sec = sealed;
+        }
+    }
     let mut head = Vec::with_capacity(HEADER_LEN);
     head.extend_from_slice(MAGIC);
-    head.extend_from_slice(&VERSION.to_le_bytes());
+    let version = if keys.is_some() {
+        VERSION_ENCRYPTED
+    } else {
+        VERSION
+    };
+    head.extend_from_slice(&version.to_le_bytes());
     head.extend_from_slice(&(SECTIONS as u16).to_le_bytes());
     head.extend_from_slice(&no.to_le_bytes());
     head.extend_from_slice(&segment_len.to_le_bytes());
@@ -311,6 +353,10 @@ pub struct IndexFile {
     /// Length of the segment the index describes.
     pub segment_len: u64,
     sections: [(u64, u64, u32); SECTIONS],
+    /// Set when the sections are sealed: the keys and the segment number.
+    sealed: Option<(Arc<Keyring>, u64)>,
+    /// The opened location section of a sealed index.
+    locations: OnceCell<Vec<u8>>,
 }
 
 /// Why an index file cannot be used (it is then rebuilt).
@@ -318,8 +364,16 @@ pub type Damage = String;
 
 impl IndexFile {
     /// Opens `path` and checks its header against segment `no` of
-    /// `segment_len` bytes.
-    pub fn open(path: &Path, no: u64, segment_len: u64) -> Result<IndexFile, Damage> {
+    /// `segment_len` bytes, whose bodies are sealed when `encrypted`. An
+    /// index in the clear for an encrypted segment, or sealed under a key
+    /// not in `keys`, is unusable (and rebuilt from the segment).
+    pub fn open(
+        path: &Path,
+        no: u64,
+        segment_len: u64,
+        encrypted: bool,
+        keys: Option<&Arc<Keyring>>,
+    ) -> Result<IndexFile, Damage> {
         let file = File::open(path).map_err(|e| format!("cannot open: {e}"))?;
         let len = file.metadata().map_err(|e| e.to_string())?.len();
         let mut h = [0u8; HEADER_LEN];
@@ -330,11 +384,28 @@ impl IndexFile {
                 .try_into()
                 .unwrap_or([0; 4]),
         );
+        let version = u16::from_le_bytes([h[4], h[5]]);
         if &h[0..4] != MAGIC
-            || h[4..6] != VERSION.to_le_bytes()
+            || !(version == VERSION || version == VERSION_ENCRYPTED)
             || crc32c::crc32c(&h[..HEADER_LEN - 8]) != crc
         {
             return Err("bad header".into());
+        }
+        let sealed_index = version == VERSION_ENCRYPTED;
+        if sealed_index != encrypted {
+            return Err(format!(
+                "index is {}, its segment {}",
+                if sealed_index {
+                    "encrypted"
+                } else {
+                    "in the clear"
+                },
+                if encrypted {
+                    "encrypted"
+                } else {
+                    "in the clear"
+                }
+            ));
         }
         let u = |at: usize| u64::from_le_bytes(h[at..at + 8].try_into().unwrap_or([0; 8]));
         if u(8) != no || u(16) != segment_len {
@@ -353,18 +424,43 @@ impl IndexFile {
             *s = (u(at), u(at + 8), c);
             end = end.max(s.0.saturating_add(s.1));
         }
+        let extra = if sealed_index {
+            auditship_crypt::OVERHEAD as u64
+        } else {
+            0
+        };
         let width = |s: usize| {
             sections[s].1
-                != entries.saturating_mul(match s {
-                    S_TS | S_LOC => 8,
-                    S_SRC => 17,
-                    _ => 4,
-                })
+                != entries
+                    .saturating_mul(match s {
+                        S_TS | S_LOC => 8,
+                        S_SRC => 17,
+                        _ => 4,
+                    })
+                    .saturating_add(extra)
         };
         if end > len || (1..SECTIONS).any(width) {
             return Err("index is short or its sections do not fit".into());
         }
+        let sealed = match (sealed_index, keys) {
+            (false, _) => None,
+            (true, None) => return Err("index is encrypted and no key was given".into()),
+            (true, Some(k)) => {
+                let mut id = [0u8; 8];
+                file.read_exact_at(&mut id, sections[S_DICT].0)
+                    .map_err(|e| format!("section 0 unreadable: {e}"))?;
+                let id = auditship_crypt::KeyId(id);
+                if !k.knows(id) {
+                    return Err(format!(
+                        "index encrypted under key {id}, which was not given"
+                    ));
+                }
+                Some((k.clone(), no))
+            }
+        };
         Ok(IndexFile {
+            sealed,
+            locations: OnceCell::new(),
             file,
             meta: IndexMeta {
                 entries,
@@ -386,7 +482,15 @@ impl IndexFile {
         if crc32c::crc32c(&buf) != crc {
             return Err(format!("section {s} fails its checksum"));
         }
-        Ok(buf)
+        let Some((keys, no)) = &self.sealed else {
+            return Ok(buf);
+        };
+        let m = &self.meta;
+        let ctx = section_context(*no, self.segment_len, m.entries, m.min_ts, m.max_ts, s);
+        let mut plain = Vec::with_capacity(buf.len());
+        keys.open(Domain::STORE_INDEX, &ctx, &buf, &mut plain)
+            .map_err(|e| format!("section {s}: {e}"))?;
+        Ok(plain)
     }
 
     /// The id of each wanted value per field: `Ok(None)` when a wanted value
@@ -420,6 +524,16 @@ impl IndexFile {
         Ok(Some(ids))
     }
 
+    /// The key of a sealed index's first section (`None` in the clear).
+    pub fn key_id(&self) -> Option<auditship_crypt::KeyId> {
+        self.sealed.as_ref()?;
+        let mut id = [0u8; 8];
+        self.file
+            .read_exact_at(&mut id, self.sections[S_DICT].0)
+            .ok()?;
+        Some(auditship_crypt::KeyId(id))
+    }
+
     /// Event times.
     pub fn ts(&self) -> Result<Vec<i64>, Damage> {
         Ok(self
@@ -443,14 +557,28 @@ impl IndexFile {
         self.section(S_SRC)
     }
 
-    /// Location (offset, length) of entry `i`, read without the section
-    /// checksum: the record's own checksum protects what is read there.
+    /// Location (offset, length) of entry `i`. In the clear it is read
+    /// without the section checksum (the record's own checksum protects
+    /// what is read there); sealed, the section is opened whole once.
     pub fn location(&self, i: u64) -> Result<(u64, u32), Damage> {
-        let (at, _, _) = self.sections[S_LOC];
         let mut b = [0u8; 8];
-        self.file
-            .read_exact_at(&mut b, at + i * 8)
-            .map_err(|e| format!("location unreadable: {e}"))?;
+        if self.sealed.is_some() {
+            if self.locations.get().is_none() {
+                let loc = self.section(S_LOC)?;
+                let _ = self.locations.set(loc);
+            }
+            let loc = self.locations.get().map(|v| v.as_slice()).unwrap_or(&[]);
+            let at = (i as usize).saturating_mul(8);
+            b.copy_from_slice(
+                loc.get(at..at + 8)
+                    .ok_or_else(|| "location out of range".to_string())?,
+            );
+        } else {
+            let (at, _, _) = self.sections[S_LOC];
+            self.file
+                .read_exact_at(&mut b, at + i * 8)
+                .map_err(|e| format!("location unreadable: {e}"))?;
+        }
         Ok((
             u64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]])),
             u32::from_le_bytes([b[4], b[5], b[6], b[7]]),

@@ -9,6 +9,7 @@
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 
+use super::cipher::{key_error, SegmentCipher};
 use super::format::{self, Body, Scan};
 use super::query::SegmentReader;
 use super::recover;
@@ -38,10 +39,13 @@ impl SegmentReader {
     /// snapshot is unreadable).
     fn first_leaf(&self, no: u64, len: u64) -> Option<u64> {
         let path = recover::segment_path(&self.shared.dir, no);
-        let file = File::open(path).ok()?;
+        let file = File::open(&path).ok()?;
         let mut head = vec![0u8; (len as usize).min(64 << 10)];
         file.read_exact_at(&mut head, 0).ok()?;
-        match format::frame_at(&head, format::HEADER_LEN) {
+        let cipher =
+            SegmentCipher::for_header(&head, no, self.shared.keys.as_deref(), &path).ok()?;
+        let mut scratch = Vec::new();
+        match format::frame_at(&head, format::HEADER_LEN, &cipher, &mut scratch) {
             Ok((Body::Snapshot(_, leaf), _)) => Some(leaf),
             _ => None,
         }
@@ -62,10 +66,15 @@ impl SegmentReader {
             .unwrap_or(0);
         for &(no, len) in &segments[start..] {
             let data = self.read_segment(no, len)?;
+            let path = recover::segment_path(&self.shared.dir, no);
+            let keys = self.shared.keys.as_deref();
+            let cipher = SegmentCipher::for_header(&data, no, keys, &path)?;
             let mut at = format::HEADER_LEN;
+            let mut scratch = Vec::new();
             loop {
-                match format::scan(&data, at) {
+                match format::scan(&data, at, &cipher, &mut scratch) {
                     Scan::End => break,
+                    Scan::Locked { key, .. } => return Err(key_error(&path, Some(key), keys)),
                     Scan::Record { body, next } => {
                         match body {
                             Body::Event(ev) if ev.leaf >= from => {

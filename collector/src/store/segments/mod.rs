@@ -10,30 +10,42 @@
 //!     00000000000000000001.idx   index of a sealed segment (a cache: never fsynced)
 //!     00000000000000000002.seg
 //!   quarantine/                  bytes that failed their checksum, one file per range
+//!   LOCK                         flock'd while a writer (a collector, `auditship store rekey`) has the store open
 //!
 //! segment file:
-//!   header   24 bytes: "ASG1" | version u16 LE (1) | reserved u16 | segment no u64 LE
+//!   header   24 bytes: "ASG1" | version u16 LE | reserved u16 | segment no u64 LE
 //!                      | created unix ms i64 LE
+//!            version 2: record bodies in the clear; version 3: bodies sealed (encrypted)
 //!   records  repeated until end of file:
-//!     len    u32 LE   length of body, 1 ..= 16 MiB
-//!     crc    u32 LE   CRC32C (Castagnoli) of body
-//!     body   len bytes:
+//!     len    u32 LE   length of the stored body, 1 ..= 16 MiB (+ 48 when sealed)
+//!     crc    u32 LE   CRC32C (Castagnoli) of the stored body
+//!     stored body, version 2: the body itself
+//!     stored body, version 3: key_id 8 | nonce 24 | ciphertext of the body | tag 16
+//!                             (XChaCha20-Poly1305; associated data:
+//!                              "auditship store record v1" 0x00 | key_id | segment no u64 LE)
+//!     body:
 //!       kind u8 = 2  snapshot: count u32 LE
-//!                             | count x (agent_len u16 LE | agent | queue u64 LE | seq u64 LE)
+//!                             | count x (agent_len u16 LE | agent | queue u64 LE | seq u64 LE
+//!                                        | head [32])
+//!                             | next_leaf u64 LE
 //!       kind u8 = 1  event:    queue u64 LE | seq u64 LE | ts_millis i64 LE | leaf u64 LE
 //!                             | agent_len u16 LE | agent | payload (rest)
 //!       kind u8 = 3  expired:  queue u64 LE | seq u64 LE | ts_millis i64 LE | leaf u64 LE
 //!                             | tombstone u64 LE (leaf index of the covering tombstone)
 //!                             | hash [32] | prev_hash [32] (the removed payload's chain hashes)
 //!                             | agent_len u16 LE | agent
-//!                   (snapshot: ... | next_leaf u64 LE after the agents)
 //!
 //! index file (<no>.idx), all little-endian:
-//!   header   "ASX1" | version u16 (1) | sections u16 (9) | segment no u64
+//!   header   "ASX1" | version u16 | sections u16 (9) | segment no u64
 //!            | segment_len u64 (the segment's length when indexed) | entries u64
 //!            | min_ts i64 | max_ts i64
 //!            | 9 x (offset u64 | len u64 | crc32c u32 | reserved u32)
 //!            | header crc32c u32 (of everything before it) | reserved u32
+//!            version 1: sections in the clear (segment version 2);
+//!            version 2: each section sealed like a record body (segment version 3):
+//!              key_id 8 | nonce 24 | ciphertext | tag 16, the CRC over all of it;
+//!              associated data: "auditship store index v1" 0x00 | key_id | segment no u64
+//!              | segment_len u64 | entries u64 | min_ts i64 | max_ts i64 | section u8
 //!   section 0  dictionaries, for host, actor, action, category, outcome in turn:
 //!              count u32 | count x (len u16 | value | entries u32)   ids are 1..=count
 //!   section 1  ts_millis      i64 x entries
@@ -48,6 +60,39 @@
 //! ingest received it. Agent ids are written in full in every event record
 //! rather than interned: they are short, and a corrupt record then costs
 //! exactly that record, never the identity of others.
+//!
+//! # Encryption at rest
+//!
+//! With keys ([`SegmentConfig::keys`], from `[store.encryption]`), new
+//! segments are version 3 and their indexes version 2: every record body
+//! (events and snapshots: payload, agent id, seq, leaf, watermarks) and
+//! every index section (dictionaries of hosts, actors and actions, times,
+//! locations, source addresses) is sealed by the record cipher of
+//! `auditship_crypt` ([`cipher`]). Each sealed record names its key, so
+//! records under previous keys stay readable after a rotation
+//! (`previous_key_files`) until `auditship store rekey` re-encrypts them.
+//! What stays in the clear: file names and sizes, segment numbers and
+//! creation times, record lengths and CRCs (so recovery and
+//! resynchronisation work without the key), and each index header's entry
+//! count and time range.
+//!
+//! * Turning encryption on for an existing store: appends go to a new
+//!   (encrypted) segment at once; older segments stay as they are, readable,
+//!   until `rekey` encrypts them. Turning it off needs the keys as long as
+//!   encrypted segments exist.
+//! * A record under a key that was not given is not corruption: open fails
+//!   with [`StoreError::Key`] naming the segment, the key id it needs and the
+//!   keys given, and nothing is cut or quarantined. Open reads the newest
+//!   segment and checks the key of every sealed index, so a missing key is
+//!   found at startup. A record that fails authentication under a key that
+//!   was given was altered (its CRC may have been fixed up) and is
+//!   quarantined like any corrupt record. (A key id altered together with
+//!   its CRC reads as a missing key too: that takes deliberate tampering,
+//!   which `verify` reports, while treating an unknown key as damage would
+//!   quarantine, or cut from the newest segment, every record whose key an
+//!   operator merely forgot to list.)
+//! * An index in the clear for an encrypted segment, or under a key not
+//!   given, is unusable and rebuilt (the segment is the truth).
 //!
 //! # Invariants
 //!
@@ -156,14 +201,17 @@
 //! (`STORE_BENCH_EVENTS=...` for another size).
 //!
 //! [`StoreWriter::commit`]: crate::store::StoreWriter::commit
+//! [`StoreError::Key`]: crate::store::StoreError::Key
 //! [`Cursor`]: crate::store::Cursor
 //! [`StoreStats::quarantined`]: crate::store::StoreStats::quarantined
 
+pub mod cipher;
 pub mod format;
 pub mod index;
 mod leaves;
 mod query;
 mod recover;
+pub mod rekey;
 pub mod rewrite;
 pub mod walk;
 mod writer;
@@ -176,6 +224,8 @@ use std::sync::{Arc, Mutex, RwLock};
 pub use query::SegmentReader;
 pub use writer::SegmentWriter;
 
+use auditship_crypt::Keyring;
+
 use crate::store::StoreError;
 use index::{Entry, FxMap, IndexMeta, FIELDS};
 
@@ -187,14 +237,18 @@ pub struct SegmentConfig {
     /// Size at which the active segment is sealed and a new one started
     /// (4 KiB ..= 1 GiB).
     pub segment_bytes: u64,
+    /// Encryption at rest: new segments are sealed under the current key;
+    /// records under previous keys stay readable. `None`: in the clear.
+    pub keys: Option<Arc<Keyring>>,
 }
 
 impl SegmentConfig {
-    /// Defaults for `dir`: 64 MiB segments.
+    /// Defaults for `dir`: 64 MiB segments, no encryption.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         SegmentConfig {
             dir: dir.into(),
             segment_bytes: 64 << 20,
+            keys: None,
         }
     }
 }
@@ -235,6 +289,8 @@ pub(crate) struct Sealed {
     pub no: u64,
     pub len: u64,
     pub index: IndexMeta,
+    /// Its bodies are sealed (format version 3).
+    pub encrypted: bool,
 }
 
 /// Entries per chunk of the active segment's in-memory index.
@@ -244,6 +300,8 @@ pub(crate) const CHUNK: usize = 8192;
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Active {
     pub no: u64,
+    /// Its bodies are sealed (format version 3).
+    pub encrypted: bool,
     /// Committed length of the file.
     pub len: u64,
     /// Committed entries, in chunks of [`CHUNK`] (the last may be partial).
@@ -302,6 +360,8 @@ pub(crate) struct Shared {
     /// a retention rewrite swaps a segment and its index holding it
     /// exclusively, so no reader mixes an old index with a new segment.
     pub files: RwLock<()>,
+    /// Encryption keys, if the store has any.
+    pub keys: Option<Arc<Keyring>>,
 }
 
 impl Shared {
@@ -335,15 +395,17 @@ pub fn open(
     }
     let dir = config.dir.join("segments");
     let qdir = config.dir.join("quarantine");
+    let keys = config.keys.as_deref();
     if !dir.is_dir() {
         fs::create_dir_all(&dir).map_err(|e| StoreError::io(&dir, e))?;
         recover::sync_dir(&config.dir).map_err(|e| StoreError::io(&config.dir, e))?;
     }
+    let lock = recover::lock_store(&config.dir)?;
     let mut recovery = Recovery::default();
     let mut numbers = recover::list_segments(&dir)?;
     let mut newest = None;
     while let Some(&no) = numbers.last() {
-        match recover::scan_segment(&dir, &qdir, no, true, &mut recovery)? {
+        match recover::scan_segment(&dir, &qdir, no, true, &mut recovery, keys)? {
             Some(s) if s.len > format::HEADER_LEN as u64 => {
                 newest = Some((no, s));
                 break;
@@ -372,7 +434,8 @@ pub fn open(
         if s.snapshot.is_none() {
             // The snapshot is damaged: find an older one.
             for &o in numbers.iter().rev().skip(1) {
-                if let Some(os) = recover::scan_segment(&dir, &qdir, o, false, &mut recovery)? {
+                if let Some(os) = recover::scan_segment(&dir, &qdir, o, false, &mut recovery, keys)?
+                {
                     let found = os.snapshot.is_some();
                     older.push(os);
                     if found {
@@ -412,10 +475,16 @@ pub fn open(
         .iter()
         .filter(|&&n| Some(n) != newest.as_ref().map(|x| x.0))
     {
-        if let Some((len, index)) = recover::sealed_index(&dir, &qdir, no, &mut recovery)? {
+        let found = recover::sealed_index(&dir, &qdir, no, &mut recovery, config.keys.as_ref())?;
+        if let Some((len, index, encrypted)) = found {
             state.events += index.entries;
             state.sealed_bytes += len + index.bytes;
-            sealed.push(Sealed { no, len, index });
+            sealed.push(Sealed {
+                no,
+                len,
+                index,
+                encrypted,
+            });
         }
     }
     state.sealed = Arc::new(sealed);
@@ -425,6 +494,7 @@ pub fn open(
         let _ = fs::remove_file(recover::index_path(&dir, no));
         let mut active = Active {
             no,
+            encrypted: s.encrypted,
             len: s.len,
             ..Active::default()
         };
@@ -448,8 +518,16 @@ pub fn open(
         state: Mutex::new(state),
         rebuild: Mutex::new(()),
         files: RwLock::new(()),
+        keys: config.keys.clone(),
     });
-    let writer = SegmentWriter::new(shared.clone(), config, marks, builder, next_no, next_leaf)?;
+    let writer = SegmentWriter::new(
+        shared.clone(),
+        config,
+        marks,
+        builder,
+        (next_no, next_leaf),
+        lock,
+    )?;
     Ok((writer, Arc::new(SegmentReader::new(shared)), recovery))
 }
 

@@ -5,7 +5,11 @@
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use auditship_crypt::Keyring;
+
+use super::cipher::{key_error, SegmentCipher};
 use super::format::{self, Body, EventRecord, Scan};
 use super::index::{self, Builder, Entry, IndexFile, IndexMeta};
 use super::{Quarantined, Recovery};
@@ -101,6 +105,8 @@ pub fn quarantine(qdir: &Path, no: u64, offset: u64, bytes: &[u8], reason: &str)
 pub struct Scanned {
     /// The file's length after any truncation.
     pub len: u64,
+    /// Whether its bodies are sealed.
+    pub encrypted: bool,
     /// The snapshot, if the first record is one, and the segment's first
     /// leaf index.
     pub snapshot: Option<(HashMap<String, Watermark>, u64)>,
@@ -117,13 +123,16 @@ pub struct Scanned {
 /// Scans segment `no`. A bad header returns `Ok(None)` (the file is moved to
 /// quarantine, or removed when it is too short to hold anything). In the
 /// newest segment, bad bytes with no valid record after them are a torn tail
-/// and are cut off; anywhere else they are quarantined.
+/// and are cut off; anywhere else they are quarantined. An encrypted
+/// segment with a record under a key not in `keys` (or with no keys) is an
+/// error: nothing is cut or quarantined for it.
 pub fn scan_segment(
     dir: &Path,
     qdir: &Path,
     no: u64,
     newest: bool,
     recovery: &mut Recovery,
+    keys: Option<&Keyring>,
 ) -> Result<Option<Scanned>, StoreError> {
     let path = segment_path(dir, no);
     let data = fs::read(&path).map_err(|e| StoreError::io(&path, e))?;
@@ -153,7 +162,14 @@ pub fn scan_segment(
         fs::remove_file(&path).map_err(|e| StoreError::io(&path, e))?;
         return Ok(None);
     }
+    let cipher = if data.len() == format::HEADER_LEN {
+        // Nothing to open: a header-only segment needs no key.
+        SegmentCipher::plain(no)
+    } else {
+        SegmentCipher::for_header(&data, no, keys, &path)?
+    };
     let mut out = Scanned {
+        encrypted: format::is_encrypted(&data),
         len: data.len() as u64,
         snapshot: None,
         marks: Vec::new(),
@@ -163,9 +179,11 @@ pub fn scan_segment(
     };
     let mut at = format::HEADER_LEN;
     let mut first = true;
+    let mut scratch = Vec::new();
     loop {
-        match format::scan(&data, at) {
+        match format::scan(&data, at, &cipher, &mut scratch) {
             Scan::End => break,
+            Scan::Locked { key, .. } => return Err(key_error(&path, Some(key), keys)),
             Scan::Record { body, next } => {
                 match body {
                     Body::Snapshot(m, leaf) if first => out.snapshot = Some((m, leaf)),
@@ -261,12 +279,14 @@ pub fn rebuild_index(
     qdir: &Path,
     no: u64,
     recovery: &mut Recovery,
+    keys: Option<&Keyring>,
 ) -> Result<Option<(Scanned, IndexMeta)>, StoreError> {
-    let Some(s) = scan_segment(dir, qdir, no, false, recovery)? else {
+    let Some(s) = scan_segment(dir, qdir, no, false, recovery, keys)? else {
         return Ok(None);
     };
     let path = index_path(dir, no);
-    let meta = match index::write(&path, no, s.len, &s.index.dicts, &[&s.entries]) {
+    let seal = keys.filter(|_| s.encrypted);
+    let meta = match index::write(&path, no, s.len, &s.index.dicts, &[&s.entries], seal) {
         Ok(m) => m,
         Err(e) => {
             tracing::error!(file = %path.display(), error = %e, "store: cannot write a rebuilt index; queries rebuild it again");
@@ -283,25 +303,55 @@ pub fn rebuild_index(
     Ok(Some((s, meta)))
 }
 
-/// A sealed segment's index, opened or rebuilt.
+/// A sealed segment's index, opened or rebuilt: the segment's length,
+/// the index summary, and whether the segment is encrypted.
 pub fn sealed_index(
     dir: &Path,
     qdir: &Path,
     no: u64,
     recovery: &mut Recovery,
-) -> Result<Option<(u64, IndexMeta)>, StoreError> {
+    keys: Option<&Arc<Keyring>>,
+) -> Result<Option<(u64, IndexMeta, bool)>, StoreError> {
+    use std::io::Read;
     let path = segment_path(dir, no);
-    let len = fs::metadata(&path)
-        .map_err(|e| StoreError::io(&path, e))?
-        .len();
-    match IndexFile::open(&index_path(dir, no), no, len) {
-        Ok(f) => Ok(Some((len, f.meta))),
+    let mut file = File::open(&path).map_err(|e| StoreError::io(&path, e))?;
+    let len = file.metadata().map_err(|e| StoreError::io(&path, e))?.len();
+    let mut head = [0u8; format::HEADER_LEN];
+    let encrypted = file.read_exact(&mut head).is_ok() && format::is_encrypted(&head);
+    match IndexFile::open(&index_path(dir, no), no, len, encrypted, keys) {
+        Ok(f) => Ok(Some((len, f.meta, encrypted))),
         Err(why) => {
             tracing::info!(segment = no, why, "store: index unusable, rebuilding");
             recovery.indexes_rebuilt += 1;
-            Ok(rebuild_index(dir, qdir, no, recovery)?.map(|(s, m)| (s.len, m)))
+            Ok(rebuild_index(dir, qdir, no, recovery, keys.map(|k| &**k))?
+                .map(|(s, m)| (s.len, m, s.encrypted)))
         }
     }
+}
+
+/// Takes the store's lock (`<store>/LOCK`, an exclusive `flock`) for as
+/// long as the returned file is open: one collector, or one offline store
+/// command, at a time. The kernel releases it when the process dies.
+pub fn lock_store(store_dir: &Path) -> Result<File, StoreError> {
+    let path = store_dir.join("LOCK");
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| StoreError::io(&path, e))?;
+    rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(
+        |e| {
+            StoreError::io(
+                &path,
+                std::io::Error::new(
+                    std::io::ErrorKind::WouldBlock,
+                    format!("the store is in use by another process (a running collector?): {e}"),
+                ),
+            )
+        },
+    )?;
+    Ok(file)
 }
 
 /// fsyncs a directory, so that files created or removed in it survive.

@@ -37,6 +37,7 @@ use std::sync::Arc;
 
 use auditship_core::seal;
 
+use super::cipher::{key_error, SegmentCipher};
 use super::format::{self, Body, ExpiredRecord, Scan};
 use super::index::{self, Builder, Entry};
 use super::query::SegmentReader;
@@ -98,6 +99,12 @@ impl SegmentReader {
 }
 
 impl Maintenance {
+    /// The store's encryption keys, if it has any (to read segment bytes
+    /// with [`super::walk::records`]).
+    pub fn keys(&self) -> Option<&auditship_crypt::Keyring> {
+        self.shared.keys.as_deref()
+    }
+
     /// Sealed segments, oldest first (never the active one).
     pub fn sealed(&self) -> Vec<SealedSegment> {
         self.shared
@@ -171,7 +178,16 @@ impl Maintenance {
             }
             Some(_) => {}
         }
-        let (bytes, expired) = expired_copy(original, expire);
+        let keys = self.shared.keys.as_deref();
+        // Kept records are copied as they are (a sealed record is bound to
+        // its segment's number, not its offset); expired ones are written
+        // the way the segment's header says: sealed under the current key,
+        // or in the clear.
+        let cipher = SegmentCipher::for_header(original, no, keys, &path)?;
+        let (bytes, expired) = expired_copy(original, expire, &cipher).map_err(|e| match e {
+            Copy::Locked(k) => key_error(&path, Some(k), keys),
+            Copy::Seal(e) => StoreError::io(&path, std::io::Error::other(e)),
+        })?;
         let mut out = Rewritten {
             expired,
             old_len: original.len() as u64,
@@ -198,7 +214,7 @@ impl Maintenance {
         if crash == CrashPoint::AfterTemp {
             return Ok(out);
         }
-        let (builder, entries) = index_of(&bytes);
+        let (builder, entries) = index_of(&bytes, &cipher);
         let dir = &self.shared.dir;
         let idx = recover::index_path(dir, no);
         let _files = self.shared.files.write().unwrap_or_else(|p| p.into_inner());
@@ -215,7 +231,8 @@ impl Maintenance {
             return Err(StoreError::io(&path, e));
         }
         recover::sync_dir(dir).map_err(|e| StoreError::io(dir, e))?;
-        let meta = index::write(&idx, no, out.new_len, &builder.dicts, &[&entries])
+        let seal_index = keys.filter(|_| cipher.encrypted());
+        let meta = index::write(&idx, no, out.new_len, &builder.dicts, &[&entries], seal_index)
             .unwrap_or_else(|e| {
                 tracing::error!(file = %idx.display(), error = %e, "store: cannot write the index of a rewritten segment; it is rebuilt when needed");
                 let mut m = index::summarize(&[&entries]);
@@ -239,17 +256,31 @@ impl Maintenance {
     }
 }
 
+/// Why a segment could not be copied.
+enum Copy {
+    /// A record is sealed under a key the store was not given.
+    Locked(auditship_crypt::KeyId),
+    /// An expired record could not be sealed.
+    Seal(auditship_crypt::SealError),
+}
+
 /// `data` with the selected event records turned into expired records, and
 /// how many were.
-fn expired_copy(data: &[u8], expire: &dyn Fn(u64) -> Option<u64>) -> (Vec<u8>, u64) {
+fn expired_copy(
+    data: &[u8],
+    expire: &dyn Fn(u64) -> Option<u64>,
+    cipher: &SegmentCipher<'_>,
+) -> Result<(Vec<u8>, u64), Copy> {
     let mut out = Vec::with_capacity(data.len());
     let head = format::HEADER_LEN.min(data.len());
     out.extend_from_slice(&data[..head]);
     let mut at = head;
     let mut expired = 0;
+    let mut scratch = Vec::new();
     loop {
-        match format::scan(data, at) {
+        match format::scan(data, at, cipher, &mut scratch) {
             Scan::End => break,
+            Scan::Locked { key, .. } => return Err(Copy::Locked(key)),
             Scan::Record { body, next } => {
                 let sealed = match &body {
                     Body::Event(ev) => expire(ev.leaf)
@@ -270,7 +301,9 @@ fn expired_copy(data: &[u8], expire: &dyn Fn(u64) -> Option<u64>) -> (Vec<u8>, u
                                 hash,
                                 prev,
                             },
-                        );
+                            cipher,
+                        )
+                        .map_err(Copy::Seal)?;
                         expired += 1;
                     }
                     None => out.extend_from_slice(&data[at..next]),
@@ -283,17 +316,20 @@ fn expired_copy(data: &[u8], expire: &dyn Fn(u64) -> Option<u64>) -> (Vec<u8>, u
             }
         }
     }
-    (out, expired)
+    Ok((out, expired))
 }
 
 /// The index of a segment's bytes (event records only).
-fn index_of(data: &[u8]) -> (Builder, Vec<Entry>) {
+fn index_of(data: &[u8], cipher: &SegmentCipher<'_>) -> (Builder, Vec<Entry>) {
     let mut b = Builder::default();
     let mut entries = Vec::new();
+    let mut scratch = Vec::new();
     let mut at = format::HEADER_LEN.min(data.len());
     loop {
-        match format::scan(data, at) {
+        match format::scan(data, at, cipher, &mut scratch) {
             Scan::End => break,
+            // Not reached: the copy would have stopped first.
+            Scan::Locked { next, .. } => at = next,
             Scan::Record { body, next } => {
                 if let Body::Event(ev) = body {
                     entries.push(recover::entry_of(

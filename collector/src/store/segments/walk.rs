@@ -1,10 +1,15 @@
 //! A read-only walk over every record of a store, for offline
 //! verification: nothing is truncated, quarantined or rebuilt, and every
-//! damaged range is reported with its segment and offset.
+//! damaged range is reported with its segment and offset. An encrypted
+//! segment needs its keys: a record under a key not given stops the walk
+//! with an error naming the key.
 
 use std::fs;
 use std::path::Path;
 
+use auditship_crypt::Keyring;
+
+use super::cipher::{key_error, SegmentCipher};
 use super::format::{self, Body, Scan};
 use super::recover;
 use crate::store::StoreError;
@@ -69,8 +74,13 @@ pub enum Item<'a> {
     },
 }
 
-/// Walks every segment under `<store_dir>/segments` in order, calling `f`.
-pub fn walk(store_dir: &Path, f: &mut dyn FnMut(Item<'_>)) -> Result<(), StoreError> {
+/// Walks every segment under `<store_dir>/segments` in order, calling `f`;
+/// `keys` open encrypted segments.
+pub fn walk(
+    store_dir: &Path,
+    keys: Option<&Keyring>,
+    f: &mut dyn FnMut(Item<'_>),
+) -> Result<(), StoreError> {
     let dir = store_dir.join("segments");
     let numbers = recover::list_segments(&dir)?;
     for (i, &no) in numbers.iter().enumerate() {
@@ -95,10 +105,13 @@ pub fn walk(store_dir: &Path, f: &mut dyn FnMut(Item<'_>)) -> Result<(), StoreEr
             });
             continue;
         }
+        let cipher = SegmentCipher::for_header(&data, no, keys, &path)?;
         let mut at = format::HEADER_LEN;
+        let mut scratch = Vec::new();
         loop {
-            match format::scan(&data, at) {
+            match format::scan(&data, at, &cipher, &mut scratch) {
                 Scan::End => break,
+                Scan::Locked { key, .. } => return Err(key_error(&path, Some(key), keys)),
                 Scan::Record { body, next } => {
                     match body {
                         Body::Event(ev) => f(Item::Event {
@@ -162,13 +175,26 @@ pub enum Record<'a> {
     },
 }
 
-/// Calls `f` for every event and expired record of a segment's bytes, in
-/// order; corrupt ranges are skipped.
-pub fn records(data: &[u8], f: &mut dyn FnMut(Record<'_>)) {
+/// Calls `f` for every event and expired record of segment `no`'s bytes,
+/// in order; corrupt ranges are skipped. An encrypted segment needs
+/// `keys`; a record under a key not among them is an error.
+pub fn records(
+    data: &[u8],
+    no: u64,
+    keys: Option<&auditship_crypt::Keyring>,
+    f: &mut dyn FnMut(Record<'_>),
+) -> Result<(), String> {
+    let cipher = cipher_of(data, no, keys)?;
+    let mut scratch = Vec::new();
     let mut at = format::HEADER_LEN.min(data.len());
     loop {
-        match format::scan(data, at) {
-            Scan::End => break,
+        match format::scan(data, at, &cipher, &mut scratch) {
+            Scan::End => return Ok(()),
+            Scan::Locked { key, .. } => {
+                return Err(format!(
+                    "segment {no}: a record is encrypted under key {key}, which was not given"
+                ))
+            }
             Scan::Record { body, next } => {
                 match body {
                     Body::Event(ev) => f(Record::Event {
@@ -190,9 +216,19 @@ pub fn records(data: &[u8], f: &mut dyn FnMut(Record<'_>)) {
     }
 }
 
-/// Length of the frame of an expired record of `agent`.
-pub fn expired_frame_len(agent: &str) -> usize {
-    format::FRAME_HEADER + format::EXPIRED_FIXED + agent.len()
+fn cipher_of<'k>(
+    data: &[u8],
+    no: u64,
+    keys: Option<&'k auditship_crypt::Keyring>,
+) -> Result<super::cipher::SegmentCipher<'k>, String> {
+    super::cipher::SegmentCipher::for_header(data, no, keys, std::path::Path::new("segment"))
+        .map_err(|e| format!("segment {no}: {e}"))
+}
+
+/// Length of the frame of an expired record of `agent` (`overhead`: what
+/// the segment's cipher adds to a body).
+pub fn expired_frame_len(agent: &str, overhead: usize) -> usize {
+    format::FRAME_HEADER + overhead + format::EXPIRED_FIXED + agent.len()
 }
 
 /// One leaf of a segment file, checked on its own.
@@ -207,17 +243,29 @@ pub struct SegmentLeaf {
 }
 
 /// Decodes a whole segment file (an archived copy, say): its header must
-/// be that of segment `no`, every record must be valid, and every event's
-/// hash must match its content. Returns its leaves in order.
-pub fn segment_leaves(data: &[u8], no: u64) -> Result<Vec<SegmentLeaf>, String> {
+/// be that of segment `no`, every record must be valid (and open under
+/// `keys` when the segment is encrypted), and every event's hash must
+/// match its content. Returns its leaves in order.
+pub fn segment_leaves(
+    data: &[u8],
+    no: u64,
+    keys: Option<&auditship_crypt::Keyring>,
+) -> Result<Vec<SegmentLeaf>, String> {
     if !format::header_ok(data, no) {
         return Err(format!("not a valid header of segment {no}"));
     }
+    let cipher = cipher_of(data, no, keys)?;
+    let mut scratch = Vec::new();
     let mut out = Vec::new();
     let mut at = format::HEADER_LEN;
     loop {
-        match format::scan(data, at) {
+        match format::scan(data, at, &cipher, &mut scratch) {
             Scan::End => return Ok(out),
+            Scan::Locked { key, .. } => {
+                return Err(format!(
+                    "offset {at}: encrypted under key {key}, which was not given"
+                ))
+            }
             Scan::Record { body, next } => {
                 match body {
                     Body::Event(ev) => {

@@ -6,6 +6,7 @@ use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use super::cipher::SegmentCipher;
 use super::format::{self, EventRecord};
 use super::index::{self, Builder, Entry, IndexMeta};
 use super::recover::{self, advance};
@@ -15,6 +16,8 @@ use crate::store::{NewEvent, StoreError, StoreWriter, Watermark};
 /// A segment appends go to: its committed part and what is buffered.
 struct Target {
     no: u64,
+    /// Bodies are sealed (the segment's format version 3).
+    encrypted: bool,
     path: PathBuf,
     /// Open once the file exists (created by a commit).
     file: Option<File>,
@@ -56,6 +59,8 @@ pub struct SegmentWriter {
     next_leaf: u64,
     /// Leaf index the next append gets.
     pending_leaf: u64,
+    /// The store's lock (see `recover::lock_store`), held while the writer lives.
+    _lock: File,
 }
 
 impl SegmentWriter {
@@ -64,8 +69,8 @@ impl SegmentWriter {
         config: SegmentConfig,
         marks: HashMap<String, Watermark>,
         builder: Builder,
-        next_no: u64,
-        next_leaf: u64,
+        (next_no, next_leaf): (u64, u64),
+        lock: File,
     ) -> Result<Self, StoreError> {
         let current = match shared.lock().active.as_ref() {
             Some(a) => {
@@ -76,6 +81,7 @@ impl SegmentWriter {
                     .map_err(|e| StoreError::io(&path, e))?;
                 Some(Target {
                     no: a.no,
+                    encrypted: a.encrypted,
                     path,
                     file: Some(file),
                     len: a.len,
@@ -98,24 +104,48 @@ impl SegmentWriter {
             next_no,
             next_leaf,
             pending_leaf: next_leaf,
+            _lock: lock,
         })
     }
 
+    /// The cipher of the records appended to `t`.
+    fn cipher<'k>(keys: Option<&'k auditship_crypt::Keyring>, t: &Target) -> SegmentCipher<'k> {
+        match keys {
+            Some(k) if t.encrypted => SegmentCipher::sealed(k, t.no),
+            _ => SegmentCipher::plain(t.no),
+        }
+    }
+
+    /// Whether appends must start a new segment although `t` has room: its
+    /// bodies are in the clear and the store now encrypts, or the reverse.
+    fn wrong_mode(&self, t: &Target) -> bool {
+        t.encrypted != self.shared.keys.is_some()
+    }
+
     /// Starts segment `next_no` in the buffer: header and snapshot.
-    fn rotate(&mut self) {
+    fn rotate(&mut self) -> Result<(), StoreError> {
         let no = self.next_no;
-        self.next_no += 1;
+        let keys = self.shared.keys.clone();
+        let cipher = SegmentCipher::for_writing(keys.as_deref(), no);
         let mut snapshot = self.marks.clone();
         snapshot.extend(self.pending.iter().map(|(k, v)| (k.clone(), *v)));
         let mut buf = Vec::with_capacity(64 << 10);
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64);
-        buf.extend_from_slice(&format::header(no, now));
-        format::encode_snapshot(&mut buf, &snapshot, self.pending_leaf);
+        buf.extend_from_slice(&format::header(no, now, cipher.encrypted()));
+        let path = recover::segment_path(&self.shared.dir, no);
+        if let Err(e) = format::encode_snapshot(&mut buf, &snapshot, self.pending_leaf, &cipher) {
+            let why = format!("cannot encrypt a record: {e}");
+            tracing::error!(why, "store: refusing further writes until restart");
+            self.poisoned = Some(why.clone());
+            return Err(StoreError::Poisoned(why));
+        }
+        self.next_no += 1;
         let t = Target {
             no,
-            path: recover::segment_path(&self.shared.dir, no),
+            encrypted: cipher.encrypted(),
+            path,
             file: None,
             len: 0,
             buf,
@@ -126,6 +156,7 @@ impl SegmentWriter {
         if let Some(old) = self.current.replace(t) {
             self.sealing.push(old);
         }
+        Ok(())
     }
 
     /// Advances the pending watermark of `agent` to `(queue, seq)` with
@@ -215,7 +246,8 @@ impl SegmentWriter {
         parts.push(&t.entries);
         let path = recover::index_path(&self.shared.dir, t.no);
         let len = t.end();
-        index::write(&path, t.no, len, &t.builder.dicts, &parts).unwrap_or_else(|e| {
+        let keys = self.shared.keys.as_deref().filter(|_| t.encrypted);
+        index::write(&path, t.no, len, &t.builder.dicts, &parts, keys).unwrap_or_else(|e| {
             tracing::error!(file = %path.display(), error = %e, "store: cannot write a segment index; it is rebuilt when needed");
             index::summarize(&parts)
         })
@@ -257,21 +289,23 @@ impl StoreWriter for SegmentWriter {
             ));
         }
         let mut last = None;
+        let keys = self.shared.keys.clone();
         for ev in events {
             let full = self
                 .current
                 .as_ref()
-                .is_none_or(|t| t.end() >= self.segment_bytes);
+                .is_none_or(|t| t.end() >= self.segment_bytes || self.wrong_mode(t));
             if full {
                 if let Some((seq, head)) = last {
                     // The new segment's snapshot covers this batch so far.
                     self.note(agent_id, queue, seq, head);
                 }
-                self.rotate();
+                self.rotate()?;
             }
             let Some(t) = self.current.as_mut() else {
                 continue;
             };
+            let cipher = Self::cipher(keys.as_deref(), t);
             let offset = t.end() as u32;
             let rec = EventRecord {
                 agent: agent_id,
@@ -281,8 +315,18 @@ impl StoreWriter for SegmentWriter {
                 leaf: self.pending_leaf,
                 payload: ev.payload,
             };
+            let len = match format::encode_event(&mut t.buf, &rec, &cipher) {
+                Ok(n) => n as u32,
+                Err(e) => {
+                    // Only a failing random source gets here. Part of the
+                    // batch may be buffered: refuse to commit any of it.
+                    let why = format!("cannot encrypt a record: {e}");
+                    tracing::error!(why, "store: refusing further writes until restart");
+                    self.poisoned = Some(why.clone());
+                    return Err(StoreError::Poisoned(why));
+                }
+            };
             self.pending_leaf += 1;
-            let len = format::encode_event(&mut t.buf, &rec) as u32;
             let unpublished = &mut t.unpublished;
             let entry = t
                 .builder
@@ -335,6 +379,7 @@ impl StoreWriter for SegmentWriter {
                 no: t.no,
                 len: t.end(),
                 index,
+                encrypted: t.encrypted,
             });
         }
         let mut new_events = 0u64;

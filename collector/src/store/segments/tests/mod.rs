@@ -1,5 +1,6 @@
 //! Tests of the segment store: durability and recovery; queries in `query`.
 
+mod encrypted;
 mod query;
 mod rewrite;
 
@@ -154,6 +155,7 @@ pub(super) fn config(dir: &Path, segment_bytes: u64) -> SegmentConfig {
     SegmentConfig {
         dir: dir.to_path_buf(),
         segment_bytes,
+        keys: None,
     }
 }
 
@@ -202,7 +204,12 @@ pub(super) fn populated(
     dir: &Path,
     segment_bytes: u64,
 ) -> (SegmentWriter, Arc<SegmentReader>, Vec<Ev>) {
-    let (mut w, r, _) = open(config(dir, segment_bytes)).unwrap();
+    populated_with(config(dir, segment_bytes))
+}
+
+/// [`populated`] with any config (e.g. encryption on).
+pub(super) fn populated_with(cfg: SegmentConfig) -> (SegmentWriter, Arc<SegmentReader>, Vec<Ev>) {
+    let (mut w, r, _) = open(cfg).unwrap();
     let mut stored = Vec::new();
     for round in 0..12u64 {
         let a = batch("agent-a", 1, round * 10 + 1..round * 10 + 11);
@@ -318,7 +325,7 @@ fn a_new_queue_replaces_the_agents_watermark_even_with_lower_seqs() {
     assert_eq!(w.watermarks()["a"], want);
 }
 
-fn copy_dir(from: &Path, to: &Path) {
+pub(super) fn copy_dir(from: &Path, to: &Path) {
     for sub in ["segments", "quarantine"] {
         let (f, t) = (from.join(sub), to.join(sub));
         fs::create_dir_all(&t).unwrap();
@@ -331,7 +338,7 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-fn newest_segment(dir: &Path) -> std::path::PathBuf {
+pub(super) fn newest_segment(dir: &Path) -> std::path::PathBuf {
     let nos = recover::list_segments(&dir.join("segments")).unwrap();
     recover::segment_path(&dir.join("segments"), *nos.last().unwrap())
 }

@@ -84,7 +84,7 @@ fn sample_queries() -> Vec<Query> {
     ]
 }
 
-fn check_queries(r: &SegmentReader, stored: &[Ev]) {
+pub(super) fn check_queries(r: &SegmentReader, stored: &[Ev]) {
     for q in sample_queries() {
         let want: Vec<_> = stored
             .iter()
@@ -189,7 +189,7 @@ fn a_deleted_or_damaged_index_is_rebuilt_at_open_and_at_query_time() {
     check_queries(&r, &stored);
     assert!(idx1.exists(), "rebuilt at query time");
     let meta = r.shared.lock().sealed[1];
-    assert!(index::IndexFile::open(&idx2, 2, meta.len)
+    assert!(index::IndexFile::open(&idx2, 2, meta.len, false, None)
         .unwrap()
         .src()
         .is_ok());

@@ -37,13 +37,14 @@ fn expire_agent_a(m: &Maintenance, r: &SegmentReader, crash: CrashPoint) -> BTre
     let first = m.sealed()[0];
     let data = m.read(first.no).unwrap();
     let mut leaves = BTreeSet::new();
-    crate::store::segments::walk::records(&data, &mut |rec| {
+    crate::store::segments::walk::records(&data, first.no, None, &mut |rec| {
         if let crate::store::segments::walk::Record::Event { agent, leaf, .. } = rec {
             if agent == "agent-a" {
                 leaves.insert(leaf);
             }
         }
-    });
+    })
+    .unwrap();
     assert!(!leaves.is_empty());
     let tomb = r.stats().events + 1000;
     let done = m
