@@ -57,6 +57,9 @@ pub struct RawConfig {
     /// Prometheus `/metrics` and `/health` (default on, 127.0.0.1:9751).
     #[serde(default)]
     pub metrics: RawMetrics,
+    /// Alert rules and webhooks.
+    #[serde(default)]
+    pub alerts: crate::alerts::rules::RawAlerts,
 }
 
 /// `[tls]`.
@@ -252,6 +255,8 @@ pub struct CollectorConfig {
     pub log_format: LogFormat,
     /// Where to serve `/metrics` and `/health`; `None`: not served.
     pub metrics: Option<std::net::SocketAddr>,
+    /// Alert rules and webhooks.
+    pub alerts: crate::alerts::rules::AlertsConfig,
 }
 
 /// Reads, parses and validates the config file at `path`. A relative
@@ -411,6 +416,7 @@ impl RawConfig {
             );
         }
         let metrics = self.metrics.validate(9751, &mut |k, m| err(&k, m));
+        let alerts = self.alerts.validate(base, &mut err);
         if !errs.is_empty() {
             return Err(errs);
         }
@@ -428,6 +434,7 @@ impl RawConfig {
             log_level: level,
             log_format: self.log.format.unwrap_or_default(),
             metrics,
+            alerts,
         })
     }
 }

@@ -9,8 +9,10 @@
 //! * [`merkle_log`]: the RFC 9162 Merkle tree over the stored events, on
 //!   disk, for roots and proofs at any size.
 //! * [`metrics`]: Prometheus `/metrics` and `/health` on a listener of their own.
+//! * [`alerts`]: alert rules evaluated as events arrive, stored alert events, webhooks.
 
 pub mod access;
+pub mod alerts;
 pub mod auth;
 pub mod checkpoints;
 pub mod config;

@@ -74,6 +74,9 @@ pub enum CollectorError {
     /// Keys, enrolment, the Merkle log or checkpoints.
     #[error("{0}")]
     Integrity(String),
+    /// Alert rules: state or webhooks.
+    #[error(transparent)]
+    Alerts(#[from] crate::alerts::AlertsError),
     /// Binding the listen address.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
@@ -96,6 +99,7 @@ pub struct AppState {
     pub(crate) own_events: Arc<std::sync::atomic::AtomicU64>,
     pub(crate) merkle: MerkleReader,
     pub(crate) latest: Latest,
+    pub(crate) alerts: Option<Arc<crate::alerts::stats::AlertStats>>,
     max_body: usize,
     max_inflated: usize,
     retry_after: Duration,
@@ -213,9 +217,24 @@ pub async fn run_with(
         merkle,
         checkpoints: checkpointer,
         silent_after: integ.silent_after,
-        host,
+        host: host.clone(),
     };
-    let (ingest, commit_thread) = ingest::start(parts, views.clone());
+    let (tap, feed) = crate::alerts::feed(&cfg.alerts).unzip();
+    let (ingest, commit_thread) = ingest::start_with(parts, views.clone(), tap);
+    let alerts = match feed {
+        Some(feed) => Some(crate::alerts::start(
+            &cfg.alerts,
+            feed,
+            &cfg.data_dir,
+            crate::alerts::Context {
+                ingest: ingest.clone(),
+                reader: reader.clone(),
+                host,
+                runtime: tokio::runtime::Handle::current(),
+            },
+        )?),
+        None => None,
+    };
     let ticker = ingest.clone();
     let tick_stop = shutdown.clone();
     tokio::spawn(async move {
@@ -242,6 +261,7 @@ pub async fn run_with(
         own_events: views.own_events.clone(),
         merkle: merkle_reader,
         latest,
+        alerts: alerts.as_ref().map(|a| a.stats.clone()),
         max_body: cfg.max_body_bytes,
         max_inflated: cfg.max_decompressed_bytes,
         retry_after: cfg.retry_after,
@@ -280,6 +300,7 @@ pub async fn run_with(
         .route("/v1/proof/consistency", get(proof_api::consistency))
         .route("/v1/agents", get(proof_api::agents))
         .route("/v1/export", get(proof_api::export))
+        .route("/v1/alerts", get(crate::alerts::api::alerts))
         .route("/health", get(|| async { "ok\n" }))
         .with_state(state);
 
@@ -345,10 +366,14 @@ pub async fn run_with(
     drop(app);
     tracker.close();
     tracing::info!(grace = ?cfg.shutdown_grace, "stopping: finishing open requests");
-    if tokio::time::timeout(cfg.shutdown_grace, tracker.wait())
+    let finished = tokio::time::timeout(cfg.shutdown_grace, tracker.wait())
         .await
-        .is_err()
-    {
+        .is_ok();
+    if let Some(a) = alerts {
+        // Open alerts are notified now, while the commit thread runs.
+        a.stop(cfg.shutdown_grace).await;
+    }
+    if !finished {
         // Requests still running hold ingest handles, so the commit thread
         // would not end; leave it. Nothing unanswered was acknowledged, and
         // whatever it committed is durable.
