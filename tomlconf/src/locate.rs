@@ -16,26 +16,41 @@ pub fn line_of(source: &str, path: &str) -> Option<usize> {
         })
         .collect();
     let lines: Vec<&str> = source.lines().collect();
-    let (first, index) = *segments.first()?;
-    // Where the section for the first segment starts, and the key to look for in it.
-    let (start, key) = if segments.len() == 1 {
-        (0, first)
-    } else {
+    if segments.len() == 1 {
+        return key_in(&lines, 0, segments[0].0, false);
+    }
+    // The longest prefix that names a table header: `[[alerts.rules]]` for
+    // `alerts.rules[1].threshold`, `[tls]` for `tls.cert_file`. Only the
+    // header's last segment may carry an index.
+    for k in (1..segments.len()).rev() {
+        let head = &segments[..k];
+        if head[..k - 1].iter().any(|s| s.1.is_some()) {
+            continue;
+        }
+        let name: Vec<&str> = head.iter().map(|s| s.0).collect();
+        let name = name.join(".");
+        let index = head[k - 1].1;
         let header = match index {
-            Some(_) => format!("[[{first}]]"),
-            None => format!("[{first}]"),
+            Some(_) => format!("[[{name}]]"),
+            None => format!("[{name}]"),
         };
-        let nth = index.unwrap_or(0);
-        let at = lines
+        let Some(at) = lines
             .iter()
             .enumerate()
             .filter(|(_, l)| l.trim() == header)
-            .nth(nth)
-            .map(|(i, _)| i)?;
-        let key = segments.get(1).map_or(first, |s| s.0);
-        (at, key)
-    };
-    let in_section = segments.len() > 1;
+            .nth(index.unwrap_or(0))
+            .map(|(i, _)| i)
+        else {
+            continue;
+        };
+        return key_in(&lines, at, segments[k].0, true);
+    }
+    None
+}
+
+/// The line assigning `key` in the section starting at `start` (a header
+/// line when `in_section`), or the header's line.
+fn key_in(lines: &[&str], start: usize, key: &str, in_section: bool) -> Option<usize> {
     for (i, l) in lines
         .iter()
         .enumerate()
@@ -143,5 +158,19 @@ mod tests {
         assert_eq!(line_of(SRC, "inputs[0].include"), Some(6));
         assert_eq!(line_of(SRC, "outputs[0].path"), None);
         assert_eq!(line_col(SRC, SRC.find("max_bytes").unwrap()), (4, 1));
+    }
+
+    #[test]
+    fn finds_keys_in_arrays_of_tables_nested_in_a_table() {
+        let src = "[alerts]\ndefaults = false\n\n[[alerts.rules]]\nname = \"a\"\n\n[[alerts.rules]]\nname = \"b\"\nthreshold = 0\n\n[[alerts.webhooks]]\nurl = \"x\"\n";
+        assert_eq!(line_of(src, "alerts.defaults"), Some(2));
+        assert_eq!(line_of(src, "alerts.rules[1].threshold"), Some(9));
+        assert_eq!(line_of(src, "alerts.rules[0].name"), Some(5));
+        assert_eq!(
+            line_of(src, "alerts.rules[0].when"),
+            Some(4),
+            "missing: the header"
+        );
+        assert_eq!(line_of(src, "alerts.webhooks[0].url"), Some(12));
     }
 }

@@ -347,3 +347,6 @@ impl Worker {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
