@@ -349,4 +349,6 @@ impl Worker {
 }
 
 #[cfg(test)]
+mod defaults_tests;
+#[cfg(test)]
 mod tests;
