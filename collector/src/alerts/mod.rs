@@ -352,3 +352,5 @@ impl Worker {
 mod defaults_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod webhook_tests;
