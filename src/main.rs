@@ -36,6 +36,8 @@ enum Command {
     Verify(commands::verify::VerifyArgs),
     /// Export matching events with inclusion proofs and the signed checkpoint.
     Export(Box<commands::export::ExportArgs>),
+    /// List the alerts a collector stored.
+    Alerts(Box<commands::alerts::AlertsArgs>),
 }
 
 fn main() -> std::process::ExitCode {
@@ -50,6 +52,7 @@ fn main() -> std::process::ExitCode {
         Command::Parse(args) => commands::parse::run(args),
         Command::Verify(args) => commands::verify::run(args),
         Command::Export(args) => commands::export::run(*args),
+        Command::Alerts(args) => commands::alerts::run(*args),
     };
     match result {
         Ok(code) => code,
