@@ -351,6 +351,8 @@ impl Worker {
 #[cfg(test)]
 mod defaults_tests;
 #[cfg(test)]
+mod pipeline_tests;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod webhook_tests;
