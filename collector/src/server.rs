@@ -7,6 +7,7 @@
 //!   GET  /v1/gaps     reader token   -> ranges of seq not received, per agent
 //!   GET  /v1/stats    reader token   -> store size and ingest counters (JSON)
 //!   GET  /v1/checkpoint, /v1/proof/*, /v1/agents, /v1/export -> see proof_api
+//!   GET  /v1/alerts   Query          -> stored alert events (see alerts::api)
 //!   GET  /health                     -> "ok"
 //! ```
 //!
