@@ -67,33 +67,46 @@ pub struct FeedRound {
 }
 
 /// Which events some rule can match, by category and action.
+///
+/// A handful of names (the default rules name 13 actions), so a scan that
+/// compares lengths first beats hashing: most events (web requests) are
+/// refused on the length of their action alone.
 #[derive(Clone, Debug, Default)]
 pub struct Prefilter {
     all: bool,
-    actions: HashSet<String>,
-    categories: HashSet<String>,
+    actions: Vec<Box<str>>,
+    categories: Vec<Box<str>>,
 }
 
 impl Prefilter {
     /// The union of what `rules` name.
     pub fn of(rules: &[Rule]) -> Prefilter {
+        let mut actions = HashSet::new();
+        let mut categories = HashSet::new();
         let mut p = Prefilter::default();
         for r in rules {
-            if let Some(actions) = r.when.values_of(&Field::Action) {
-                p.actions.extend(actions.iter().cloned());
-            } else if let Some(cats) = r.when.values_of(&Field::Category) {
-                p.categories.extend(cats.iter().cloned());
+            if let Some(a) = r.when.values_of(&Field::Action) {
+                actions.extend(a.iter().map(|s| s.as_str().into()));
+            } else if let Some(c) = r.when.values_of(&Field::Category) {
+                categories.extend(c.iter().map(|s| s.as_str().into()));
             } else {
                 tracing::warn!(rule = %r.name, "alert rule names no action or category: every event is evaluated, which costs ingest throughput");
                 p.all = true;
             }
         }
+        p.actions = actions.into_iter().collect();
+        p.categories = categories.into_iter().collect();
         p
     }
 
     /// Whether an event of `category` and `action` may match a rule.
+    #[inline]
     pub fn wants(&self, category: &str, action: &str) -> bool {
-        self.all || self.actions.contains(action) || self.categories.contains(category)
+        let has = |set: &[Box<str>], s: &str| {
+            set.iter()
+                .any(|a| a.len() == s.len() && a.as_bytes() == s.as_bytes())
+        };
+        self.all || has(&self.actions, action) || has(&self.categories, category)
     }
 }
 
