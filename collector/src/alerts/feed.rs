@@ -17,7 +17,7 @@
 //!   are fed; its access records and alert events are not, so an alert
 //!   can never trigger an alert.
 //! * **Never block, never lose.** The hand-over is a bounded channel with
-//!   at most [`MAX_PENDING`] events waiting. When the alerts thread falls
+//!   at most [`MAX_PENDING`] events waiting (about 15 MB). When the alerts thread falls
 //!   behind and a round does not fit, the round is not sent: the first leaf
 //!   not handed over is noted instead ([`FeedStats::overflowed`] counts the
 //!   events, `auditship_collector_alerts_feed_overflow_events_total` on
@@ -37,7 +37,7 @@ use super::fields::Field;
 use super::rules::Rule;
 
 /// Most events waiting for the alerts thread.
-pub const MAX_PENDING: usize = 100_000;
+pub const MAX_PENDING: usize = 20_000;
 
 /// What the commit thread hands over for one event.
 #[derive(Debug)]

@@ -7,7 +7,8 @@
 //!                 those events back from the store)
 //! alerts thread: parse -> Engine::observe (windows, first seen, hours,
 //!                integrity) -> Dedup (one open alert per rule and key)
-//!                -> due: IngestHandle::record_blocking(alert event)
+//!                -> due: IngestHandle::record (every alert due at once:
+//!                   one commit round) -> stored alert events
 //!                -> webhook::Dispatcher (JSON POST, retries, backoff)
 //! GET /v1/alerts, auditship alerts list: from the stored alert events
 //! ```
@@ -60,7 +61,7 @@ use crate::ingest::IngestHandle;
 use crate::integrity::COLLECTOR_AGENT;
 use crate::store::StoreReader;
 use engine::Engine;
-use feed::{FeedReceiver, Payload, Prefilter, Tap};
+use feed::{FeedReceiver, FeedRound, Payload, Prefilter, Tap};
 use first_seen::FirstSeen;
 use record::{Alert, Status};
 use rules::AlertsConfig;
@@ -144,6 +145,7 @@ pub fn start(
         reader: ctx.reader,
         stats: stats.clone(),
         dispatcher,
+        runtime: ctx.runtime,
         evaluated_upto: 0,
     };
     let flag = stop.clone();
@@ -188,6 +190,8 @@ struct Worker {
     reader: Arc<dyn StoreReader>,
     stats: Arc<AlertStats>,
     dispatcher: Dispatcher,
+    /// Where alert events are submitted from.
+    runtime: tokio::runtime::Handle,
     /// Leaves below this were evaluated by reading the store back.
     evaluated_upto: u64,
 }
@@ -206,32 +210,7 @@ impl Worker {
                 .next_due()
                 .map_or(500, |t| (t - now_ms()).clamp(0, 500)) as u64;
             match self.feed.rx.recv_timeout(Duration::from_millis(wait)) {
-                Ok(round) => {
-                    self.feed
-                        .stats
-                        .pending
-                        .fetch_sub(round.events.len(), Ordering::Relaxed);
-                    if self.feed.overflow_before(round.first) {
-                        self.catch_up();
-                    }
-                    let now = now_ms();
-                    for e in round.events {
-                        if e.leaf < self.evaluated_upto {
-                            continue;
-                        }
-                        match e.payload {
-                            Payload::Event(ev) => self.observe(&ev, e.leaf, now),
-                            Payload::Sealed(bytes) => {
-                                match serde_json::from_slice::<AuditEvent>(&bytes) {
-                                    Ok(ev) => self.observe(&ev, e.leaf, now),
-                                    Err(err) => {
-                                        tracing::warn!(leaf = e.leaf, error = %err, "alerts: a stored event does not parse; not evaluated")
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
+                Ok(round) => self.handle(round),
                 Err(RecvTimeoutError::Timeout) => {
                     if self.feed.overflow_before(u64::MAX) {
                         self.catch_up();
@@ -239,9 +218,8 @@ impl Worker {
                 }
                 Err(RecvTimeoutError::Disconnected) => break,
             }
-            for a in self.engine.due(now_ms()) {
-                self.emit(a);
-            }
+            let due = self.engine.due(now_ms());
+            self.emit(due);
             self.stats
                 .open
                 .store(self.engine.open_alerts() as u64, Ordering::Relaxed);
@@ -254,24 +232,45 @@ impl Worker {
                 last_sweep = Instant::now();
             }
         }
-        // Whatever the feed still holds was committed: evaluate it first.
+        // Whatever the feed still holds, or left to the store, was
+        // committed: evaluate it before the last notifications.
         while let Ok(round) = self.feed.rx.try_recv() {
-            let now = now_ms();
-            for e in round.events {
-                if let Payload::Event(ev) = &e.payload {
-                    self.observe(ev, e.leaf, now);
-                } else if let Payload::Sealed(b) = &e.payload {
-                    if let Ok(ev) = serde_json::from_slice::<AuditEvent>(b) {
-                        self.observe(&ev, e.leaf, now);
-                    }
-                }
-            }
+            self.handle(round);
         }
-        for a in self.engine.drain() {
-            self.emit(a);
+        if self.feed.overflow_before(u64::MAX) {
+            self.catch_up();
         }
+        let open = self.engine.drain();
+        self.emit(open);
         self.stats.open.store(0, Ordering::Relaxed);
         self.save();
+    }
+
+    /// Evaluates one round from the feed (after what the store must give
+    /// back first, if anything).
+    fn handle(&mut self, round: FeedRound) {
+        self.feed
+            .stats
+            .pending
+            .fetch_sub(round.events.len(), Ordering::Relaxed);
+        if self.feed.overflow_before(round.first) {
+            self.catch_up();
+        }
+        let now = now_ms();
+        for e in round.events {
+            if e.leaf < self.evaluated_upto {
+                continue;
+            }
+            match e.payload {
+                Payload::Event(ev) => self.observe(&ev, e.leaf, now),
+                Payload::Sealed(bytes) => match serde_json::from_slice::<AuditEvent>(&bytes) {
+                    Ok(ev) => self.observe(&ev, e.leaf, now),
+                    Err(err) => {
+                        tracing::warn!(leaf = e.leaf, error = %err, "alerts: a stored event does not parse; not evaluated")
+                    }
+                },
+            }
+        }
     }
 
     fn observe(&mut self, ev: &AuditEvent, leaf: u64, now: i64) {
@@ -320,25 +319,52 @@ impl Worker {
         );
     }
 
-    /// Stores `a` as an event and hands it to the webhooks.
-    fn emit(&mut self, a: Alert) {
-        let stored = match self.ingest.record_blocking(a.to_event()) {
-            Ok(r) => Some((r.leaf, r.seq)),
-            Err(e) => {
-                self.stats.store_failures.fetch_add(1, Ordering::Relaxed);
-                tracing::error!(critical = true, alert = %a.id, error = %e, "cannot store an alert; sending it to the webhooks anyway");
-                None
-            }
-        };
-        if let Some(i) = self.stats.rule(&a.rule) {
-            let c = match a.status {
-                Status::Firing => &self.stats.fired[i],
-                Status::Closed => &self.stats.closed[i],
-            };
-            c.fetch_add(1, Ordering::Relaxed);
+    /// Stores the alerts as events and hands them to the webhooks. All
+    /// are submitted before any answer is awaited, so they share one commit
+    /// round (one fsync) however many fall due together.
+    fn emit(&mut self, alerts: Vec<Alert>) {
+        if alerts.is_empty() {
+            return;
         }
-        tracing::warn!(alert = %a.id, rule = %a.rule, severity = a.severity.as_str(), status = a.status.as_str(), count = a.count, key = %a.key, "alert");
-        self.dispatcher.send(&Notice { alert: a, stored });
+        let pending: Vec<_> = alerts
+            .iter()
+            .map(|a| {
+                let (h, ev) = (self.ingest.clone(), a.to_event());
+                self.runtime.spawn(async move { h.record(ev).await })
+            })
+            .collect();
+        let stored = self.runtime.block_on(async {
+            let mut out = Vec::with_capacity(pending.len());
+            for p in pending {
+                out.push(match p.await {
+                    Ok(r) => r,
+                    Err(e) => Err(crate::ingest::IngestError::Unavailable {
+                        full: false,
+                        message: e.to_string(),
+                    }),
+                });
+            }
+            out
+        });
+        for (a, r) in alerts.into_iter().zip(stored) {
+            let stored = match r {
+                Ok(r) => Some((r.leaf, r.seq)),
+                Err(e) => {
+                    self.stats.store_failures.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(critical = true, alert = %a.id, error = %e, "cannot store an alert; sending it to the webhooks anyway");
+                    None
+                }
+            };
+            if let Some(i) = self.stats.rule(&a.rule) {
+                let c = match a.status {
+                    Status::Firing => &self.stats.fired[i],
+                    Status::Closed => &self.stats.closed[i],
+                };
+                c.fetch_add(1, Ordering::Relaxed);
+            }
+            tracing::warn!(alert = %a.id, rule = %a.rule, severity = a.severity.as_str(), status = a.status.as_str(), count = a.count, key = %a.key, "alert");
+            self.dispatcher.send(&Notice { alert: a, stored });
+        }
     }
 
     fn save(&mut self) {
