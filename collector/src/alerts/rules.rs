@@ -486,6 +486,11 @@ pub fn validate_rule(
     key: &str,
     err: Err<'_>,
 ) -> Option<Rule> {
+    if r.enabled == Some(false) {
+        // Switched off (often a default, by name): nothing else needs to
+        // be right.
+        return None;
+    }
     let mut bad = false;
     let mut fail = |f: &str, m: String| {
         bad = true;
@@ -667,7 +672,7 @@ pub fn validate_rule(
             "give conditions, e.g. when = { action = \"ssh_login\", outcome = \"failure\" }".into(),
         );
     }
-    if bad || r.enabled == Some(false) {
+    if bad {
         return None;
     }
     Some(Rule {

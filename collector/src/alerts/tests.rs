@@ -645,8 +645,8 @@ threshold = 3
 window = "1m"
 
 [[rules]]
-name = "integrity_agent_silent"
-kind = "integrity"
+name = "ssh_new_source"
+kind = "first_seen"
 enabled = false
 "#,
     );
