@@ -3,12 +3,10 @@
 # one ingestload run of 1M events against a fresh collector; prints events/s, the
 # collector's CPU ticks (1/100 s) and peak RSS, and the alerts it raised, by rule.
 # T=target/release bench/alerts-onoff.sh on|quiet|off   (see BENCHMARKS.md, "Alerts")
-# usage: run.sh on|off  -> one ingestload run against a fresh collector
 set -e
 mode=$1
 T=${T:-target/release}
-d=/tmp/alb/$mode-$$
-rm -rf $d; mkdir -p $d
+d=$(mktemp -d)
 en=true; [ "$mode" = off ] && en=false
 extra=""; [ "$mode" = quiet ] && extra=$(printf '[[alerts.rules]]\nname = "ssh_new_source"\nkind = "first_seen"\nenabled = false\n')
 cat > $d/c.toml <<EOT
