@@ -13,7 +13,8 @@
 //! GET /v1/alerts, auditship alerts list: from the stored alert events
 //! ```
 //!
-//! One concept per file: [`rules`] (config and validation), [`fields`]
+//! One concept per file: [`rules`] (config and validation), [`hours`]
+//! (time of day), [`hooks`] (webhook config), [`fields`]
 //! (field paths and conditions), [`defaults`] (the shipped rule set),
 //! [`feed`] (the hand-over from ingest), [`engine`] (evaluation),
 //! [`first_seen`] (persistent first-seen memory), [`dedup`] (an alert's
@@ -44,6 +45,8 @@ pub mod engine;
 pub mod feed;
 pub mod fields;
 pub mod first_seen;
+pub mod hooks;
+pub mod hours;
 pub mod record;
 pub mod rules;
 pub mod stats;
@@ -378,6 +381,8 @@ impl Worker {
 mod defaults_tests;
 #[cfg(test)]
 mod pipeline_tests;
+#[cfg(test)]
+mod rules_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

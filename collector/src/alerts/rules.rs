@@ -13,13 +13,15 @@
 //! or to switch it off with `enabled = false`).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use serde::Deserialize;
 use tomlconf::HumanDuration;
 
 use super::fields::{Condition, Conditions, Field};
+pub use super::hooks::{RawWebhook, WebhookConfig, WebhookToken};
+pub use super::hours::{parse_days, parse_hours, Hours};
 use crate::integrity::COLLECTOR_AGENT;
 
 /// `[alerts]`.
@@ -52,46 +54,6 @@ pub struct RawAlerts {
     /// Rules, added to (or replacing, by name) the default rules.
     #[serde(default)]
     pub rules: Vec<RawRule>,
-}
-
-/// `[[alerts.webhooks]]`: a receiver of JSON POSTs.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawWebhook {
-    /// Name in logs and metrics.
-    pub name: String,
-    /// `https://` URL (`http://` only to 127.0.0.1, ::1 or localhost, or
-    /// with insecure_plain_http = true).
-    pub url: String,
-    /// Bearer token sent as `Authorization: Bearer …`. Prefer token_file.
-    #[serde(default)]
-    pub token: Option<String>,
-    /// A file holding the bearer token (trailing whitespace ignored).
-    #[serde(default)]
-    pub token_file: Option<PathBuf>,
-    /// Time limit of one attempt (default "10s").
-    #[serde(default)]
-    pub timeout: Option<HumanDuration>,
-    /// Attempts before giving up on one notification (default 8).
-    #[serde(default)]
-    pub max_tries: Option<u32>,
-    /// First retry delay (default "1s"); doubles per try, full jitter.
-    #[serde(default)]
-    pub backoff_initial: Option<HumanDuration>,
-    /// Longest retry delay (default "60s").
-    #[serde(default)]
-    pub backoff_max: Option<HumanDuration>,
-    /// PEM CA certificates to trust for an https URL (default: the
-    /// system's roots).
-    #[serde(default)]
-    pub ca_file: Option<PathBuf>,
-    /// Allow plain http:// to hosts other than this machine (the token
-    /// and alert cross the network in clear).
-    #[serde(default)]
-    pub insecure_plain_http: bool,
-    /// Send only alerts of at least this severity (default "info": all).
-    #[serde(default)]
-    pub min_severity: Option<Severity>,
 }
 
 /// `[[alerts.rules]]`: one rule.
@@ -264,39 +226,6 @@ pub const INTEGRITY_ALARMS: [&str; 5] = [
     "agent_silent",
 ];
 
-/// Allowed hours in a fixed offset.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Hours {
-    /// Start, minutes after midnight (included).
-    pub start: u16,
-    /// End, minutes after midnight (excluded; 1440 is midnight).
-    pub end: u16,
-    /// Allowed weekdays, Monday first.
-    pub days: [bool; 7],
-    /// Offset east of UTC, seconds.
-    pub offset: i32,
-}
-
-impl Hours {
-    /// Whether the instant `unix_secs` falls within the allowed hours and days.
-    pub fn allows(&self, unix_secs: i64) -> bool {
-        let local = unix_secs + i64::from(self.offset);
-        let days = local.div_euclid(86_400);
-        let minute = (local.rem_euclid(86_400) / 60) as u16;
-        // 1970-01-01 was a Thursday (index 3, Monday first).
-        let weekday = |d: i64| (d + 3).rem_euclid(7) as usize;
-        if self.start < self.end {
-            self.days[weekday(days)] && (self.start..self.end).contains(&minute)
-        } else if minute >= self.start {
-            // The evening part of a span across midnight belongs to its day.
-            self.days[weekday(days)]
-        } else {
-            // The morning part belongs to the day the span started.
-            minute < self.end && self.days[weekday(days - 1)]
-        }
-    }
-}
-
 /// What makes a rule fire.
 #[derive(Clone, Debug)]
 pub enum Trigger {
@@ -342,40 +271,6 @@ pub struct Rule {
     pub trigger: Trigger,
 }
 
-/// Where a webhook's token comes from.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum WebhookToken {
-    /// No token.
-    None,
-    /// Given in the config.
-    Inline(String),
-    /// Read from this file when the alerts start.
-    File(PathBuf),
-}
-
-/// A validated webhook.
-#[derive(Clone, Debug)]
-pub struct WebhookConfig {
-    /// Name.
-    pub name: String,
-    /// URL.
-    pub url: String,
-    /// Bearer token.
-    pub token: WebhookToken,
-    /// Per-attempt time limit.
-    pub timeout: Duration,
-    /// Attempts per notification.
-    pub max_tries: u32,
-    /// First retry delay.
-    pub backoff_initial: Duration,
-    /// Longest retry delay.
-    pub backoff_max: Duration,
-    /// CA certificates to trust.
-    pub ca_file: Option<PathBuf>,
-    /// Lowest severity sent.
-    pub min_severity: Severity,
-}
-
 /// Validated `[alerts]`.
 #[derive(Clone, Debug)]
 pub struct AlertsConfig {
@@ -403,7 +298,7 @@ impl Default for AlertsConfig {
     }
 }
 
-type Err<'a> = &'a mut dyn FnMut(&str, String);
+pub(super) type Err<'a> = &'a mut dyn FnMut(&str, String);
 
 impl RawAlerts {
     /// Stage two: every problem goes to `err` as (key path, message);
@@ -464,7 +359,7 @@ impl RawAlerts {
                     format!("{:?} names another webhook too", w.name),
                 );
             }
-            if let Some(w) = validate_webhook(w, base, &key, err) {
+            if let Some(w) = super::hooks::validate(w, base, &key, err) {
                 webhooks.push(w);
             }
         }
@@ -735,134 +630,4 @@ fn conditions(
         }
     }
     Conditions(out)
-}
-
-/// `"HH:MM-HH:MM"` into minutes (start, end).
-pub fn parse_hours(s: &str) -> Result<(u16, u16), String> {
-    let bad = || format!("{s:?} is not a span of hours such as \"08:00-18:00\"");
-    let (a, b) = s.trim().split_once('-').ok_or_else(bad)?;
-    let hm = |t: &str| -> Option<u16> {
-        let (h, m) = t.trim().split_once(':')?;
-        let (h, m): (u16, u16) = (h.parse().ok()?, m.parse().ok()?);
-        (h <= 24 && m < 60 && h * 60 + m <= 1440).then_some(h * 60 + m)
-    };
-    let (start, end) = (hm(a).ok_or_else(bad)?, hm(b).ok_or_else(bad)?);
-    if start == end || start == 1440 {
-        return Err(format!(
-            "{s:?} allows no time (or every time): start and end must differ"
-        ));
-    }
-    Ok((start, end))
-}
-
-const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
-
-/// Day names and ranges (`"mon-fri"`) into allowed weekdays, Monday first.
-pub fn parse_days(list: &[String]) -> Result<[bool; 7], String> {
-    let day = |d: &str| {
-        DAYS.iter()
-            .position(|n| n.eq_ignore_ascii_case(d.trim()))
-            .ok_or_else(|| format!("{d:?} is not a day (mon, tue, wed, thu, fri, sat, sun)"))
-    };
-    let mut out = [false; 7];
-    for item in list {
-        match item.split_once('-') {
-            Some((a, b)) => {
-                let (a, b) = (day(a)?, day(b)?);
-                let mut i = a;
-                loop {
-                    out[i] = true;
-                    if i == b {
-                        break;
-                    }
-                    i = (i + 1) % 7;
-                }
-            }
-            None => out[day(item)?] = true,
-        }
-    }
-    if !out.contains(&true) {
-        return Err("give at least one day".into());
-    }
-    Ok(out)
-}
-
-fn validate_webhook(w: RawWebhook, base: &Path, key: &str, err: Err<'_>) -> Option<WebhookConfig> {
-    let mut bad = false;
-    let mut fail = |f: &str, m: String| {
-        bad = true;
-        err(&format!("{key}.{f}"), m);
-    };
-    if w.name.is_empty() {
-        fail("name", "must not be empty".into());
-    }
-    match reqwest::Url::parse(&w.url) {
-        Err(e) => fail("url", format!("{:?} is not a URL: {e}", w.url)),
-        Ok(u) => {
-            let local = matches!(
-                u.host_str(),
-                Some("127.0.0.1" | "localhost" | "[::1]" | "::1")
-            );
-            match u.scheme() {
-                "https" => {}
-                "http" if local || w.insecure_plain_http => {}
-                "http" => fail(
-                    "url",
-                    "http:// only to this machine; use https://, or set insecure_plain_http = true"
-                        .into(),
-                ),
-                s => fail("url", format!("scheme {s:?}: use https:// (or http://)")),
-            }
-            if u.host_str().is_none() {
-                fail("url", "has no host".into());
-            }
-        }
-    }
-    let rel = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
-    let token = match (w.token, w.token_file) {
-        (None, None) => WebhookToken::None,
-        (Some(t), None) if !t.is_empty() => WebhookToken::Inline(t),
-        (Some(_), None) => {
-            fail("token", "must not be empty".into());
-            WebhookToken::None
-        }
-        (None, Some(f)) => WebhookToken::File(rel(f)),
-        (Some(_), Some(_)) => {
-            fail("token", "set at most one of token and token_file".into());
-            WebhookToken::None
-        }
-    };
-    let timeout = w.timeout.map_or(Duration::from_secs(10), |d| d.0);
-    if timeout < Duration::from_millis(100) || timeout > Duration::from_secs(300) {
-        fail("timeout", "must be between 100ms and 5m".into());
-    }
-    let max_tries = w.max_tries.unwrap_or(8);
-    if !(1..=100).contains(&max_tries) {
-        fail("max_tries", "must be between 1 and 100".into());
-    }
-    let backoff_initial = w.backoff_initial.map_or(Duration::from_secs(1), |d| d.0);
-    let backoff_max = w.backoff_max.map_or(Duration::from_secs(60), |d| d.0);
-    if backoff_initial.is_zero() || backoff_initial > backoff_max {
-        fail(
-            "backoff_initial",
-            "must be more than 0 and at most backoff_max".into(),
-        );
-    }
-    if backoff_max > Duration::from_secs(3600) {
-        fail("backoff_max", "must be at most 1h".into());
-    }
-    if bad {
-        return None;
-    }
-    Some(WebhookConfig {
-        name: w.name,
-        url: w.url,
-        token,
-        timeout,
-        max_tries,
-        backoff_initial,
-        backoff_max,
-        ca_file: w.ca_file.map(rel),
-        min_severity: w.min_severity.unwrap_or(Severity::Info),
-    })
 }
