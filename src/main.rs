@@ -48,6 +48,8 @@ enum Command {
     Hold(commands::retention::HoldArgs),
     /// Check the archived segments against the collector's log.
     Archive(commands::retention::ArchiveArgs),
+    /// List the alerts a collector stored.
+    Alerts(Box<commands::alerts::AlertsArgs>),
 }
 
 fn main() -> std::process::ExitCode {
@@ -68,6 +70,7 @@ fn main() -> std::process::ExitCode {
         Command::Retention(args) => commands::retention::run_retention(args),
         Command::Hold(args) => commands::retention::run_hold(args),
         Command::Archive(args) => commands::retention::run_archive(args),
+        Command::Alerts(args) => commands::alerts::run(*args),
     };
     match result {
         Ok(code) => code,

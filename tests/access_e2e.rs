@@ -342,6 +342,7 @@ fn permission_matrix_every_role_against_every_route_and_command() {
     let export = ["export", "--output", export_to.to_str().unwrap()];
     let list = ["token", "list"];
     let holds = ["hold", "list"];
+    let alerts = ["alerts", "list", "--json"];
     let dry_run = ["retention", "run", "--dry-run"];
     let cases: Vec<CommandCase> = vec![
         (&query, Some(&reader), false, None),
@@ -355,6 +356,8 @@ fn permission_matrix_every_role_against_every_route_and_command() {
         (&list, Some(ADMIN_TOKEN), false, None),
         (&list, Some(READER_TOKEN), false, Some("403")),
         (&list, None, true, Some("403")),
+        (&alerts, Some(&reader), false, None),
+        (&alerts, Some(INGEST_TOKEN), false, Some("403")),
         (&holds, Some(ADMIN_TOKEN), false, None),
         (&holds, Some(READER_TOKEN), false, Some("403")),
         (&dry_run, Some(ADMIN_TOKEN), false, None),

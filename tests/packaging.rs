@@ -111,6 +111,10 @@ fn the_package_holds_the_binary_units_and_configs_with_their_modes() {
             "/usr/share/doc/auditship/examples/collector.toml",
             "-rw-r--r--",
         ),
+        (
+            "/usr/share/doc/auditship/examples/alerts.default.toml",
+            "-rw-r--r--",
+        ),
     ];
     for (path, mode) in expect {
         let (m, owner) = files

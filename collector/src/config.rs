@@ -61,6 +61,9 @@ pub struct RawConfig {
     /// Retention policies, schedule and archive.
     #[serde(default)]
     pub retention: retention::RawRetention,
+    /// Alert rules and webhooks.
+    #[serde(default)]
+    pub alerts: crate::alerts::rules::RawAlerts,
 }
 
 /// `[tls]`.
@@ -263,6 +266,8 @@ pub struct CollectorConfig {
     pub metrics: Option<std::net::SocketAddr>,
     /// Retention.
     pub retention: retention::RetentionConfig,
+    /// Alert rules and webhooks.
+    pub alerts: crate::alerts::rules::AlertsConfig,
 }
 
 /// Reads, parses and validates the config file at `path`. A relative
@@ -427,6 +432,7 @@ impl RawConfig {
         }
         let metrics = self.metrics.validate(9751, &mut |k, m| err(&k, m));
         let retention = retention::validate(self.retention, base, &mut err);
+        let alerts = self.alerts.validate(base, &mut err);
         if !errs.is_empty() {
             return Err(errs);
         }
@@ -446,6 +452,7 @@ impl RawConfig {
             log_format: self.log.format.unwrap_or_default(),
             metrics,
             retention,
+            alerts,
         })
     }
 }

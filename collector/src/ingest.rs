@@ -16,6 +16,8 @@
 //! ticks (1/s):    silent agents -> integrity events; checkpoint interval
 //! records:        collector events (access records, alerts, tombstones)
 //!                   -> appended to the collector's own chain in the next round
+//! after a commit: agents' new events and integrity events some alert rule
+//!                   may match -> the alerts thread (crate::alerts::feed)
 //! ```
 //!
 //! Deduplication is keyed by `(agent_id, queue, seq)`. An agent's events
@@ -281,6 +283,16 @@ pub struct Views {
 
 /// Starts the commit thread. It runs until every [`IngestHandle`] is dropped.
 pub fn start(parts: Parts, views: Views) -> (IngestHandle, std::thread::JoinHandle<()>) {
+    start_with(parts, views, None)
+}
+
+/// [`start`], handing every committed event the alert rules may match to
+/// `tap` (see [`crate::alerts::feed`]).
+pub fn start_with(
+    parts: Parts,
+    views: Views,
+    tap: Option<crate::alerts::feed::Tap>,
+) -> (IngestHandle, std::thread::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(GROUP_MAX);
     let stats = Arc::new(IngestStats::default());
     let s = stats.clone();
@@ -288,6 +300,7 @@ pub fn start(parts: Parts, views: Views) -> (IngestHandle, std::thread::JoinHand
         .name("ingest-commit".into())
         .spawn(move || {
             let mut c = group::Committer::new(parts, views, s);
+            c.tap = tap;
             c.catch_up();
             commit_loop(&mut c, rx);
             // A clean stop signs what arrived since the last checkpoint.

@@ -10,9 +10,13 @@
 //!   disk, for roots and proofs at any size.
 //! * [`metrics`]: Prometheus `/metrics` and `/health` on a listener of their own.
 //! * [`retention`]: policies, expiry with tombstones, archive, legal holds.
+//! * [`alerts`]: alert rules evaluated as events arrive, stored alert events, webhooks.
+//! * [`access`]: roles and permissions, access records; [`token_store`] and
+//!   [`admin_api`]: tokens managed at runtime.
 
 pub mod access;
 pub mod admin_api;
+pub mod alerts;
 pub mod auth;
 pub mod checkpoints;
 pub mod config;

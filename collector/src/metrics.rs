@@ -26,7 +26,9 @@
 //! up, ready                      1 while live / ready
 //! ```
 //!
-//! Alert counters arrive with the alert rules.
+//! With alert rules on, the alert families of
+//! [`crate::alerts::stats`] follow (alerts fired per rule, webhook
+//! deliveries, retries and failures per webhook).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -52,6 +54,7 @@ pub struct CollectorMetrics {
     own_events: Arc<std::sync::atomic::AtomicU64>,
     merkle: MerkleReader,
     latest: Latest,
+    alerts: Option<Arc<crate::alerts::stats::AlertStats>>,
     gaps: View,
     agents: View,
     /// Set while the listener accepts connections.
@@ -74,6 +77,7 @@ impl CollectorMetrics {
             own_events: state.own_events.clone(),
             merkle: state.merkle.clone(),
             latest: state.latest.clone(),
+            alerts: state.alerts.clone(),
             gaps: state.gaps.clone(),
             agents: state.agents.clone(),
             listening,
@@ -215,6 +219,9 @@ impl Source for CollectorMetrics {
         .value(gaps as f64);
         out.gauge("auditship_collector_agents", "Agents known.")
             .value(Self::view(&st.agents).as_array().map_or(0, Vec::len) as f64);
+        if let Some(a) = &self.alerts {
+            a.render(out);
+        }
         let h = self.health();
         out.gauge("auditship_collector_up", "1 while the collector is live.")
             .value(f64::from(u8::from(h.live)));

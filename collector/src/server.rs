@@ -9,6 +9,7 @@
 //!   GET  /v1/checkpoint, /v1/proof/*, /v1/agents, /v1/export -> see proof_api
 //!   GET|POST /v1/tokens, DELETE /v1/tokens/{name}  Admin -> see admin_api
 //!   POST /v1/retention/run, GET/POST/DELETE /v1/holds  Admin -> see retention::api
+//!   GET  /v1/alerts   Query    -> stored alert events (see alerts::api)
 //!   GET  /health               -> "ok"
 //! ```
 //!
@@ -83,6 +84,9 @@ pub enum CollectorError {
     /// An encryption key file.
     #[error("{0}")]
     Key(String),
+    /// Alert rules: state or webhooks.
+    #[error(transparent)]
+    Alerts(#[from] crate::alerts::AlertsError),
     /// Binding the listen address.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
@@ -107,6 +111,7 @@ pub struct AppState {
     pub(crate) merkle: MerkleReader,
     pub(crate) latest: Latest,
     pub(crate) retention: Option<Arc<crate::retention::Retention>>,
+    pub(crate) alerts: Option<Arc<crate::alerts::stats::AlertStats>>,
     max_body: usize,
     max_inflated: usize,
     retry_after: Duration,
@@ -193,7 +198,7 @@ pub async fn run_with(
     let (writer, reader, recovery) = segments::open(SegmentConfig {
         dir: cfg.data_dir.join("store"),
         segment_bytes: cfg.segment_bytes,
-        keys,
+        keys: keys.clone(),
     })?;
     tracing::info!(?recovery, "store opened");
     let gaps = Gaps::load(&cfg.data_dir).map_err(state_err(&cfg.data_dir.join("gaps.json")))?;
@@ -236,9 +241,25 @@ pub async fn run_with(
         merkle,
         checkpoints: checkpointer,
         silent_after: integ.silent_after,
-        host,
+        host: host.clone(),
     };
-    let (ingest, commit_thread) = ingest::start(parts, views.clone());
+    let (tap, feed) = crate::alerts::feed(&cfg.alerts).unzip();
+    let (ingest, commit_thread) = ingest::start_with(parts, views.clone(), tap);
+    let alerts = match feed {
+        Some(feed) => Some(crate::alerts::start(
+            &cfg.alerts,
+            feed,
+            &cfg.data_dir,
+            crate::alerts::Context {
+                ingest: ingest.clone(),
+                reader: reader.clone(),
+                host,
+                runtime: tokio::runtime::Handle::current(),
+                keys,
+            },
+        )?),
+        None => None,
+    };
     let ticker = ingest.clone();
     let tick_stop = shutdown.clone();
     tokio::spawn(async move {
@@ -279,6 +300,7 @@ pub async fn run_with(
         merkle: merkle_reader,
         latest,
         retention: Some(retention),
+        alerts: alerts.as_ref().map(|a| a.stats.clone()),
         max_body: cfg.max_body_bytes,
         max_inflated: cfg.max_decompressed_bytes,
         retry_after: cfg.retry_after,
@@ -334,6 +356,7 @@ pub async fn run_with(
             "/v1/holds/{id}",
             axum::routing::delete(crate::retention::api::remove),
         )
+        .route("/v1/alerts", get(crate::alerts::api::alerts))
         .route("/health", get(|| async { "ok\n" }))
         .with_state(state.clone());
     tokio::spawn(crate::retention::api::resume_at_start(state.clone()));
@@ -410,10 +433,14 @@ pub async fn run_with(
     drop(app);
     tracker.close();
     tracing::info!(grace = ?cfg.shutdown_grace, "stopping: finishing open requests");
-    if tokio::time::timeout(cfg.shutdown_grace, tracker.wait())
+    let finished = tokio::time::timeout(cfg.shutdown_grace, tracker.wait())
         .await
-        .is_err()
-    {
+        .is_ok();
+    if let Some(a) = alerts {
+        // Open alerts are notified now, while the commit thread runs.
+        a.stop(cfg.shutdown_grace).await;
+    }
+    if !finished {
         // Requests still running hold ingest handles, so the commit thread
         // would not end; leave it. Nothing unanswered was acknowledged, and
         // whatever it committed is durable.

@@ -74,6 +74,8 @@ impl Domain {
     pub const STORE_INDEX: Domain = Domain("auditship store index v1");
     /// A record body of an agent queue segment.
     pub const QUEUE_RECORD: Domain = Domain("auditship queue record v1");
+    /// The collector's alert state (first-seen memory: users and addresses).
+    pub const ALERT_STATE: Domain = Domain("auditship alert state v1");
 
     /// The domain text.
     pub fn as_str(&self) -> &'static str {

@@ -52,7 +52,8 @@ install -m 0644 "$repo/packaging/etc/agent.toml" "$repo/packaging/etc/collector.
 install -m 0644 "$repo/README.md" "$doc/README.md"
 install -m 0644 "$repo/packaging/README.md" "$doc/README.packaging.md"
 install -m 0644 "$here/copyright" "$doc/copyright"
-install -m 0644 "$repo/config/agent.toml" "$repo/config/collector.toml" "$doc/examples/"
+install -m 0644 "$repo/config/agent.toml" "$repo/config/collector.toml" \
+    "$repo/config/alerts.default.toml" "$doc/examples/"
 
 for script in postinst prerm postrm; do
     install -m 0755 "$here/$script" "$root/DEBIAN/$script"

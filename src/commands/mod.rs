@@ -1,6 +1,7 @@
 //! The implementations of `auditship`'s subcommands.
 
 pub mod agent;
+pub mod alerts;
 pub mod collector;
 pub mod deadletter;
 pub mod demo;

@@ -16,43 +16,41 @@ pub fn line_of(source: &str, path: &str) -> Option<usize> {
         })
         .collect();
     let lines: Vec<&str> = source.lines().collect();
-    // A nested table header, `[a.b]` for `a.b.key`: the longest such prefix.
-    for k in (2..segments.len()).rev() {
-        if segments[..k].iter().any(|s| s.1.is_some()) {
+    if segments.len() == 1 {
+        return key_in(&lines, 0, segments[0].0, false);
+    }
+    // The longest prefix that names a table header: `[[alerts.rules]]` for
+    // `alerts.rules[1].threshold`, `[tls]` for `tls.cert_file`. Only the
+    // header's last segment may carry an index.
+    for k in (1..segments.len()).rev() {
+        let head = &segments[..k];
+        if head[..k - 1].iter().any(|s| s.1.is_some()) {
             continue;
         }
-        let header = format!(
-            "[{}]",
-            segments[..k]
-                .iter()
-                .map(|s| s.0)
-                .collect::<Vec<_>>()
-                .join(".")
-        );
-        if let Some(at) = lines.iter().position(|l| l.trim() == header) {
-            return key_line_from(source, at + 1, segments[k].0).or(Some(at + 1));
-        }
-    }
-    let (first, index) = *segments.first()?;
-    // Where the section for the first segment starts, and the key to look for in it.
-    let (start, key) = if segments.len() == 1 {
-        (0, first)
-    } else {
+        let name: Vec<&str> = head.iter().map(|s| s.0).collect();
+        let name = name.join(".");
+        let index = head[k - 1].1;
         let header = match index {
-            Some(_) => format!("[[{first}]]"),
-            None => format!("[{first}]"),
+            Some(_) => format!("[[{name}]]"),
+            None => format!("[{name}]"),
         };
-        let nth = index.unwrap_or(0);
-        let at = lines
+        let Some(at) = lines
             .iter()
             .enumerate()
             .filter(|(_, l)| l.trim() == header)
-            .nth(nth)
-            .map(|(i, _)| i)?;
-        let key = segments.get(1).map_or(first, |s| s.0);
-        (at, key)
-    };
-    let in_section = segments.len() > 1;
+            .nth(index.unwrap_or(0))
+            .map(|(i, _)| i)
+        else {
+            continue;
+        };
+        return key_in(&lines, at, segments[k].0, true);
+    }
+    None
+}
+
+/// The line assigning `key` in the section starting at `start` (a header
+/// line when `in_section`), or the header's line.
+fn key_in(lines: &[&str], start: usize, key: &str, in_section: bool) -> Option<usize> {
     for (i, l) in lines
         .iter()
         .enumerate()
@@ -178,5 +176,19 @@ previous_key_files = [\"k\"]
         assert_eq!(line_of(src, "store.encryption.key_file"), Some(5));
         assert_eq!(line_of(src, "store.encryption.missing"), Some(4));
         assert_eq!(line_of(src, "store.segment_bytes"), Some(2));
+    }
+
+    #[test]
+    fn finds_keys_in_arrays_of_tables_nested_in_a_table() {
+        let src = "[alerts]\ndefaults = false\n\n[[alerts.rules]]\nname = \"a\"\n\n[[alerts.rules]]\nname = \"b\"\nthreshold = 0\n\n[[alerts.webhooks]]\nurl = \"x\"\n";
+        assert_eq!(line_of(src, "alerts.defaults"), Some(2));
+        assert_eq!(line_of(src, "alerts.rules[1].threshold"), Some(9));
+        assert_eq!(line_of(src, "alerts.rules[0].name"), Some(5));
+        assert_eq!(
+            line_of(src, "alerts.rules[0].when"),
+            Some(4),
+            "missing: the header"
+        );
+        assert_eq!(line_of(src, "alerts.webhooks[0].url"), Some(12));
     }
 }

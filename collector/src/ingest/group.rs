@@ -12,6 +12,7 @@ use tokio::sync::oneshot;
 
 use super::own::OwnChain;
 use super::{IngestError, IngestStats, Parts, PreparedBatch, Recorded, Views};
+use crate::alerts::feed::{Payload, Tap};
 use crate::checkpoints::Checkpointer;
 use crate::enrol::{Enrolment, KeyVerdict};
 use crate::gaps::Gaps;
@@ -58,6 +59,8 @@ pub struct Committer {
     own_queue: u64,
     /// Agents already reported as not enrolled (once per run).
     unenrolled: HashSet<String>,
+    /// Hands committed events to the alert rules.
+    pub tap: Option<Tap>,
 }
 
 /// What one round appended, in store order.
@@ -70,11 +73,19 @@ struct Round<'a> {
     findings: Vec<Finding>,
     now: Timestamp,
     host: &'a str,
+    /// Collects the round's events the alert rules may match.
+    tap: Option<&'a mut Tap>,
 }
 
 impl Round<'_> {
     fn record(&mut self, f: Finding) -> Result<(), StoreError> {
         let ev = f.to_event(self.now, self.host);
+        if let Some(t) = self.tap.as_deref_mut() {
+            if t.wants("integrity", f.action()) {
+                let index = self.base + self.leaves.len() as u64;
+                t.push(index, Payload::Event(Box::new(ev.clone())));
+            }
+        }
         let leaf = self.own.append(self.store, ev, self.now)?;
         self.leaves.push(leaf);
         self.findings.push(f);
@@ -116,6 +127,7 @@ impl Committer {
             stats,
             own_queue: u64::from_le_bytes(seed).max(1),
             unenrolled: HashSet::new(),
+            tap: None,
         }
     }
 
@@ -284,6 +296,7 @@ impl Committer {
             findings: Vec::new(),
             now: Timestamp::now_utc(),
             host: &self.host,
+            tap: self.tap.as_mut(),
         };
         let mut marks: HashMap<String, Watermark> = HashMap::new();
         let outcome = append_group(
@@ -325,6 +338,9 @@ impl Committer {
             Ok(p) => p,
             Err(e) => {
                 self.gaps = gaps_before;
+                if let Some(t) = &mut self.tap {
+                    t.discard();
+                }
                 self.stats.failures.fetch_add(1, Ordering::Relaxed);
                 tracing::error!(error = %e, batches = group.len(), records = replies.len(), "cannot store; agents will retry");
                 for r in replies {
@@ -334,6 +350,9 @@ impl Committer {
             }
         };
         self.stats.commits.fetch_add(1, Ordering::Relaxed);
+        if let Some(t) = &mut self.tap {
+            t.committed(before_size);
+        }
         if self.gaps.all() != gaps_before.all() {
             if let Err(e) = self.gaps.save() {
                 tracing::error!(error = %e, "cannot record filled gaps; they stay listed until the next save");
@@ -577,7 +596,14 @@ fn append_group(
         let mut duplicates = 0u64;
         for e in &b.events {
             if e.seq > mark.seq || gaps.contains(agent, &queue_hex, e.seq) {
-                fresh.push(b.event(e));
+                let ne = b.event(e);
+                if let Some(t) = round.tap.as_deref_mut() {
+                    if t.wants(ne.key.category, ne.key.action) {
+                        let index = round.base + round.leaves.len() as u64;
+                        t.push(index, Payload::Sealed(ne.payload.to_vec()));
+                    }
+                }
+                fresh.push(ne);
                 round.leaves.push(e.leaf);
             } else {
                 duplicates += 1;
