@@ -510,7 +510,9 @@ fn a_retention_rewrite_of_an_encrypted_segment_keeps_it_sealed_and_its_leaves() 
     .unwrap();
     assert_eq!(hashes_after, hashes_before, "every leaf hash is kept");
     let left = stored.len() - agent_a.len();
-    let mut q = Query::default();
-    q.limit = 10_000;
+    let q = Query {
+        limit: 10_000,
+        ..Query::default()
+    };
     assert_eq!(r.query(&q).unwrap().events.len(), left);
 }
