@@ -297,7 +297,21 @@ fn permission_matrix_every_role_against_every_route_and_command() {
             200,
         ),
         ("GET", "/v1/holds".into(), None, &["admin"], 200),
+        (
+            "POST",
+            "/v1/holds".into(),
+            Some("{}".into()),
+            &["admin"],
+            400,
+        ),
         ("DELETE", "/v1/holds/nohold".into(), None, &["admin"], 404),
+        (
+            "GET",
+            "/v1/alerts".into(),
+            None,
+            &["reader", "auditor"],
+            200,
+        ),
     ];
     let mut failures = Vec::new();
     for w in &who {
@@ -423,6 +437,21 @@ fn a_readers_query_is_recorded_in_the_log_with_its_identity_filters_and_count() 
     );
     assert!(!out.status.success());
 
+    // The ingest token sending as an agent it is not bound to: 403, recorded.
+    let body = BatchWriter::new("someone-else", 1, 7).batch(1..3, |n| format!("forged {n}"));
+    let c = r.client(false);
+    let status = rt().block_on(async {
+        c.post(format!("{}/v1/ingest", r.url))
+            .bearer_auth(INGEST_TOKEN)
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    });
+    assert_eq!(status, 403);
+
     // An auditor reads the access records.
     let records = |action: &str| -> Vec<serde_json::Value> {
         let out = r.cli(
@@ -476,6 +505,13 @@ fn a_readers_query_is_recorded_in_the_log_with_its_identity_filters_and_count() 
         denied.iter().any(|e| e["actor"]["user"] == "alice"
             && e["outcome"] == "failure"
             && e["target"]["resource"] == "/v1/export"),
+        "{denied:?}"
+    );
+    assert!(
+        denied
+            .iter()
+            .any(|e| e["actor"]["user"] == "agents"
+                && e["target"]["resource"] == "agent:someone-else"),
         "{denied:?}"
     );
     // The records are chained and Merkle-covered: the store verifies.

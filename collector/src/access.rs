@@ -17,7 +17,9 @@
 //! | `Admin`    | tokens, retention runs, legal holds            | admin            |
 //!
 //! A known caller refused with 403 is recorded too (`access_denied`, in the
-//! background). Witness reads (checkpoints, consistency proofs) are not
+//! background, at most once a minute per caller and kind of refusal; see
+//! [`Denials`]), including an ingest token sending as an agent it is not
+//! bound to. Witness reads (checkpoints, consistency proofs) are not
 //! recorded: they reveal hashes only, and every agent makes them. Neither
 //! are the status reads (`/v1/stats`, `/v1/gaps`, `/v1/agents`): counts,
 //! agent ids and chain heads, no event content, and polled by monitoring.
@@ -156,40 +158,45 @@ pub fn require<B>(st: &AppState, req: &Request<B>, p: Permission) -> Result<Call
     };
     if !caller.role.allows(p) {
         tracing::warn!(caller = %caller.name, role = caller.role.as_str(), peer = ?peer, "refused: may not {}", p.as_str());
-        // A known identity trying what its role does not allow is worth a
-        // record; it is written in the background (the answer is 403
-        // either way), at most once a minute per caller and route, with
-        // the number of refusals since the last record.
-        let path = req.uri().path().to_string();
-        let Some(repeated) = st
-            .denials
-            .admit(&caller.name, &path, std::time::Instant::now())
-        else {
-            return Err(denied(&caller, p));
-        };
-        let mut rec = Access::new("access_denied");
-        rec.resource = Some(path);
-        rec.failure = Some(format!(
-            "role {} may not {}",
-            caller.role.as_str(),
-            p.as_str()
-        ));
-        if repeated > 0 {
-            rec.details
-                .insert("refused_since_last_record".into(), repeated.to_string());
-        }
-        let ev = rec.to_event(&caller);
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            let ingest = st.ingest.clone();
-            rt.spawn(async move {
-                if let Err(e) = ingest.record(ev).await {
-                    tracing::error!(error = %e, "cannot record a denied access");
-                }
-            });
-        }
+        record_refusal(
+            st,
+            &caller,
+            p.as_str(),
+            req.uri().path().to_string(),
+            format!("role {} may not {}", caller.role.as_str(), p.as_str()),
+        );
         return Err(denied(&caller, p));
     }
     Ok(caller)
+}
+
+/// Records that a known caller was refused (`access_denied`): in the
+/// background (the answer is 403 either way), at most once a minute per
+/// caller and kind of refusal (`what`), the next record carrying how many
+/// were refused in between.
+pub fn record_refusal(st: &AppState, caller: &Caller, what: &str, resource: String, why: String) {
+    let Some(repeated) = st
+        .denials
+        .admit(&caller.name, what, std::time::Instant::now())
+    else {
+        return;
+    };
+    let mut rec = Access::new("access_denied");
+    rec.resource = Some(resource);
+    rec.failure = Some(why);
+    if repeated > 0 {
+        rec.details
+            .insert("refused_since_last_record".into(), repeated.to_string());
+    }
+    let ev = rec.to_event(caller);
+    if let Ok(rt) = tokio::runtime::Handle::try_current() {
+        let ingest = st.ingest.clone();
+        rt.spawn(async move {
+            if let Err(e) = ingest.record(ev).await {
+                tracing::error!(error = %e, "cannot record a denied access");
+            }
+        });
+    }
 }
 
 fn denied(caller: &Caller, p: Permission) -> Response {
@@ -205,27 +212,29 @@ fn denied(caller: &Caller, p: Permission) -> Response {
     )
 }
 
-/// How often refusals are recorded: once per caller and route per
+/// How often refusals are recorded: once per caller and kind of refusal
+/// (the permission asked for, not the path, which a client can vary) per
 /// [`Denials::WINDOW`], the next record carrying how many were refused in
 /// between. Bounds what a misconfigured client retrying a forbidden call
-/// in a loop can write into the log.
+/// in a loop can write into the log; the table itself is bounded by the
+/// number of callers (known identities) times the kinds.
 #[derive(Debug, Default)]
 pub struct Denials(
     std::sync::Mutex<std::collections::HashMap<(String, String), (std::time::Instant, u64)>>,
 );
 
 impl Denials {
-    /// Time between two records of the same caller and route.
+    /// Time between two records of the same caller and kind.
     pub const WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
 
     /// `Some(refusals not recorded since the last record)` when this
     /// refusal is to be recorded, `None` when it is only counted.
-    pub fn admit(&self, caller: &str, path: &str, now: std::time::Instant) -> Option<u64> {
+    pub fn admit(&self, caller: &str, what: &str, now: std::time::Instant) -> Option<u64> {
         let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
         if m.len() > 10_000 {
             m.retain(|_, (at, _)| now.duration_since(*at) < Self::WINDOW);
         }
-        match m.get_mut(&(caller.to_string(), path.to_string())) {
+        match m.get_mut(&(caller.to_string(), what.to_string())) {
             Some((at, n)) if now.duration_since(*at) < Self::WINDOW => {
                 *n += 1;
                 None
@@ -237,7 +246,7 @@ impl Denials {
                 Some(repeated)
             }
             None => {
-                m.insert((caller.to_string(), path.to_string()), (now, 0));
+                m.insert((caller.to_string(), what.to_string()), (now, 0));
                 Some(0)
             }
         }
@@ -369,20 +378,22 @@ mod tests {
     }
 
     #[test]
-    fn refusals_are_recorded_once_a_minute_per_caller_and_route_with_a_count() {
+    fn refusals_are_recorded_once_a_minute_per_caller_and_kind_with_a_count() {
         let d = Denials::default();
         let t0 = std::time::Instant::now();
-        assert_eq!(d.admit("bob", "/v1/export", t0), Some(0));
+        let prove = Permission::Prove.as_str();
+        assert_eq!(d.admit("bob", prove, t0), Some(0));
         for i in 1..=5 {
             assert_eq!(
-                d.admit("bob", "/v1/export", t0 + std::time::Duration::from_secs(i)),
+                d.admit("bob", prove, t0 + std::time::Duration::from_secs(i)),
                 None
             );
         }
-        assert_eq!(d.admit("bob", "/v1/tokens", t0), Some(0), "another route");
-        assert_eq!(d.admit("eve", "/v1/export", t0), Some(0), "another caller");
+        let admin = Permission::Admin.as_str();
+        assert_eq!(d.admit("bob", admin, t0), Some(0), "another kind");
+        assert_eq!(d.admit("eve", prove, t0), Some(0), "another caller");
         assert_eq!(
-            d.admit("bob", "/v1/export", t0 + Denials::WINDOW),
+            d.admit("bob", prove, t0 + Denials::WINDOW),
             Some(5),
             "the next record counts the refusals in between"
         );

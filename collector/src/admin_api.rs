@@ -9,7 +9,8 @@
 //! Each is recorded as an access event (`token_list`, `token_create`,
 //! `token_revoke`) naming the admin and the token. A creation whose record
 //! cannot be written is undone and refused (503); a revocation is kept
-//! even then (failing safe), and the answer says it was not recorded.
+//! even then (failing safe), and the answer (200) says
+//! `"recorded": false`.
 
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
@@ -86,6 +87,7 @@ pub(crate) async fn create(State(st): State<AppState>, req: Request<Body>) -> Re
         Ok(s) => s,
         Err(e) => return refused(e),
     };
+    let hash = auditship_core::hex::encode(&crate::auth::sha256(secret.as_bytes()));
     let mut rec = Access::new("token_create");
     rec.resource = Some(format!("token:{}", want.name));
     rec.details
@@ -95,7 +97,7 @@ pub(crate) async fn create(State(st): State<AppState>, req: Request<Body>) -> Re
             .insert("token_agents".into(), want.agents.join(","));
     }
     if let Err(r) = access::audit(&st, &caller, rec).await {
-        if let Err(e) = st.tokens().undo_create(&want.name) {
+        if let Err(e) = st.tokens().undo_create(&hash) {
             tracing::error!(error = %e, token = %want.name, "cannot undo an unrecorded token creation");
         }
         return r;
@@ -128,10 +130,13 @@ pub(crate) async fn revoke(
     rec.resource = Some(format!("token:{name}"));
     rec.details
         .insert("token_role".into(), info.role.as_str().into());
-    if let Err(r) = access::audit(&st, &caller, rec).await {
+    let recorded = access::audit(&st, &caller, rec).await.is_ok();
+    if recorded {
+        tracing::info!(admin = %caller.name, token = %name, "token revoked");
+    } else {
         tracing::error!(admin = %caller.name, token = %name, "token revoked, but the revocation could not be recorded");
-        return r;
     }
-    tracing::info!(admin = %caller.name, token = %name, "token revoked");
-    axum::Json(info).into_response()
+    let mut v = serde_json::to_value(&info).unwrap_or_default();
+    v["recorded"] = serde_json::Value::Bool(recorded);
+    axum::Json(v).into_response()
 }

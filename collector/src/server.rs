@@ -542,6 +542,16 @@ async fn ingest_handler(State(st): State<AppState>, req: Request) -> Response {
     };
     if !grant.may_send_as(&batch.agent_id) {
         tracing::warn!(token = %grant.name, agent = %batch.agent_id, "token used to send as an agent it is not bound to");
+        crate::access::record_refusal(
+            &st,
+            &grant,
+            "send as another agent",
+            format!("agent:{}", batch.agent_id),
+            format!(
+                "ingest token {:?} is not bound to agent {:?}",
+                grant.name, batch.agent_id
+            ),
+        );
         return error(
             StatusCode::FORBIDDEN,
             format!(

@@ -264,13 +264,14 @@ impl TokenRegistry {
         Ok(info)
     }
 
-    /// Puts back the state before a change whose access record could not
-    /// be written (the change is then refused as a whole).
-    pub fn undo_create(&self, name: &str) -> Result<(), TokenError> {
+    /// Removes the token whose secret hashes to `sha256` (hex): a creation
+    /// whose access record could not be written is refused as a whole. By
+    /// hash, not name: the name may meanwhile belong to another token.
+    pub fn undo_create(&self, sha256: &str) -> Result<(), TokenError> {
         let managed = self.managed.lock().unwrap_or_else(|p| p.into_inner());
         let next: Vec<ManagedToken> = managed
             .iter()
-            .filter(|t| !(t.name == name && t.revoked_at.is_none()))
+            .filter(|t| t.sha256 != sha256)
             .cloned()
             .collect();
         self.save(&next)?;
@@ -414,6 +415,22 @@ mod tests {
         // The name is free again.
         reg.create("shipper", Role::Ingest, vec!["web-1".into()], "x")
             .unwrap();
+    }
+
+    // Review finding: undoing an unrecorded creation by name could remove
+    // another token that meanwhile took the same name.
+    #[test]
+    fn undoing_a_creation_removes_that_token_only_even_if_its_name_was_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = registry(dir.path());
+        let first = reg.create("x", Role::Reader, vec![], "a").unwrap();
+        reg.revoke("x", "a").unwrap();
+        let second = reg.create("x", Role::Reader, vec![], "a").unwrap();
+        reg.undo_create(&hex::encode(&sha256(first.as_bytes())))
+            .unwrap();
+        assert!(reg.check(Some(&format!("Bearer {second}"))).is_some());
+        assert!(reg.check(Some(&format!("Bearer {first}"))).is_none());
+        assert_eq!(reg.list().iter().filter(|t| t.name == "x").count(), 1);
     }
 
     #[test]
