@@ -205,7 +205,17 @@ pub(crate) async fn add(State(st): State<AppState>, req: Request) -> Response {
         }
     }
     a.details.insert("reason".into(), new.reason.clone());
-    match engine.holds.add(new, &caller.name) {
+    // It may wait for a running retention step (see `Holds::add`).
+    let (e2, by) = (engine.clone(), caller.name.clone());
+    let added = tokio::task::spawn_blocking(move || e2.holds.add(new, &by))
+        .await
+        .unwrap_or_else(|e| {
+            Err(HoldError::Io {
+                path: "holds.json".into(),
+                message: e.to_string(),
+            })
+        });
+    match added {
         Ok(hold) => {
             a.resource = Some(format!("hold:{}", hold.id));
             if let Err(r) = access::audit(&st, &caller, a).await {
@@ -256,10 +266,28 @@ pub(crate) async fn remove(
     if let Err(r) = access::audit(&st, &caller, a).await {
         return r;
     }
-    match engine.holds.remove(&id) {
+    let (e2, id2) = (engine.clone(), id.clone());
+    let removed = tokio::task::spawn_blocking(move || e2.holds.remove(&id2))
+        .await
+        .unwrap_or_else(|e| {
+            Err(HoldError::Io {
+                path: "holds.json".into(),
+                message: e.to_string(),
+            })
+        });
+    match removed {
         Ok(h) => axum::Json(h).into_response(),
-        Err(HoldError::NotFound(_)) => error(StatusCode::NOT_FOUND, format!("no hold {id:?}")),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => {
+            // The removal was recorded before it failed: say so in the log.
+            let mut failed = Access::new("hold_remove");
+            failed.resource = Some(format!("hold:{id}"));
+            failed.failure = Some(format!("the removal failed; the hold stays: {e}"));
+            let _ = access::audit(&st, &caller, failed).await;
+            match e {
+                HoldError::NotFound(_) => error(StatusCode::NOT_FOUND, format!("no hold {id:?}")),
+                e => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+            }
+        }
     }
 }
 

@@ -251,7 +251,10 @@ impl Retention {
         Ok((tomb, done.expired))
     }
 
-    /// Finishes steps a crash interrupted; returns how many.
+    /// Finishes steps a crash interrupted. A step that cannot be finished
+    /// (its segment unreadable, say) is reported in `report.errors` and
+    /// left pending for the next run; it does not stop the others or the
+    /// run (a review found one bad step blocked retention for good).
     pub(super) fn resume(&self, report: &mut RunReport) -> Result<(), RetentionError> {
         let dir = self.pending_dir();
         let Ok(list) = std::fs::read_dir(&dir) else {
@@ -263,17 +266,29 @@ impl Retention {
             .collect();
         files.sort();
         for path in files {
-            let bad = |e: String| RetentionError::Store(format!("{}: {e}", path.display()));
-            let bytes = std::fs::read(&path).map_err(|e| bad(e.to_string()))?;
-            let p: Pending = serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
-            let st = Statement::parse(&p.statement).map_err(bad)?;
-            tracing::warn!(
-                segment = p.segment,
-                "retention: finishing a step a crash interrupted"
-            );
-            let (tomb, _) = self.apply(&st, &p.leaves)?;
-            report.resumed += 1;
-            report.tombstones.push(tomb);
+            let step = || -> Result<u64, RetentionError> {
+                let bad = |e: String| RetentionError::Store(format!("{}: {e}", path.display()));
+                let bytes = std::fs::read(&path).map_err(|e| bad(e.to_string()))?;
+                let p: Pending = serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
+                let st = Statement::parse(&p.statement).map_err(bad)?;
+                tracing::warn!(
+                    segment = p.segment,
+                    "retention: finishing a step a crash interrupted"
+                );
+                Ok(self.apply(&st, &p.leaves)?.0)
+            };
+            match step() {
+                Ok(tomb) => {
+                    report.resumed += 1;
+                    report.tombstones.push(tomb);
+                }
+                Err(e) => {
+                    tracing::error!(file = %path.display(), error = %e, "retention: an interrupted step cannot be finished; it stays pending");
+                    report
+                        .errors
+                        .push(format!("pending step {}: {e}", path.display()));
+                }
+            }
         }
         Ok(())
     }
@@ -303,7 +318,6 @@ impl Retention {
         if !dry_run {
             self.resume(&mut report)?;
         }
-        let holds = self.holds.snapshot();
         let now = Timestamp::now_utc().unix_millis();
         let segments = self.maintenance.sealed();
         let total: u64 = segments.iter().map(|s| s.len).sum();
@@ -323,6 +337,9 @@ impl Retention {
             if young {
                 continue;
             }
+            // The holds in force for this segment, unchanged until it is
+            // done: a hold added meanwhile waits, then covers later ones.
+            let (holds, _steady) = self.holds.steady();
             let data = self
                 .maintenance
                 .read(seg.no)
@@ -401,8 +418,13 @@ impl Retention {
             statement: st.text(),
         };
         let dir = self.pending_dir();
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| RetentionError::Store(format!("{}: {e}", dir.display())))?;
+        if !dir.exists() {
+            // The directory entry must be durable before the pending file
+            // in it is relied on.
+            std::fs::create_dir_all(&dir)
+                .and_then(|_| std::fs::File::open(&self.data_dir)?.sync_all())
+                .map_err(|e| RetentionError::Store(format!("{}: {e}", dir.display())))?;
+        }
         let bytes =
             serde_json::to_vec(&pending).map_err(|e| RetentionError::Store(e.to_string()))?;
         let path = self.pending_path(plan.no);
