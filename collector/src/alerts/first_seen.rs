@@ -86,7 +86,13 @@ impl FirstSeen {
                     Ok(b) => {
                         let mut out = Vec::new();
                         match k.open(auditship_crypt::Domain::ALERT_STATE, &[], &b, &mut out) {
-                            Ok(_) => Ok(out),
+                            Ok(id) => {
+                                // Sealed under a previous key: reseal under
+                                // the current one at the next save, so the
+                                // old key can be retired.
+                                s.dirty |= id != k.current();
+                                Ok(out)
+                            }
                             Err(e) => Err(std::io::Error::new(
                                 std::io::ErrorKind::InvalidData,
                                 format!("cannot open: {e}"),

@@ -31,7 +31,7 @@
 //! events are never fed back, alerts cannot feed themselves.
 //!
 //! What survives a restart: the stored alerts, and first-seen memory
-//! (`data_dir/alerts/first_seen.json`). What does not: counts in threshold
+//! (`data_dir/alerts/first_seen.json`, or `first_seen.sealed` with store encryption). What does not: counts in threshold
 //! windows and open alerts' further counting. A clean stop notifies every
 //! open alert as it stands (firing, or closed with the count it reached);
 //! after a crash, an alert opened less than `notify_delay` before is lost

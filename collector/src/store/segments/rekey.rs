@@ -13,8 +13,10 @@
 //!
 //! Nothing a verifier checks changes: the Merkle leaves and chain hashes
 //! are over the plaintext payloads, which are the same bytes, and so are
-//! leaf indexes and record order. Every sealed body is exactly as long as
-//! before, so record offsets do not change either.
+//! leaf indexes and record order. Re-encrypting a sealed segment keeps
+//! every record's length and offset; encrypting a segment that was in the
+//! clear makes each record 48 bytes longer, which is why the index is
+//! rebuilt.
 //!
 //! Damaged ranges (bytes that are not a valid record) are copied as they
 //! are, and reported: the collector quarantines them as before. In a
