@@ -20,6 +20,7 @@ pub mod alerts;
 pub mod auth;
 pub mod checkpoints;
 pub mod config;
+pub mod durable;
 pub mod enrol;
 pub mod gaps;
 pub mod identities;

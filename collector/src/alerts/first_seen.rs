@@ -21,7 +21,6 @@
 //! once and removed after the first sealed save.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// What an observation found.
@@ -255,17 +254,9 @@ impl FirstSeen {
             .map_err(std::io::Error::other)?;
             bytes = sealed;
         }
-        let tmp = path.with_extension("tmp");
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&bytes)?;
-        f.sync_all()?;
-        drop(f);
-        std::fs::rename(&tmp, path)?;
+        crate::durable::replace(path, &bytes)?;
         if let Some(stale) = self.stale_plain.take() {
             std::fs::remove_file(&stale)?;
-        }
-        if let Some(dir) = path.parent() {
-            std::fs::File::open(dir)?.sync_all()?;
         }
         self.dirty = false;
         Ok(())

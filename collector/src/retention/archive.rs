@@ -313,16 +313,7 @@ impl Archive {
     }
 }
 
-/// Writes `data` to `path` durably (temporary file, fsync, rename, fsync
-/// of the directory).
+/// Writes `data` to `path` durably (see [`crate::durable`]).
 pub fn write_durably(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    let mut f = File::create(&tmp)?;
-    f.write_all(data)?;
-    f.sync_all()?;
-    fs::rename(&tmp, path)?;
-    if let Some(p) = path.parent() {
-        File::open(p)?.sync_all()?;
-    }
-    Ok(())
+    crate::durable::replace(path, data)
 }

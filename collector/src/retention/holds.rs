@@ -16,8 +16,7 @@
 //!   "host":"db-1","reason":"case 4711","created":"2026-03-02T10:00:00Z","created_by":"alice"}]}
 //! ```
 
-use std::fs::{self, File};
-use std::io::Write;
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -244,22 +243,12 @@ impl Holds {
     }
 
     fn save(&self, st: &File_) -> Result<(), HoldError> {
-        let tmp = self.path.with_extension("json.tmp");
-        let io = |e: std::io::Error| HoldError::Io {
+        let io = |e: String| HoldError::Io {
             path: self.path.clone(),
-            message: e.to_string(),
+            message: e,
         };
-        let bytes = serde_json::to_vec_pretty(st).map_err(|e| HoldError::Io {
-            path: self.path.clone(),
-            message: e.to_string(),
-        })?;
-        let mut f = File::create(&tmp).map_err(io)?;
-        f.write_all(&bytes).and_then(|_| f.sync_all()).map_err(io)?;
-        fs::rename(&tmp, &self.path).map_err(io)?;
-        if let Some(dir) = self.path.parent() {
-            File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
-        }
-        Ok(())
+        let bytes = serde_json::to_vec_pretty(st).map_err(|e| io(e.to_string()))?;
+        crate::durable::replace(&self.path, &bytes).map_err(|e| io(e.to_string()))
     }
 }
 
