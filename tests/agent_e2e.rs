@@ -529,9 +529,21 @@ fn full_disk_pauses_inputs_and_loses_nothing() {
     );
     assert!(output_raws(&out).is_empty());
     fs::create_dir(tmp.path().join("later")).unwrap();
-    wait_for("all lines delivered", Duration::from_secs(60), || {
-        output_raws(&out).len() >= n
-    });
+    // This wait timed out twice under CI load (it takes ~7 s alone); say
+    // how far delivery got and what the agent logged, to find the stall.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while output_raws(&out).len() < n {
+        if std::time::Instant::now() > deadline {
+            let text = fs::read_to_string(&log).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(40).collect();
+            panic!(
+                "timed out waiting for all lines delivered: {} of {n}; agent log (newest first):\n{}",
+                output_raws(&out).len(),
+                tail.join("\n")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(agent.term(), 0);
     let raws = output_raws(&out);
