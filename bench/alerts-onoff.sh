@@ -29,7 +29,7 @@ EOT
 $T/auditship collector --config $d/c.toml 2> $d/collector.log &
 pid=$!
 for i in $(seq 100); do curl -s http://127.0.0.1:18750/health >/dev/null && break; sleep 0.1; done
-$T/ingestload --url http://127.0.0.1:18750 --token T0123456789abcdef --agents a1,a2,a3,a4 --events 1000000 --batch 5000 2>&1 | tail -3
+$T/ingestload --url http://127.0.0.1:18750 --token T0123456789abcdef --agents a1,a2,a3,a4 --events ${EVENTS:-1000000} --batch 5000 2>&1 | tail -3
 sleep 12
 read -r -a st < /proc/$pid/stat
 cpu=$(( ${st[13]} + ${st[14]} ))
@@ -37,4 +37,4 @@ hwm=$(grep VmHWM /proc/$pid/status | awk '{print $2}')
 alerts=$(sed "s/\x1b\[[0-9;]*m//g" $d/collector.log | grep -c " alert alert=" || true); behind=$(grep -c "alerts are behind" $d/collector.log || true); sed "s/\x1b\[[0-9;]*m//g" $d/collector.log | grep -o "rule=[a-z_0-9]*" | sort | uniq -c | tr "\n" " "; echo
 kill -TERM $pid; wait $pid || true
 echo "mode=$mode collector_cpu_ticks=$cpu hwm_kb=$hwm alerts=$alerts behind=$behind"
-[ -n "$KEEP" ] || rm -rf $d
+[ -n "$KEEP" ] && echo $d || rm -rf $d
