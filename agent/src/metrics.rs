@@ -120,9 +120,15 @@ impl OutputCounters {
 /// Canonical keys are sorted, so the top-level `source` comes after
 /// `fields` (which may hold a `source` of its own) and `raw`, and no later
 /// key holds one: the last occurrence is the event's.
+///
+/// It is found by walking the colons backwards (SIMD `memrchr`), since the
+/// key is near the end: a reverse substring search (`memmem::rfind`) has no
+/// SIMD path and cost 4 % of the agent's CPU when shipping.
 fn input_of<'a>(payload: &[u8], inputs: &'a [String]) -> Option<&'a str> {
-    const KEY: &[u8] = b"\"source\":\"";
-    let at = memchr::memmem::rfind(payload, KEY)? + KEY.len();
+    const KEY: &[u8] = b"\"source\"";
+    let at = memchr::memrchr_iter(b':', payload).find_map(|i| {
+        (payload[..i].ends_with(KEY) && payload.get(i + 1) == Some(&b'"')).then_some(i + 2)
+    })?;
     let rest = &payload[at..];
     inputs
         .iter()
