@@ -119,7 +119,10 @@ impl Compression {
 /// in transit is refused as broken zstd, rather than reaching the chain
 /// check as a batch that looks tampered with).
 fn zstd_compress(parts: &[&[u8]], total: usize, level: i32) -> Vec<u8> {
-    let (lo, hi) = (Compression::ZSTD_LEVELS.start(), Compression::ZSTD_LEVELS.end());
+    let (lo, hi) = (
+        Compression::ZSTD_LEVELS.start(),
+        Compression::ZSTD_LEVELS.end(),
+    );
     let level = level.clamp(*lo, *hi);
     let out = Vec::with_capacity(total / 4 + 64);
     let mut enc = zstd::stream::write::Encoder::new(out, level).expect("zstd context");
@@ -172,7 +175,9 @@ pub fn inflate<'a>(
                 let window = e
                     .get_ref()
                     .and_then(|inner| inner.downcast_ref::<zstd::Error>())
-                    .is_some_and(|z| z.is(ZSTD_ErrorCode::ZSTD_error_frameParameter_windowTooLarge));
+                    .is_some_and(|z| {
+                        z.is(ZSTD_ErrorCode::ZSTD_error_frameParameter_windowTooLarge)
+                    });
                 if window {
                     WireError::ZstdWindow {
                         max: 1 << window_log,

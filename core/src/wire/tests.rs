@@ -185,6 +185,8 @@ fn the_chain_and_signature_of_a_batch_are_checked_not_assumed() {
     // Malformed hash fields are a bad header.
     let mut bad = header.clone();
     bad.sig = "00".into();
-    let e = decode(&encode(&bad, &body, Compression::None)).unwrap_err().to_string();
+    let e = decode(&encode(&bad, &body, Compression::None))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("sig is not 128 hex digits"), "{e}");
 }

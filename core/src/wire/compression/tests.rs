@@ -102,11 +102,20 @@ fn a_zstd_bomb_stops_at_the_limit_with_bounded_memory() {
     // decoder has to run into the limit.
     let bomb = zstd_zeros(1024, 1);
     assert!(bomb.len() < 100 << 10, "bomb is {} bytes", bomb.len());
-    assert_eq!(zstd::zstd_safe::get_frame_content_size(&bomb).ok(), Some(None));
+    assert_eq!(
+        zstd::zstd_safe::get_frame_content_size(&bomb).ok(),
+        Some(None)
+    );
     let limit = 4 << 20;
     let err = inflate(&bomb, Some("zstd"), limit).unwrap_err();
-    assert!(matches!(err, WireError::TooLarge { limit: l } if l == limit), "{err}");
-    assert_eq!(err.to_string(), "body inflates past the limit of 4194304 bytes");
+    assert!(
+        matches!(err, WireError::TooLarge { limit: l } if l == limit),
+        "{err}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "body inflates past the limit of 4194304 bytes"
+    );
     // The output buffer stopped one byte past the limit, and never had
     // room for more.
     let mut dec = zstd::stream::read::Decoder::with_buffer(&bomb[..]).unwrap();
@@ -132,7 +141,10 @@ fn a_zstd_frame_declaring_more_than_the_limit_is_refused_before_decoding() {
     );
     let err = inflate(&body, Some("zstd"), 1 << 20).unwrap_err();
     assert!(matches!(err, WireError::TooLarge { .. }), "{err}");
-    assert_eq!(inflate(&body, Some("zstd"), 3 << 20).unwrap().len(), 3 << 20);
+    assert_eq!(
+        inflate(&body, Some("zstd"), 3 << 20).unwrap().len(),
+        3 << 20
+    );
 }
 
 #[test]
@@ -183,14 +195,23 @@ fn the_zstd_window_is_bounded_by_the_limit_and_8_mib() {
     let mut enc = zstd::stream::write::Encoder::new(Vec::new(), 19).unwrap();
     enc.write_all(b"tiny\n").unwrap();
     let body = enc.finish().unwrap();
-    assert_eq!(&*inflate(&body, Some("zstd"), 128 << 20).unwrap(), b"tiny\n");
+    assert_eq!(
+        &*inflate(&body, Some("zstd"), 128 << 20).unwrap(),
+        b"tiny\n"
+    );
     let err = inflate(&body, Some("zstd"), 64 << 10).unwrap_err();
     assert!(
         matches!(err, WireError::ZstdWindow { max } if max == 1 << 20),
         "{err}"
     );
-    assert!(err.to_string().contains("window larger than 1048576 bytes"), "{err}");
+    assert!(
+        err.to_string().contains("window larger than 1048576 bytes"),
+        "{err}"
+    );
     // A frame with its size declared needs no more window than its size.
     let sized = Compression::Zstd(19).compress(&[b"tiny\n"]);
-    assert_eq!(&*inflate(&sized, Some("zstd"), 64 << 10).unwrap(), b"tiny\n");
+    assert_eq!(
+        &*inflate(&sized, Some("zstd"), 64 << 10).unwrap(),
+        b"tiny\n"
+    );
 }
