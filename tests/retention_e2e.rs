@@ -66,7 +66,7 @@ impl Batcher {
             pipelined: false,
         };
         header.sign(&self.w.key);
-        wire::encode(&header, &events, None)
+        wire::encode(&header, &events, wire::Compression::None)
     }
 }
 

@@ -112,7 +112,7 @@ pub struct RawLimits {
     #[serde(default)]
     pub max_body_bytes: Option<ByteSize>,
     /// Largest body after decompression (default "128MiB"); a body that
-    /// inflates past it (a gzip bomb) gets 413 without being held in memory.
+    /// inflates past it (a gzip or zstd bomb) gets 413 without being held in memory.
     #[serde(default)]
     pub max_decompressed_bytes: Option<ByteSize>,
     /// Seconds an agent is told to wait (Retry-After) when the store cannot

@@ -9,7 +9,7 @@
 //! ```text
 //! POST /v1/ingest
 //! Content-Type:     application/x-ndjson
-//! Content-Encoding: gzip            (or absent for an uncompressed body)
+//! Content-Encoding: zstd | gzip     (or absent, or identity, for an uncompressed body)
 //! Authorization:    Bearer <ingest token>
 //!
 //! body (after decompression), NDJSON, UTF-8:
@@ -51,19 +51,31 @@
 //! The collector answers `200` with an [`IngestAck`] only after the events
 //! are durable, and `durable_seq` is then at least `last`.
 //!
+//! # Compression
+//!
+//! Agents compress with zstd by default (or gzip, or not at all; see
+//! [`Compression`]); every collector of this version accepts all three.
+//! A body is one or more zstd frames, or one or more gzip members, of the
+//! NDJSON above. Any other `Content-Encoding` is refused
+//! ([`WireError::Encoding`]).
+//!
 //! # Limits
 //!
-//! [`decode`] never inflates more than the caller's limit, so a small body
-//! that inflates to gigabytes (a gzip bomb) costs at most the limit in
-//! memory before it is refused.
+//! [`inflate`] never inflates more than the caller's limit, so a small body
+//! that inflates to gigabytes (a gzip or zstd bomb) costs at most the limit
+//! in memory before it is refused; the zstd decoder's window is bounded too
+//! (see [`zstd_window_log_max`]).
 
 use std::borrow::Cow;
-use std::io::{Read, Write};
 
 use serde::{Deserialize, Serialize};
 
 use crate::identity::PublicKey;
 use crate::{hex, seal, Hash, Timestamp};
+
+mod compression;
+
+pub use compression::{inflate, zstd_window_log_max, Compression, ContentEncoding};
 
 /// Version written in the header's `auditship_batch` key.
 pub const WIRE_VERSION: u32 = 2;
@@ -155,12 +167,25 @@ pub struct ErrorBody {
 /// Why a body is not a valid batch. Every variant is the sender's fault.
 #[derive(Debug, thiserror::Error)]
 pub enum WireError {
-    /// Content-Encoding other than gzip or identity.
-    #[error("unsupported Content-Encoding {0:?} (use gzip or none)")]
+    /// Content-Encoding other than zstd, gzip or identity.
+    #[error("unsupported Content-Encoding {0:?} (use zstd, gzip, identity or none)")]
     Encoding(String),
     /// The gzip stream is broken.
     #[error("body is not valid gzip: {0}")]
     Gzip(std::io::Error),
+    /// The zstd stream is broken (bad magic, damaged or truncated frame,
+    /// wrong checksum).
+    #[error("body is not valid zstd: {0}")]
+    Zstd(std::io::Error),
+    /// A zstd frame asks for a larger window than the receiver allows.
+    #[error(
+        "body's zstd frame needs a window larger than {max} bytes, the most \
+         this receiver allows (compress at level 19 or lower, without --long)"
+    )]
+    ZstdWindow {
+        /// The largest window allowed, in bytes.
+        max: u64,
+    },
     /// Inflated past the limit.
     #[error("body inflates past the limit of {limit} bytes")]
     TooLarge {
@@ -181,49 +206,16 @@ pub enum WireError {
 }
 
 /// Encodes a batch: the header, then `events` (NDJSON, each line ending in
-/// `\n`, as the agent's queue hands them out), gzip-compressed at `gzip`
-/// (0 = store, 1 = fastest … 9 = smallest), or not compressed for `None`.
-pub fn encode(header: &BatchHeader, events: &[u8], gzip: Option<u32>) -> Vec<u8> {
+/// `\n`, as the agent's queue hands them out), compressed as `compression`
+/// says. Send it with `compression.encoding()` as its `Content-Encoding`.
+pub fn encode(header: &BatchHeader, events: &[u8], compression: Compression) -> Vec<u8> {
     let mut head = serde_json::to_vec(header).expect("header serializes");
     head.push(b'\n');
-    let Some(level) = gzip else {
+    if compression == Compression::None {
         head.extend_from_slice(events);
         return head;
-    };
-    let mut gz = flate2::write::GzEncoder::new(
-        Vec::with_capacity(events.len() / 4 + 64),
-        flate2::Compression::new(level.min(9)),
-    );
-    gz.write_all(&head).expect("writing to memory");
-    gz.write_all(events).expect("writing to memory");
-    gz.finish().expect("writing to memory")
-}
-
-/// Inflates `body` according to `content_encoding` (`gzip`, `identity` or
-/// none), refusing to produce more than `limit` bytes.
-pub fn inflate<'a>(
-    body: &'a [u8],
-    content_encoding: Option<&str>,
-    limit: usize,
-) -> Result<Cow<'a, [u8]>, WireError> {
-    match content_encoding.map(str::trim) {
-        None | Some("") | Some("identity") => {
-            if body.len() > limit {
-                return Err(WireError::TooLarge { limit });
-            }
-            Ok(Cow::Borrowed(body))
-        }
-        Some(e) if e.eq_ignore_ascii_case("gzip") || e.eq_ignore_ascii_case("x-gzip") => {
-            let mut out = Vec::with_capacity((body.len() * 4).min(limit));
-            let mut dec = flate2::read::MultiGzDecoder::new(body).take(limit as u64 + 1);
-            dec.read_to_end(&mut out).map_err(WireError::Gzip)?;
-            if out.len() > limit {
-                return Err(WireError::TooLarge { limit });
-            }
-            Ok(Cow::Owned(out))
-        }
-        Some(other) => Err(WireError::Encoding(other.to_string())),
     }
+    compression.compress(&[&head, events])
 }
 
 /// The fields of an event the collector checks and indexes, borrowed from

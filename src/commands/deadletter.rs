@@ -3,9 +3,11 @@
 //!
 //! `list` shows each letter: when, which `seq` range, how many events, the
 //! status and the collector's answer. `replay` sends each one again, as it
-//! was sent, to the output's endpoints with the output's credentials, and
-//! deletes those the collector accepts; letters refused again stay, with
-//! the new answer printed. Exit status 0 when nothing is left, 1 otherwise.
+//! was sent and with the `Content-Encoding` it was sent with (zstd, gzip or
+//! none, whatever the output's compression is now), to the output's
+//! endpoints with the output's credentials, and deletes those the
+//! collector accepts; letters refused again stay, with the new answer
+//! printed. Exit status 0 when nothing is left, 1 otherwise.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -80,12 +82,13 @@ pub fn run(args: DeadletterArgs) -> anyhow::Result<ExitCode> {
         for (path, letter) in &letters {
             match letter {
                 Ok(l) => println!(
-                    "{}  {}  seq {}..={}  {} events  {} {}  {}",
+                    "{}  {}  seq {}..={}  {} events  {}  {} {}  {}",
                     path.display(),
                     l.time,
                     l.first,
                     l.last,
                     l.events,
+                    l.encoding().name(),
                     l.status,
                     l.response.trim(),
                     l.endpoint
@@ -133,8 +136,8 @@ pub fn run(args: DeadletterArgs) -> anyhow::Result<ExitCode> {
                 .bearer_auth(&token)
                 .header("content-type", "application/x-ndjson")
                 .body(body.clone());
-            if letter.gzip {
-                req = req.header("content-encoding", "gzip");
+            if let Some(e) = letter.encoding().header_value() {
+                req = req.header("content-encoding", e);
             }
             let result = rt.block_on(async {
                 let r = req.send().await?;

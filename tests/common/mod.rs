@@ -426,7 +426,7 @@ impl BatchWriter {
             pipelined: false,
         };
         header.sign(&self.key);
-        wire::encode(&header, &events, None)
+        wire::encode(&header, &events, wire::Compression::None)
     }
 }
 

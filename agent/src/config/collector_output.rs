@@ -8,6 +8,7 @@ use serde::Deserialize;
 use tomlconf::{ByteSize, HumanDuration};
 
 use auditship_core::identity::PublicKey;
+use auditship_core::wire::Compression;
 
 use crate::output::{
     BatchLimits, CollectorKey, CollectorOutputConfig, RetryPolicy, TokenSource, WitnessConfig,
@@ -39,12 +40,18 @@ pub struct RawCollectorOutput {
     /// The key of client_cert_file (PEM).
     #[serde(default)]
     pub client_key_file: Option<PathBuf>,
-    /// "gzip" (default) or "none".
+    /// "zstd" (default), "gzip" or "none".
     #[serde(default)]
     pub compression: Option<String>,
-    /// gzip level, 1 (fastest, default) to 9 (smallest).
+    /// Level of `compression`: zstd 1 (fastest, default) to 19, gzip 1
+    /// (fastest, default) to 9.
     #[serde(default)]
-    pub gzip_level: Option<u32>,
+    pub compression_level: Option<i64>,
+    /// The gzip level, from before zstd (when gzip was the default): alone
+    /// it still means gzip at that level; with `compression = "gzip"` it is
+    /// `compression_level`. Refused with any other compression.
+    #[serde(default)]
+    pub gzip_level: Option<i64>,
     /// Most events per batch (default 5000).
     #[serde(default)]
     pub max_events: Option<usize>,
@@ -135,20 +142,12 @@ impl RawCollectorOutput {
                 None
             }
         };
-        let gzip_level = match self.compression.as_deref() {
-            None | Some("gzip") => {
-                let l = self.gzip_level.unwrap_or(1);
-                if !(1..=9).contains(&l) {
-                    err("gzip_level", format!("{l} must be 1 to 9"));
-                }
-                Some(l)
-            }
-            Some("none") => None,
-            Some(o) => {
-                err("compression", format!("{o:?} is not gzip or none"));
-                None
-            }
-        };
+        let compression = compression(
+            self.compression.as_deref(),
+            self.compression_level,
+            self.gzip_level,
+            err,
+        );
         let max_events = self.max_events.unwrap_or(5000);
         if !(1..=100_000).contains(&max_events) {
             err("max_events", format!("{max_events} must be 1 to 100000"));
@@ -206,7 +205,7 @@ impl RawCollectorOutput {
             token,
             ca_file: self.ca_file,
             client_cert,
-            gzip_level,
+            compression,
             limits: BatchLimits {
                 max_events,
                 max_bytes: max_bytes as usize,
@@ -217,6 +216,77 @@ impl RawCollectorOutput {
             retry,
             dead_letter_dir,
             witness,
+        }
+    }
+}
+
+/// The compression from `compression`, `compression_level` and the older
+/// `gzip_level`. zstd is the default: every collector of this version
+/// accepts it (an older collector, which knows only gzip, needs
+/// `compression = "gzip"`).
+fn compression(
+    name: Option<&str>,
+    level: Option<i64>,
+    gzip_level: Option<i64>,
+    err: &mut dyn FnMut(&str, String),
+) -> Compression {
+    let (name, level, level_key) = match (name, level, gzip_level) {
+        (_, Some(_), Some(_)) => {
+            err(
+                "gzip_level",
+                "set compression_level, not both it and gzip_level (gzip_level is its older name for gzip)".into(),
+            );
+            return Compression::Zstd(1);
+        }
+        // A config from before zstd: gzip_level alone meant gzip.
+        (None | Some("gzip"), None, Some(l)) => ("gzip", Some(l), "gzip_level"),
+        (Some(other), None, Some(_)) => {
+            err(
+                "gzip_level",
+                format!("is for compression = \"gzip\", not {other:?}; use compression_level"),
+            );
+            return Compression::Zstd(1);
+        }
+        (name, level, None) => (name.unwrap_or("zstd"), level, "compression_level"),
+    };
+    let mut checked = |range: std::ops::RangeInclusive<i64>| {
+        let l = level.unwrap_or(1);
+        if !range.contains(&l) {
+            err(
+                level_key,
+                format!(
+                    "{l} must be {} to {} for {name}",
+                    range.start(),
+                    range.end()
+                ),
+            );
+        }
+        l.clamp(*range.start(), *range.end())
+    };
+    match name {
+        "zstd" => {
+            let r = Compression::ZSTD_LEVELS;
+            Compression::Zstd(checked(i64::from(*r.start())..=i64::from(*r.end())) as i32)
+        }
+        "gzip" => {
+            let r = Compression::GZIP_LEVELS;
+            Compression::Gzip(checked(i64::from(*r.start())..=i64::from(*r.end())) as u32)
+        }
+        "none" => {
+            if level.is_some() {
+                err(
+                    "compression_level",
+                    "there is no level for compression = \"none\"".into(),
+                );
+            }
+            Compression::None
+        }
+        other => {
+            err(
+                "compression",
+                format!("{other:?} is not zstd, gzip or none"),
+            );
+            Compression::Zstd(1)
         }
     }
 }

@@ -45,7 +45,7 @@ pub struct RawHttpInput {
     /// Largest request body as sent, compressed or not (default "4MiB"); larger gets 413.
     #[serde(default)]
     pub max_body_bytes: Option<ByteSize>,
-    /// Largest body after gzip decoding (default "16MiB"); larger gets 413.
+    /// Largest body after decompression, zstd or gzip (default "16MiB"); larger gets 413.
     #[serde(default)]
     pub max_decompressed_bytes: Option<ByteSize>,
     /// Largest single event as JSON text (default "64KiB"); a larger one refuses the request with 400.

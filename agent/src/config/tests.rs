@@ -219,6 +219,79 @@ fn witness_keys_are_checked() {
 }
 
 #[test]
+fn compression_defaults_to_zstd_level_1_and_gzip_level_still_means_gzip() {
+    use auditship_core::wire::Compression;
+    let compression = |extra: &str| match parse_str(&format!("{COLLECTOR}{extra}\n")) {
+        Ok(c) => match &c.outputs[0] {
+            OutputConfig::Collector(o) => Ok(o.compression),
+            _ => panic!("a collector output"),
+        },
+        Err(e) => Err(e),
+    };
+    let ok = |extra: &str| compression(extra).unwrap_or_else(|e| panic!("{extra}: {e}"));
+    assert_eq!(ok(""), Compression::Zstd(1));
+    assert_eq!(
+        ok("compression = \"zstd\"\ncompression_level = 19"),
+        Compression::Zstd(19)
+    );
+    assert_eq!(ok("compression = \"gzip\""), Compression::Gzip(1));
+    assert_eq!(
+        ok("compression = \"gzip\"\ncompression_level = 6"),
+        Compression::Gzip(6)
+    );
+    assert_eq!(ok("compression = \"none\""), Compression::None);
+    // Configs from before zstd keep their meaning.
+    assert_eq!(ok("gzip_level = 4"), Compression::Gzip(4));
+    assert_eq!(
+        ok("compression = \"gzip\"\ngzip_level = 9"),
+        Compression::Gzip(9)
+    );
+    // Errors name the key and its line (`extra` starts at line 13).
+    let bad = |extra: &str, key: &str, words: &str| {
+        let e = compression(extra).unwrap_err();
+        let name = format!("{} ", key.rsplit('.').next().unwrap());
+        let line = 13 + extra.lines().position(|l| l.starts_with(&name)).unwrap();
+        assert_located(&e, &[(key, Some(line))]);
+        assert!(e.to_string().contains(words), "{extra}: {e}");
+    };
+    bad(
+        "compression = \"brotli\"",
+        "outputs[0].compression",
+        "is not zstd, gzip or none",
+    );
+    bad(
+        "compression_level = 20",
+        "outputs[0].compression_level",
+        "20 must be 1 to 19 for zstd",
+    );
+    bad(
+        "compression = \"gzip\"\ncompression_level = 0",
+        "outputs[0].compression_level",
+        "0 must be 1 to 9 for gzip",
+    );
+    bad(
+        "gzip_level = 10",
+        "outputs[0].gzip_level",
+        "10 must be 1 to 9 for gzip",
+    );
+    bad(
+        "compression = \"zstd\"\ngzip_level = 3",
+        "outputs[0].gzip_level",
+        "use compression_level",
+    );
+    bad(
+        "compression_level = 3\ngzip_level = 3",
+        "outputs[0].gzip_level",
+        "not both",
+    );
+    bad(
+        "compression = \"none\"\ncompression_level = 3",
+        "outputs[0].compression_level",
+        "no level",
+    );
+}
+
+#[test]
 fn journald_inputs_are_checked_with_their_keys() {
     let src = r#"state_dir = "/tmp/x"
 

@@ -1,11 +1,13 @@
 //! The collector output: batches over HTTPS to an auditship collector.
 //!
-//! Each batch becomes one [wire batch](auditship_core::wire) (gzip NDJSON
-//! with a header naming this agent, its queue identity and the `seq` range
-//! the batch covers), posted with the bearer token. The queue acknowledges
-//! the batch only after the collector answered 200, which it does only once
-//! the events are durable; the collector deduplicates retries by `seq`, so
-//! delivery is exactly-once end to end.
+//! Each batch becomes one [wire batch](auditship_core::wire) (NDJSON,
+//! compressed with zstd by default, or gzip, or not at all, with a header
+//! naming this agent, its queue identity and the `seq` range the batch
+//! covers), posted with the bearer token and the `Content-Encoding` of its
+//! compression. The queue acknowledges the batch only after the collector
+//! answered 200, which it does only once the events are durable; the
+//! collector deduplicates retries by `seq`, so delivery is exactly-once end
+//! to end.
 //!
 //! # Signed batches
 //!
@@ -62,6 +64,7 @@ use auditship_core::wire::{self, BatchHeader, IngestAck};
 use auditship_core::{hex, seal, Hash};
 use tokio::runtime::Handle;
 
+use super::client::{build_client, error_chain};
 use super::deadletter::{DeadLetter, Rejection};
 use super::witness::{Fetch, Witness, WitnessConfig, WitnessRunner};
 use super::{BatchLimits, Output, OutputError, RetryPolicy};
@@ -83,8 +86,8 @@ pub struct CollectorOutputConfig {
     pub ca_file: Option<PathBuf>,
     /// Client certificate and key for mutual TLS.
     pub client_cert: Option<(PathBuf, PathBuf)>,
-    /// gzip level, or `None` for no compression.
-    pub gzip_level: Option<u32>,
+    /// How request bodies are compressed.
+    pub compression: wire::Compression,
     /// Batching.
     pub limits: BatchLimits,
     /// Per-request timeout.
@@ -224,8 +227,8 @@ impl CollectorOutput {
             .header("content-type", "application/x-ndjson")
             .bearer_auth(&self.token)
             .body(body.clone());
-        if self.cfg.gzip_level.is_some() {
-            req = req.header("content-encoding", "gzip");
+        if let Some(e) = self.cfg.compression.encoding().header_value() {
+            req = req.header("content-encoding", e);
         }
         let task = self.handle.spawn(async move {
             let resp = req.send().await.map_err(|e| error_chain(&e))?;
@@ -268,7 +271,7 @@ impl CollectorOutput {
             response: text.clone(),
             endpoint: sent.endpoint,
             body: sent.body,
-            gzip: self.cfg.gzip_level.is_some(),
+            encoding: self.cfg.compression.encoding(),
             events,
         };
         match code {
@@ -326,7 +329,7 @@ impl CollectorOutput {
             lines.extend_from_slice(&p[..p.len() - seal::SUFFIX_LEN]);
             lines.extend_from_slice(b"}\n");
         }
-        let body = wire::encode(header, &lines, self.cfg.gzip_level);
+        let body = wire::encode(header, &lines, self.cfg.compression);
         self.scratch = lines;
         bytes::Bytes::from(body)
     }
@@ -342,7 +345,7 @@ impl CollectorOutput {
     /// Delivers a batch as requests of at most `max_request_events`
     /// events, in order. Up to [`IN_FLIGHT`] requests are on their way at
     /// once, and the next part is compressed while they are, so the
-    /// agent's gzip, the network and the collector's work overlap. Every
+    /// agent's compression, the network and the collector's work overlap. Every
     /// request after the first is marked `pipelined`: the collector stores
     /// an agent's batches in `seq` order, holding one whose predecessor is
     /// still on its way. Answers are settled in order.
@@ -535,36 +538,6 @@ struct Sent {
     url: String,
     endpoint: String,
     body: bytes::Bytes,
-}
-
-pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(inner) = src {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        src = inner.source();
-    }
-    s
-}
-
-/// The HTTP client for an output's settings.
-pub fn build_client(cfg: &CollectorOutputConfig) -> Result<reqwest::Client, String> {
-    auditship_tls::install_default_provider();
-    let mut b = reqwest::Client::builder()
-        .timeout(cfg.timeout)
-        .connect_timeout(cfg.connect_timeout)
-        .pool_idle_timeout(Duration::from_secs(60))
-        .user_agent(concat!("auditship/", env!("CARGO_PKG_VERSION")));
-    if let Some(ca) = &cfg.ca_file {
-        let client = cfg
-            .client_cert
-            .as_ref()
-            .map(|(c, k)| (c.as_path(), k.as_path()));
-        let tls = auditship_tls::client_config(ca, client).map_err(|e| e.to_string())?;
-        b = b.tls_backend_preconfigured(tls);
-    }
-    b.build().map_err(|e| error_chain(&e))
 }
 
 impl Output for CollectorOutput {

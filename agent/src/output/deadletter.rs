@@ -12,9 +12,15 @@
 //! # Layout
 //!
 //! ```text
-//! <dir>/<unix ms>-<first seq>-<last seq>.batch   the request body as sent (gzip or plain)
+//! <dir>/<unix ms>-<first seq>-<last seq>.batch   the request body as sent (zstd, gzip or plain)
 //! <dir>/<unix ms>-<first seq>-<last seq>.json    what happened: Letter, below
 //! ```
+//!
+//! The `.json` names the body's `Content-Encoding` (`"encoding": "zstd"`,
+//! `"gzip"` or `"identity"`), and still carries `"gzip": true|false` as
+//! letters did before zstd, so an older `auditship deadletter replay` can
+//! still send gzip letters; a letter with only the `gzip` flag (written by
+//! an older agent) is read as gzip or identity.
 //!
 //! The body is written and fsynced first, then the `.json`, then the
 //! directory is fsynced; a `.batch` without its `.json` is the remains of a
@@ -25,7 +31,7 @@ use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use auditship_core::wire::BatchHeader;
+use auditship_core::wire::{BatchHeader, ContentEncoding};
 use serde::{Deserialize, Serialize};
 
 /// A collector's refusal of a batch.
@@ -39,8 +45,8 @@ pub struct Rejection {
     pub endpoint: String,
     /// The request body as sent.
     pub body: bytes::Bytes,
-    /// Whether the body is gzip-compressed.
-    pub gzip: bool,
+    /// How the body is compressed.
+    pub encoding: ContentEncoding,
     /// Number of events in it.
     pub events: usize,
 }
@@ -66,8 +72,25 @@ pub struct Letter {
     pub response: String,
     /// Endpoint that refused it.
     pub endpoint: String,
-    /// Whether the `.batch` file is gzip.
+    /// The `.batch` file's `Content-Encoding` (absent in letters written
+    /// before zstd: see [`Letter::encoding`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoding: Option<ContentEncoding>,
+    /// Whether the `.batch` file is gzip (kept for older readers).
+    #[serde(default)]
     pub gzip: bool,
+}
+
+impl Letter {
+    /// The `.batch` file's `Content-Encoding`: `encoding`, or for a letter
+    /// written before zstd, gzip or identity as its `gzip` flag says.
+    pub fn encoding(&self) -> ContentEncoding {
+        self.encoding.unwrap_or(if self.gzip {
+            ContentEncoding::Gzip
+        } else {
+            ContentEncoding::Identity
+        })
+    }
 }
 
 /// A dead-letter directory.
@@ -99,7 +122,8 @@ impl DeadLetter {
             status: r.status,
             response: r.response.clone(),
             endpoint: r.endpoint.clone(),
-            gzip: r.gzip,
+            encoding: Some(r.encoding),
+            gzip: r.encoding == ContentEncoding::Gzip,
         };
         let meta = serde_json::to_vec_pretty(&letter).expect("letter serializes");
         write_synced(&self.dir.join(format!("{stem}.json")), &meta)?;
@@ -184,7 +208,7 @@ mod tests {
             response: "{\"error\":\"line 3: bad\"}".into(),
             endpoint: "https://c:8443".into(),
             body: bytes::Bytes::from_static(b"body bytes"),
-            gzip: true,
+            encoding: ContentEncoding::Zstd,
             events: 3,
         };
         let path = dl.write(&header, &r).unwrap();
@@ -197,7 +221,49 @@ mod tests {
         let letter = list[1].1.as_ref().unwrap();
         assert_eq!((letter.first, letter.last, letter.status), (5, 9, 400));
         assert_eq!(letter.response, r.response);
+        assert_eq!(letter.encoding(), ContentEncoding::Zstd);
+        let json = fs::read_to_string(path.with_extension("json")).unwrap();
+        assert!(json.contains("\"encoding\": \"zstd\""), "{json}");
+        assert!(json.contains("\"gzip\": false"), "{json}");
         DeadLetter::remove(&path).unwrap();
         assert_eq!(dl.list().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn letters_from_before_zstd_are_read_by_their_gzip_flag() {
+        let old = |gzip: bool| {
+            format!(
+                r#"{{"time":"2026-01-01T00:00:00Z","agent_id":"a","queue":"00000000000000aa",
+                "first":1,"last":2,"events":2,"status":400,"response":"x","endpoint":"e",
+                "gzip":{gzip}}}"#
+            )
+        };
+        let l: Letter = serde_json::from_str(&old(true)).unwrap();
+        assert_eq!((l.encoding, l.encoding()), (None, ContentEncoding::Gzip));
+        let l: Letter = serde_json::from_str(&old(false)).unwrap();
+        assert_eq!(l.encoding(), ContentEncoding::Identity);
+        // A gzip letter written now still says gzip to an older reader.
+        let dir = tempfile::tempdir().unwrap();
+        let dl = DeadLetter::new(dir.path().to_path_buf());
+        let header: BatchHeader = serde_json::from_str(
+            r#"{"auditship_batch":2,"agent_id":"a","queue":"00000000000000aa","first":1,
+            "last":2,"events":2,"prev_hash":"","last_hash":"","key":"","sig":""}"#,
+        )
+        .unwrap();
+        let r = Rejection {
+            status: 400,
+            response: "x".into(),
+            endpoint: "e".into(),
+            body: bytes::Bytes::from_static(b"b"),
+            encoding: ContentEncoding::Gzip,
+            events: 2,
+        };
+        let path = dl.write(&header, &r).unwrap();
+        let json: serde_json::Value =
+            serde_json::from_slice(&fs::read(path.with_extension("json")).unwrap()).unwrap();
+        assert_eq!(
+            (&json["gzip"], &json["encoding"]),
+            (&true.into(), &"gzip".into())
+        );
     }
 }

@@ -14,15 +14,15 @@
 //! Adding an output is a module here, a variant of
 //! [`crate::config::RawOutput`], and an example in `config/agent.toml`.
 
+mod client;
 mod collector;
 pub mod deadletter;
 mod file;
 mod stdout;
 pub mod witness;
 
-pub use collector::{
-    build_client, CollectorOutput, CollectorOutputConfig, CollectorStats, TokenSource,
-};
+pub use client::build_client;
+pub use collector::{CollectorOutput, CollectorOutputConfig, CollectorStats, TokenSource};
 pub use file::FileOutput;
 pub use stdout::StdoutOutput;
 pub use witness::{CollectorKey, WitnessConfig};

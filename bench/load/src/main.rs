@@ -2,14 +2,21 @@
 //!
 //! ```text
 //! ingestload --url http://127.0.0.1:PORT --token T --agents A1,A2,... [--senders N]
-//!            [--events E] [--batch B] [--gzip LEVEL] [--key FILE]
+//!            [--events E] [--batch B] [--compression zstd|gzip|none] [--level L]
+//!            [--gzip LEVEL|none] [--key FILE]
 //! ```
 //!
 //! Builds realistic events first (generated nginx and auth lines, parsed by
 //! the real parsers, canonically encoded, hash-chained per agent as the
-//! agent's sealer does), encodes them into wire batches of B events (gzip,
-//! level 1 by default) with signed headers, then N senders, one per agent
-//! id, post their batches concurrently and wait for each answer.
+//! agent's sealer does), encodes them into wire batches of B events with
+//! signed headers, then N senders, one per agent id, post their batches
+//! concurrently and wait for each answer.
+//!
+//! Batches are compressed as `--compression` says at `--level` (default
+//! zstd level 1, what agents send by default). `--gzip LEVEL` (or
+//! `--gzip none`), the option from before zstd, still works: gzip at that
+//! level (or uncompressed). Before zstd the default was gzip level 1; ask
+//! for it with `--compression gzip`.
 //!
 //! Every sender signs with one key: the agent secret key file given with
 //! `--key`, or else a fixed built-in test key. Its public key is printed to
@@ -24,7 +31,7 @@ use std::time::Instant;
 use auditship_bench::{arg, Kind, LineGen};
 use auditship_core::identity::Identity;
 use auditship_core::seal::{self, GENESIS};
-use auditship_core::wire::{self, BatchHeader, IngestAck};
+use auditship_core::wire::{self, BatchHeader, Compression, IngestAck};
 use auditship_core::{canonical, hex, Timestamp};
 use auditship_plugins::{Parser, ParserOptions};
 
@@ -41,11 +48,7 @@ fn main() {
         arg(&args, "--senders").map_or(agents.len(), |s| s.parse().expect("--senders"));
     let events: usize = arg(&args, "--events").map_or(1_000_000, |s| s.parse().expect("--events"));
     let batch: usize = arg(&args, "--batch").map_or(5_000, |s| s.parse().expect("--batch"));
-    let gzip: Option<u32> = match arg(&args, "--gzip").as_deref() {
-        Some("none") => None,
-        Some(l) => Some(l.parse().expect("--gzip")),
-        None => Some(1),
-    };
+    let compression = compression(&args);
     assert!(senders <= agents.len(), "one agent id per sender");
     let key = match arg(&args, "--key") {
         Some(path) => Identity::load(std::path::Path::new(&path)).expect("--key"),
@@ -104,7 +107,7 @@ fn main() {
                 };
                 header.sign(&key);
                 batch_prev = chain;
-                let body = wire::encode(&header, &ndjson, gzip);
+                let body = wire::encode(&header, &ndjson, compression);
                 total_bytes += body.len();
                 bodies.push(body);
                 ndjson.clear();
@@ -140,8 +143,8 @@ fn main() {
                         .post(format!("{url}{}", wire::INGEST_PATH))
                         .bearer_auth(&token)
                         .body(body);
-                    if gzip.is_some() {
-                        req = req.header("content-encoding", "gzip");
+                    if let Some(e) = compression.encoding().header_value() {
+                        req = req.header("content-encoding", e);
                     }
                     let resp = req.send().await.expect("post");
                     let status = resp.status();
@@ -161,10 +164,34 @@ fn main() {
     });
     let wall = start.elapsed().as_secs_f64();
     println!(
-        "senders={senders} batch={batch} gzip={gzip:?} events={} stored={stored} wall={wall:.2}s events_per_s={:.0}",
+        "senders={senders} batch={batch} compression={compression:?} events={} stored={stored} wall={wall:.2}s events_per_s={:.0}",
         per_sender * senders,
         (per_sender * senders) as f64 / wall
     );
+}
+
+/// `--compression` and `--level`, or the older `--gzip LEVEL|none`.
+fn compression(args: &[String]) -> Compression {
+    let level = arg(args, "--level").map(|l| l.parse::<i64>().expect("--level"));
+    let compression = match (
+        arg(args, "--gzip").as_deref(),
+        arg(args, "--compression").as_deref(),
+    ) {
+        (Some(_), Some(_)) => panic!("give --compression (with --level), not --gzip as well"),
+        (Some("none"), None) => Compression::None,
+        (Some(l), None) => Compression::Gzip(l.parse().expect("--gzip LEVEL")),
+        (None, Some("zstd") | None) => Compression::Zstd(level.unwrap_or(1) as i32),
+        (None, Some("gzip")) => Compression::Gzip(level.unwrap_or(1) as u32),
+        (None, Some("none")) => Compression::None,
+        (None, Some(other)) => panic!("--compression {other:?}: use zstd, gzip or none"),
+    };
+    let ok = match compression {
+        Compression::None => true,
+        Compression::Gzip(l) => Compression::GZIP_LEVELS.contains(&l),
+        Compression::Zstd(l) => Compression::ZSTD_LEVELS.contains(&l),
+    };
+    assert!(ok, "{compression:?}: level out of range");
+    compression
 }
 
 fn serde_json_ack(text: &str) -> IngestAck {

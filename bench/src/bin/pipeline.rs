@@ -3,11 +3,15 @@
 //! ```text
 //! pipeline --auditship target/release/auditship [--lines N] [--kind nginx|auth|mixed]
 //!          [--fsync always|interval] [--dir DIR] [--rate R --seconds S]
-//!          [--output file|collector] [--agent-cpu N] [--collector-cpu N]
+//!          [--output file|collector] [--compression zstd|gzip|none] [--level L]
+//!          [--agent-cpu N] [--collector-cpu N]
 //! ```
 //!
 //! With `--output collector`, a real collector is started on this machine
-//! (plain HTTP on 127.0.0.1) and the agent ships to it with gzip; progress
+//! (plain HTTP on 127.0.0.1) and the agent ships to it, compressing as
+//! `--compression` says at `--level` (written into the agent's config as
+//! `compression` and `compression_level`; default zstd level 1, the agent's
+//! default; `--compression gzip` is how it shipped before zstd); progress
 //! is the collector's stored event count, and the report has CPU and peak
 //! RSS for both processes. `--agent-cpu`/`--collector-cpu` pin a process
 //! to one core with `taskset`.
@@ -116,9 +120,19 @@ fn main() {
         }
         (child, port)
     });
+    let compression = arg(&args, "--compression").unwrap_or_else(|| "zstd".into());
+    assert!(
+        ["zstd", "gzip", "none"].contains(&compression.as_str()),
+        "--compression is zstd, gzip or none"
+    );
+    let level: u32 = arg(&args, "--level").map_or(1, |l| l.parse().expect("--level"));
+    let compression_cfg = match compression.as_str() {
+        "none" => "compression = \"none\"\n".to_string(),
+        c => format!("compression = \"{c}\"\ncompression_level = {level}\n"),
+    };
     let output_cfg = match &collector {
         Some((_, port)) => format!(
-            "[[outputs]]\ntype = \"collector\"\nendpoints = [\"http://127.0.0.1:{port}\"]\ntoken = \"bench-ingest-token-0\"\n"
+            "[[outputs]]\ntype = \"collector\"\nendpoints = [\"http://127.0.0.1:{port}\"]\ntoken = \"bench-ingest-token-0\"\n{compression_cfg}"
         ),
         None => format!("[[outputs]]\ntype = \"file\"\npath = \"{}\"\n", out.display()),
     };
@@ -193,7 +207,12 @@ fn main() {
         None => count_lines(&out),
     };
     let collector_report = format!(
-        " collector_cpu_s_per_1m={:.2} collector_peak_rss_mb={:.1}",
+        " compression={compression}{} collector_cpu_s_per_1m={:.2} collector_peak_rss_mb={:.1}",
+        if compression == "none" {
+            String::new()
+        } else {
+            format!(":{level}")
+        },
         ccpu / (counted as f64 / 1e6),
         crss as f64 / 1024.0
     );

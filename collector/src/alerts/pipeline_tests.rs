@@ -61,7 +61,7 @@ impl Agent {
             pipelined: false,
         };
         h.sign(&self.key);
-        wire::encode(&h, &body, None)
+        wire::encode(&h, &body, wire::Compression::None)
     }
 }
 

@@ -79,7 +79,7 @@ impl TestAgent {
             pipelined,
         };
         header.sign(&self.key);
-        wire::encode(&header, &events, None)
+        wire::encode(&header, &events, wire::Compression::None)
     }
 }
 

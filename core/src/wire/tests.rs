@@ -1,3 +1,5 @@
+use std::io::Write;
+
 use super::*;
 use crate::{canonical, AuditEvent};
 
@@ -45,10 +47,14 @@ fn batch(agent: &str, seqs: &[u64]) -> (BatchHeader, Vec<u8>) {
 #[test]
 fn a_batch_survives_encode_inflate_decode() {
     let (header, body) = batch("web-1", &[3, 4, 7]);
-    let wire = encode(&header, &body, Some(1));
-    let plain = encode(&header, &body, None);
-    assert_eq!(&*inflate(&wire, Some("gzip"), 1 << 20).unwrap(), &plain[..]);
-    let inflated = inflate(&wire, Some("gzip"), 1 << 20).unwrap();
+    let plain = encode(&header, &body, Compression::None);
+    for c in [Compression::Gzip(1), Compression::Zstd(1)] {
+        let wire = encode(&header, &body, c);
+        let inflated = inflate(&wire, c.encoding().header_value(), 1 << 20).unwrap();
+        assert_eq!(&*inflated, &plain[..], "{c:?}");
+    }
+    let wire = encode(&header, &body, Compression::Zstd(1));
+    let inflated = inflate(&wire, Some("zstd"), 1 << 20).unwrap();
     let d = decode(&inflated).unwrap();
     assert_eq!(d.header, header);
     assert_eq!(d.queue, 0xfeed);
@@ -145,7 +151,7 @@ fn queue_identities_round_trip_and_reject_junk() {
 #[test]
 fn the_chain_and_signature_of_a_batch_are_checked_not_assumed() {
     let (header, body) = batch("web-1", &[1, 2, 3]);
-    let good = encode(&header, &body, None);
+    let good = encode(&header, &body, Compression::None);
     let d = decode(&good).unwrap();
     assert!(d.chain_intact());
     assert!(d.signed_by(&key().public()));
@@ -173,12 +179,14 @@ fn the_chain_and_signature_of_a_batch_are_checked_not_assumed() {
     // A header changed after signing fails the signature.
     let mut moved = header.clone();
     moved.first = 0;
-    let d2 = encode(&moved, &body, None);
+    let d2 = encode(&moved, &body, Compression::None);
     assert!(!decode(&d2).unwrap().signed_by(&key().public()));
 
     // Malformed hash fields are a bad header.
     let mut bad = header.clone();
     bad.sig = "00".into();
-    let e = decode(&encode(&bad, &body, None)).unwrap_err().to_string();
+    let e = decode(&encode(&bad, &body, Compression::None))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("sig is not 128 hex digits"), "{e}");
 }

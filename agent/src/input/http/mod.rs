@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! POST /v1/events   Authorization: Bearer <token>   (when a token is configured)
-//!                   Content-Encoding: gzip          (optional)
+//!                   Content-Encoding: zstd | gzip   (optional)
 //! body: one JSON object, a JSON array of objects, or NDJSON (one object per line)
 //! ```
 //!
@@ -23,7 +23,7 @@
 //! | 401 | missing or wrong bearer token | no, fix it |
 //! | 413 | body over `max_body_bytes`, or it inflates past `max_decompressed_bytes` | split it |
 //! | 408 | the headers took over 30 s or the body over 60 s | yes |
-//! | 415 | a `Content-Encoding` other than gzip or identity | no |
+//! | 415 | a `Content-Encoding` other than zstd, gzip or identity | no |
 //! | 503 + `Retry-After`, `"maybe_queued": false` | the queue is full, the agent is stopping, or earlier requests are still waiting; nothing from this request was or will be queued | yes, safely |
 //! | 503 + `Retry-After`, `"maybe_queued": true` | `ack_timeout` passed after the ingest thread had started queueing the events (or the agent stopped meanwhile) | yes, but see below |
 //!
@@ -126,7 +126,7 @@ pub struct HttpConfig {
     pub token: Option<TokenSource>,
     /// Largest body as sent.
     pub max_body_bytes: usize,
-    /// Largest body after gzip decoding.
+    /// Largest body after decompression (zstd or gzip).
     pub max_decompressed_bytes: usize,
     /// Largest single event, as JSON text.
     pub max_event_bytes: usize,

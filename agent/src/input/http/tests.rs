@@ -224,6 +224,10 @@ fn gzip(data: &[u8]) -> Vec<u8> {
     e.finish().unwrap()
 }
 
+fn zstd(data: &[u8]) -> Vec<u8> {
+    auditship_core::wire::Compression::Zstd(1).compress(&[data])
+}
+
 fn cfg() -> HttpConfig {
     HttpConfig::new("app", "127.0.0.1:0".parse().unwrap())
 }
@@ -272,6 +276,11 @@ async fn events_are_answered_with_their_seqs_once_durable() {
     let events = ingest.events();
     assert_eq!(events[1]["raw"], r#"{"action" : "a2"}"#);
     assert_eq!(events[1]["action"], "a2");
+    // The same, zstd-compressed.
+    let (status, _, answer) = post(&url, zstd(array), &[("content-encoding", "zstd")]).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["first_seq"], last + 3);
+    assert_eq!(ingest.events()[1]["raw"], r#"{"action" : "a2"}"#);
 
     // Only filtered events: handled, nothing stored, no seqs.
     let (status, _, answer) = post(&url, r#"{"action":"probe"}"#, &[]).await;
@@ -322,6 +331,18 @@ async fn bad_bodies_are_refused_whole_and_nothing_is_queued() {
     assert_eq!(status, 415);
     let (status, _, _) = post(&url, "garbage", &[("content-encoding", "gzip")]).await;
     assert_eq!(status, 400);
+    let zeros = zstd(&vec![b' '; 100_000]);
+    let (status, _, answer) = post(&url, zeros, &[("content-encoding", "zstd")]).await;
+    assert_eq!(status, 413, "zstd past max_decompressed_bytes: {answer}");
+    let (status, _, answer) = post(&url, "garbage", &[("content-encoding", "zstd")]).await;
+    assert_eq!(status, 400);
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("body is not valid zstd"),
+        "{answer}"
+    );
     let r = client().get(&url).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 405);
     // A good request after all that: it alone is in the queue.

@@ -397,7 +397,7 @@ async fn get_json<T: serde::de::DeserializeOwned>(
         .bearer_auth(&fetch.token)
         .send()
         .await
-        .map_err(|e| format!("{url}: {}", super::collector::error_chain(&e)))?;
+        .map_err(|e| format!("{url}: {}", super::client::error_chain(&e)))?;
     let status = resp.status();
     if status.as_u16() == 404 {
         return Ok(None);
