@@ -121,14 +121,14 @@ impl OutputCounters {
 /// `fields` (which may hold a `source` of its own) and `raw`, and no later
 /// key holds one: the last occurrence is the event's.
 ///
-/// It is found by walking the colons backwards (SIMD `memrchr`), since the
-/// key is near the end: a reverse substring search (`memmem::rfind`) has no
-/// SIMD path and cost 4 % of the agent's CPU when shipping.
+/// It is found with a forward SIMD substring search over every match (a
+/// reverse search, `memmem::rfind`, has no SIMD path, and walking the
+/// colons backwards with `memrchr` was no faster: each cost ~4 % of a
+/// shipping agent's CPU).
 fn input_of<'a>(payload: &[u8], inputs: &'a [String]) -> Option<&'a str> {
-    const KEY: &[u8] = b"\"source\"";
-    let at = memchr::memrchr_iter(b':', payload).find_map(|i| {
-        (payload[..i].ends_with(KEY) && payload.get(i + 1) == Some(&b'"')).then_some(i + 2)
-    })?;
+    static KEY: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\"source\":\""));
+    let at = KEY.find_iter(payload).last()? + KEY.needle().len();
     let rest = &payload[at..];
     inputs
         .iter()

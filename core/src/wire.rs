@@ -209,13 +209,23 @@ pub enum WireError {
 /// `\n`, as the agent's queue hands them out), compressed as `compression`
 /// says. Send it with `compression.encoding()` as its `Content-Encoding`.
 pub fn encode(header: &BatchHeader, events: &[u8], compression: Compression) -> Vec<u8> {
-    let mut head = serde_json::to_vec(header).expect("header serializes");
-    head.push(b'\n');
+    let mut head = Vec::with_capacity(512);
+    write_header(header, &mut head);
     if compression == Compression::None {
         head.extend_from_slice(events);
         return head;
     }
     compression.compress(&[&head, events])
+}
+
+/// Appends a batch's first line (the header and its `\n`) to `out`. A
+/// sender that builds the whole uncompressed body in one buffer (header
+/// line, then the events) and compresses it with one
+/// [`Compression::compress`] call saves the copy [`encode`] makes and lets
+/// zstd compress one contiguous input, which is faster than a stream.
+pub fn write_header(header: &BatchHeader, out: &mut Vec<u8>) {
+    serde_json::to_writer(&mut *out, header).expect("header serializes");
+    out.push(b'\n');
 }
 
 /// The fields of an event the collector checks and indexes, borrowed from

@@ -322,14 +322,19 @@ impl CollectorOutput {
 
     /// The request body: the header, then each event's canonical bytes.
     fn encode(&mut self, header: &BatchHeader, part: &Batch) -> bytes::Bytes {
+        // The whole body in one buffer, compressed in one call.
         let mut lines = std::mem::take(&mut self.scratch);
         lines.clear();
+        wire::write_header(header, &mut lines);
         for (_, p) in part.iter() {
             // Checked by `links`: a sealed line, so the suffix is a slice.
             lines.extend_from_slice(&p[..p.len() - seal::SUFFIX_LEN]);
             lines.extend_from_slice(b"}\n");
         }
-        let body = wire::encode(header, &lines, self.cfg.compression);
+        if self.cfg.compression == wire::Compression::None {
+            return bytes::Bytes::from(lines);
+        }
+        let body = self.cfg.compression.compress(&[&lines]);
         self.scratch = lines;
         bytes::Bytes::from(body)
     }

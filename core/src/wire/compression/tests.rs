@@ -69,6 +69,20 @@ fn every_compression_round_trips_with_its_content_encoding() {
         // One byte short of the limit is too small.
         let err = inflate(&body, header, plain.len() - 1).unwrap_err();
         assert!(matches!(err, WireError::TooLarge { .. }), "{c:?}: {err}");
+        // One contiguous part (zstd's one-shot path) makes the same body
+        // and, for zstd, a frame with the same content size and checksum.
+        let one = c.compress(&[&plain]);
+        assert_eq!(&*inflate(&one, header, plain.len()).unwrap(), &plain[..]);
+        if let Compression::Zstd(_) = c {
+            for b in [&body, &one] {
+                assert_eq!(
+                    zstd::zstd_safe::get_frame_content_size(b).ok().flatten(),
+                    Some(plain.len() as u64),
+                    "{c:?}: content size declared"
+                );
+                assert_ne!(b[4] & 0b100, 0, "{c:?}: checksum flag set");
+            }
+        }
     }
 }
 
