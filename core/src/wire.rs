@@ -63,7 +63,13 @@ use std::io::{Read, Write};
 use serde::{Deserialize, Serialize};
 
 use crate::identity::PublicKey;
-use crate::{hex, seal, Hash, Timestamp};
+use crate::{hex, seal, Hash};
+
+mod jscan;
+mod view;
+
+pub use jscan::ViewError;
+pub use view::{ActorView, EventView};
 
 /// Version written in the header's `auditship_batch` key.
 pub const WIRE_VERSION: u32 = 2;
@@ -226,64 +232,6 @@ pub fn inflate<'a>(
     }
 }
 
-/// The fields of an event the collector checks and indexes, borrowed from
-/// the event's bytes. Every other field is carried through untouched.
-#[derive(Debug, Deserialize)]
-pub struct EventView<'a> {
-    /// When it happened (RFC 3339), if known.
-    #[serde(default, borrow)]
-    pub ts: Option<Cow<'a, str>>,
-    /// When the agent read it.
-    #[serde(default, borrow)]
-    pub observed_ts: Option<Cow<'a, str>>,
-    /// Host.
-    #[serde(default, borrow)]
-    pub host: Option<Cow<'a, str>>,
-    /// Category (snake_case).
-    #[serde(borrow)]
-    pub category: Cow<'a, str>,
-    /// Action.
-    #[serde(borrow)]
-    pub action: Cow<'a, str>,
-    /// Outcome.
-    #[serde(borrow)]
-    pub outcome: Cow<'a, str>,
-    /// Actor.
-    #[serde(default, borrow)]
-    pub actor: ActorView<'a>,
-    /// Client address.
-    #[serde(default)]
-    pub src_ip: Option<std::net::IpAddr>,
-    /// The raw line.
-    #[serde(borrow)]
-    pub raw: Cow<'a, str>,
-    /// Sending agent.
-    #[serde(default, borrow)]
-    pub agent_id: Option<Cow<'a, str>>,
-    /// Sequence number in the agent's queue.
-    #[serde(default)]
-    pub seq: Option<u64>,
-}
-
-/// The actor part of [`EventView`].
-#[derive(Debug, Default, Deserialize)]
-pub struct ActorView<'a> {
-    /// User name.
-    #[serde(default, borrow)]
-    pub user: Option<Cow<'a, str>>,
-}
-
-impl EventView<'_> {
-    /// Event time in Unix milliseconds: `ts`, else `observed_ts`, else 0.
-    pub fn time_millis(&self) -> i64 {
-        [&self.ts, &self.observed_ts]
-            .into_iter()
-            .flatten()
-            .find_map(|s| Timestamp::parse_rfc3339(s, 0).map(|(t, _)| t.unix_millis()))
-            .unwrap_or(0)
-    }
-}
-
 /// One event of a decoded batch.
 #[derive(Debug)]
 pub struct DecodedEvent<'a> {
@@ -390,8 +338,7 @@ pub fn decode(body: &[u8]) -> Result<DecodedBatch<'_>, WireError> {
             line: line_no,
             message,
         };
-        let view: EventView<'_> =
-            serde_json::from_slice(line).map_err(|e| bad(format!("not an audit event: {e}")))?;
+        let view = EventView::parse(line).map_err(|e| bad(format!("not an audit event: {e}")))?;
         let seq = view.seq.ok_or_else(|| bad("event has no seq".into()))?;
         if seq < header.first || seq > header.last || prev.is_some_and(|p| seq <= p) {
             return Err(bad(format!(

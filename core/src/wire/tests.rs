@@ -1,5 +1,5 @@
 use super::*;
-use crate::{canonical, AuditEvent};
+use crate::{canonical, AuditEvent, Timestamp};
 
 fn event(seq: u64, agent: &str, raw: &str) -> Vec<u8> {
     let mut ev = AuditEvent::unparsed(raw.to_string());
