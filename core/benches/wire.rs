@@ -91,6 +91,16 @@ fn bench(c: &mut Criterion) {
             std::hint::black_box(n)
         })
     });
+    group.bench_function("scan", |b| {
+        b.iter(|| {
+            let mut n = 0usize;
+            for l in &lines {
+                let v = EventView::parse(l).expect("event");
+                n += v.raw.len();
+            }
+            std::hint::black_box(n)
+        })
+    });
     group.finish();
 
     let mut group = c.benchmark_group("batch");

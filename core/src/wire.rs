@@ -291,7 +291,7 @@ impl DecodedBatch<'_> {
 /// `agent_id` is the header's, and whose count is the header's `events`.
 /// Computes every event's chain hash on the way.
 pub fn decode(body: &[u8]) -> Result<DecodedBatch<'_>, WireError> {
-    let mut lines = body.split(|&b| b == b'\n');
+    let mut lines = split_lines(body);
     let first = lines.next().unwrap_or_default();
     let header: BatchHeader =
         serde_json::from_slice(first).map_err(|e| WireError::Header(e.to_string()))?;
@@ -319,7 +319,10 @@ pub fn decode(body: &[u8]) -> Result<DecodedBatch<'_>, WireError> {
     let sig = hex::decode_array::<64>(&header.sig)
         .ok_or_else(|| WireError::Header("sig is not 128 hex digits".into()))?;
     let key = PublicKey::parse(&header.key).map_err(|e| WireError::Header(format!("key: {e}")))?;
-    let mut events = Vec::with_capacity(header.events.min(1 << 20) as usize);
+    // An event line takes more than 64 bytes, so the body bounds the count
+    // too (a header may claim any number).
+    let capacity = header.events.min(1 << 20).min(body.len() as u64 / 64 + 1);
+    let mut events = Vec::with_capacity(capacity as usize);
     let mut prev: Option<u64> = None;
     let mut chain = prev_hash;
     let mut body_lines = lines.enumerate().peekable();
@@ -384,6 +387,25 @@ pub fn decode(body: &[u8]) -> Result<DecodedBatch<'_>, WireError> {
         key,
         sig,
         events,
+    })
+}
+
+/// The lines of `body`, split at every `\n` like `body.split(|&b| b ==
+/// b'\n')` (so a final newline yields a last, empty line), with memchr.
+fn split_lines(body: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = Some(body);
+    std::iter::from_fn(move || {
+        let r = rest?;
+        match memchr::memchr(b'\n', r) {
+            Some(p) => {
+                rest = Some(&r[p + 1..]);
+                Some(&r[..p])
+            }
+            None => {
+                rest = None;
+                Some(r)
+            }
+        }
     })
 }
 

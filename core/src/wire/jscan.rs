@@ -25,7 +25,11 @@ use std::borrow::Cow;
 
 /// Why a line is not an event the collector can read.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ViewError {
+pub struct ViewError(Box<Problem>);
+
+/// Boxed so that results stay small on the hot path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Problem {
     at: Option<usize>,
     what: Cow<'static, str>,
 }
@@ -33,32 +37,32 @@ pub struct ViewError {
 impl ViewError {
     #[cold]
     pub(super) fn at(at: usize, what: impl Into<Cow<'static, str>>) -> Self {
-        ViewError {
+        ViewError(Box::new(Problem {
             at: Some(at),
             what: what.into(),
-        }
+        }))
     }
 
     #[cold]
     pub(super) fn whole(what: impl Into<Cow<'static, str>>) -> Self {
-        ViewError {
+        ViewError(Box::new(Problem {
             at: None,
             what: what.into(),
-        }
+        }))
     }
 
     /// Byte offset in the line where the problem was found, if it is at
     /// one place (a missing field is not).
     pub fn offset(&self) -> Option<usize> {
-        self.at
+        self.0.at
     }
 }
 
 impl std::fmt::Display for ViewError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.at {
-            Some(at) => write!(f, "{} at column {}", self.what, at + 1),
-            None => f.write_str(&self.what),
+        match self.0.at {
+            Some(at) => write!(f, "{} at column {}", self.0.what, at + 1),
+            None => f.write_str(&self.0.what),
         }
     }
 }
@@ -70,6 +74,11 @@ type Result<T> = std::result::Result<T, ViewError>;
 /// A position in one line of bytes.
 pub(super) struct Scanner<'a> {
     b: &'a [u8],
+    /// The line as text, when all of it is UTF-8 (nearly always): strings
+    /// are then sliced from it instead of being checked one by one. When
+    /// it is not, each decoded string is checked on its own, so that bytes
+    /// in ignored strings stay unchecked, as in serde_json.
+    text: Option<&'a str>,
     /// Index of the next unread byte.
     pub(super) i: usize,
 }
@@ -118,7 +127,11 @@ fn hex_digit(c: u8) -> Option<u16> {
 
 impl<'a> Scanner<'a> {
     pub(super) fn new(b: &'a [u8]) -> Self {
-        Scanner { b, i: 0 }
+        Scanner {
+            b,
+            text: std::str::from_utf8(b).ok(),
+            i: 0,
+        }
     }
 
     /// Skips whitespace and returns the next byte without consuming it.
@@ -253,10 +266,13 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    /// Checks that `raw`, found at `start`, is UTF-8.
+    /// The bytes `start..end` of the line as text, if they are UTF-8.
     #[inline]
-    pub(super) fn utf8(&self, start: usize, raw: &'a [u8]) -> Result<&'a str> {
-        std::str::from_utf8(raw)
+    pub(super) fn utf8(&self, start: usize, end: usize) -> Result<&'a str> {
+        if let Some(s) = self.text.and_then(|t| t.get(start..end)) {
+            return Ok(s);
+        }
+        std::str::from_utf8(&self.b[start..end])
             .map_err(|e| ViewError::at(start + e.valid_up_to(), "invalid UTF-8 in a string"))
     }
 
@@ -265,64 +281,74 @@ impl<'a> Scanner<'a> {
     pub(super) fn string(&mut self) -> Result<Cow<'a, str>> {
         let start = self.i;
         match self.plain_string()? {
-            Some(raw) => self.utf8(start, raw).map(Cow::Borrowed),
+            Some(raw) => self.utf8(start, start + raw.len()).map(Cow::Borrowed),
             None => self.escaped_string(start).map(Cow::Owned),
         }
     }
 
     /// Decodes a string that starts at `start` and has an escape at the
     /// current position.
-    #[cold]
+    ///
+    /// serde_json checks the UTF-8 of the decoded bytes as a whole; here
+    /// each raw run between escapes is checked on its own, which is the
+    /// same: an escape decodes to whole characters, so a run cannot borrow
+    /// bytes from its neighbours to become valid.
     pub(super) fn escaped_string(&mut self, start: usize) -> Result<String> {
-        let mut buf = Vec::with_capacity(self.i - start + 16);
+        // Decoding never lengthens a string, so the rest of the line is
+        // enough for all but very long strings, which grow as usual. A
+        // large excess is given back below: what a view holds stays
+        // within twice what it needs.
+        let mut out = String::with_capacity((self.b.len() - start).min(4096));
         let mut run = start;
         loop {
             let at = special_at(self.b, self.i);
             match self.b.get(at) {
                 Some(b'"') => {
-                    buf.extend_from_slice(&self.b[run..at]);
+                    out.push_str(self.utf8(run, at)?);
                     self.i = at + 1;
-                    break;
+                    if out.capacity() > 2 * out.len() + 64 {
+                        out.shrink_to_fit();
+                    }
+                    return Ok(out);
                 }
                 Some(b'\\') => {
-                    buf.extend_from_slice(&self.b[run..at]);
+                    out.push_str(self.utf8(run, at)?);
                     self.i = at + 1;
-                    self.escape(&mut buf)?;
+                    self.escape(&mut out)?;
                     run = self.i;
                 }
                 _ => return Err(self.bad_string_byte(at)),
             }
         }
-        // As serde_json does, check the decoded bytes as a whole: the raw
-        // runs between escapes may hold any bytes but must end up UTF-8.
-        String::from_utf8(buf).map_err(|_| ViewError::at(start, "invalid UTF-8 in a string"))
     }
 
-    /// Decodes the escape after a `\` into `buf`.
-    fn escape(&mut self, buf: &mut Vec<u8>) -> Result<()> {
+    /// Decodes the escape after a `\` into `out`.
+    fn escape(&mut self, out: &mut String) -> Result<()> {
         let c = match self.b.get(self.i) {
             Some(&c) => c,
             None => return Err(self.err("end of line inside an escape")),
         };
         self.i += 1;
-        let byte = match c {
-            b'"' | b'\\' | b'/' => c,
-            b'b' => 0x08,
-            b'f' => 0x0c,
-            b'n' => b'\n',
-            b'r' => b'\r',
-            b't' => b'\t',
-            b'u' => return self.unicode_escape(buf),
+        let ch = match c {
+            b'"' | b'\\' | b'/' => c as char,
+            b'b' => '\u{8}',
+            b'f' => '\u{c}',
+            b'n' => '\n',
+            b'r' => '\r',
+            b't' => '\t',
+            b'u' => self.unicode_escape()?,
             _ => {
                 self.i -= 1;
                 return Err(self.err("invalid escape"));
             }
         };
-        buf.push(byte);
+        out.push(ch);
         Ok(())
     }
 
-    fn unicode_escape(&mut self, buf: &mut Vec<u8>) -> Result<()> {
+    /// The character of a `\u` escape (and of a second one, for a
+    /// surrogate pair) whose `\u` has been consumed.
+    fn unicode_escape(&mut self) -> Result<char> {
         let n = self.hex4()?;
         let code = match n {
             0xDC00..=0xDFFF => return Err(self.err("lone low surrogate in a \\u escape")),
@@ -340,9 +366,7 @@ impl<'a> Scanner<'a> {
             _ => u32::from(n),
         };
         // Surrogates are excluded above, so this is always a char.
-        let ch = char::from_u32(code).unwrap_or(char::REPLACEMENT_CHARACTER);
-        buf.extend_from_slice(ch.encode_utf8(&mut [0; 4]).as_bytes());
-        Ok(())
+        Ok(char::from_u32(code).unwrap_or(char::REPLACEMENT_CHARACTER))
     }
 
     /// Skips a number whose first byte (`-` or a digit) is the next one.

@@ -148,21 +148,48 @@ const NAMES: [&str; 11] = [
     "seq",
 ];
 
+/// The field `key` names: one comparison, with the candidate picked by
+/// length (and a first letter).
+#[inline]
 fn field(key: &[u8]) -> Option<Field> {
-    Some(match key {
-        b"ts" => Field::Ts,
-        b"observed_ts" => Field::ObservedTs,
-        b"host" => Field::Host,
-        b"category" => Field::Category,
-        b"action" => Field::Action,
-        b"outcome" => Field::Outcome,
-        b"actor" => Field::Actor,
-        b"src_ip" => Field::SrcIp,
-        b"raw" => Field::Raw,
-        b"agent_id" => Field::AgentId,
-        b"seq" => Field::Seq,
+    let f = match (key.len(), key.first()) {
+        (2, _) => Field::Ts,
+        (3, Some(b'r')) => Field::Raw,
+        (3, _) => Field::Seq,
+        (4, _) => Field::Host,
+        (5, _) => Field::Actor,
+        (6, Some(b'a')) => Field::Action,
+        (6, _) => Field::SrcIp,
+        (7, _) => Field::Outcome,
+        (8, Some(b'c')) => Field::Category,
+        (8, _) => Field::AgentId,
+        (11, _) => Field::ObservedTs,
         _ => return None,
-    })
+    };
+    eq_short(key, NAMES[f as usize].as_bytes()).then_some(f)
+}
+
+/// `a == b` for short slices without a call to `memcmp` (which is most of
+/// the cost of comparing a key otherwise): two overlapping words.
+#[inline]
+fn eq_short(a: &[u8], b: &[u8]) -> bool {
+    fn w64(s: &[u8], at: usize) -> u64 {
+        u64::from_le_bytes(s[at..at + 8].try_into().unwrap_or_default())
+    }
+    fn w32(s: &[u8], at: usize) -> u32 {
+        u32::from_le_bytes(s[at..at + 4].try_into().unwrap_or_default())
+    }
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    match n {
+        0 => true,
+        1..=3 => a[0] == b[0] && a[n / 2] == b[n / 2] && a[n - 1] == b[n - 1],
+        4..=7 => w32(a, 0) == w32(b, 0) && w32(a, n - 4) == w32(b, n - 4),
+        8..=16 => w64(a, 0) == w64(b, 0) && w64(a, n - 8) == w64(b, n - 8),
+        _ => a == b,
+    }
 }
 
 type Result<T> = std::result::Result<T, ViewError>;
@@ -188,25 +215,23 @@ impl<'a> EventView<'a> {
             }
             seen |= bit;
             let name = NAMES[f as usize];
+            // The values are written in place: results stay one word.
             match f {
-                Field::Ts => v.ts = opt_string(s, name)?,
-                Field::ObservedTs => v.observed_ts = opt_string(s, name)?,
-                Field::Host => v.host = opt_string(s, name)?,
-                Field::AgentId => v.agent_id = opt_string(s, name)?,
-                Field::Category => v.category = Some(string(s, name)?),
-                Field::Action => v.action = Some(string(s, name)?),
-                Field::Outcome => v.outcome = Some(string(s, name)?),
-                Field::Raw => v.raw = Some(string(s, name)?),
-                Field::Actor => v.user = actor(s)?,
-                Field::SrcIp => v.src_ip = src_ip(s)?,
-                Field::Seq => {
-                    v.seq = match s.ws() {
-                        Some(b'n') => s.literal(b"null").map(|()| None)?,
-                        _ => Some(s.uint("seq")?),
-                    }
-                }
+                Field::Ts => opt_string(s, name, &mut v.ts),
+                Field::ObservedTs => opt_string(s, name, &mut v.observed_ts),
+                Field::Host => opt_string(s, name, &mut v.host),
+                Field::AgentId => opt_string(s, name, &mut v.agent_id),
+                Field::Category => string(s, name, &mut v.category),
+                Field::Action => string(s, name, &mut v.action),
+                Field::Outcome => string(s, name, &mut v.outcome),
+                Field::Raw => string(s, name, &mut v.raw),
+                Field::Actor => actor(s, &mut v.user),
+                Field::SrcIp => src_ip(s, &mut v.src_ip),
+                Field::Seq => match s.ws() {
+                    Some(b'n') => s.literal(b"null"),
+                    _ => s.uint("seq").map(|n| v.seq = Some(n)),
+                },
             }
-            Ok(())
         })?;
         if !s.at_end() {
             return Err(s.err("trailing characters after the event object"));
@@ -269,7 +294,7 @@ fn members<'a>(
         match s.plain_string()? {
             Some(raw) => {
                 if !raw.is_ascii() {
-                    s.utf8(start, raw)?;
+                    s.utf8(start, start + raw.len())?;
                 }
                 s.expect(b':', "':'")?;
                 member(s, raw)?;
@@ -302,72 +327,72 @@ fn not_a(s: &Scanner<'_>, name: &str, what: &str) -> ViewError {
     s.err(format!("`{name}` must be {what}"))
 }
 
-/// A required string field's value.
+/// A required string field's value, into `slot`.
 #[inline]
-fn string<'a>(s: &mut Scanner<'a>, name: &str) -> Result<Cow<'a, str>> {
+fn string<'a>(s: &mut Scanner<'a>, name: &str, slot: &mut Option<Cow<'a, str>>) -> Result<()> {
     match s.ws() {
         Some(b'"') => {
             s.i += 1;
-            s.string()
+            *slot = Some(s.string()?);
+            Ok(())
         }
         _ => Err(not_a(s, name, "a string")),
     }
 }
 
-/// An optional string field's value: a string or `null`.
+/// An optional string field's value (a string or `null`), into `slot`.
 #[inline]
-fn opt_string<'a>(s: &mut Scanner<'a>, name: &str) -> Result<Option<Cow<'a, str>>> {
+fn opt_string<'a>(s: &mut Scanner<'a>, name: &str, slot: &mut Option<Cow<'a, str>>) -> Result<()> {
     match s.ws() {
         Some(b'"') => {
             s.i += 1;
-            s.string().map(Some)
+            *slot = Some(s.string()?);
+            Ok(())
         }
-        Some(b'n') => s.literal(b"null").map(|()| None),
+        Some(b'n') => s.literal(b"null"),
         _ => Err(not_a(s, name, "a string or null")),
     }
 }
 
-fn src_ip(s: &mut Scanner<'_>) -> Result<Option<IpAddr>> {
+fn src_ip(s: &mut Scanner<'_>, slot: &mut Option<IpAddr>) -> Result<()> {
     let at = s.i;
-    match opt_string(s, "src_ip")? {
-        None => Ok(None),
-        Some(text) => match text.parse() {
-            Ok(ip) => Ok(Some(ip)),
-            Err(_) => Err(ViewError::at(at, "`src_ip` is not an IP address")),
-        },
+    let mut text = None;
+    opt_string(s, "src_ip", &mut text)?;
+    if let Some(text) = text {
+        let ip = text
+            .parse()
+            .map_err(|_| ViewError::at(at, "`src_ip` is not an IP address"))?;
+        *slot = Some(ip);
     }
+    Ok(())
 }
 
-/// The actor's `user`: from an object, or from an array of at most one
-/// element (serde reads a struct from either).
-fn actor<'a>(s: &mut Scanner<'a>) -> Result<Option<Cow<'a, str>>> {
+/// The actor's `user`, into `slot`: from an object, or from an array of
+/// at most one element (serde reads a struct from either).
+fn actor<'a>(s: &mut Scanner<'a>, slot: &mut Option<Cow<'a, str>>) -> Result<()> {
     match s.ws() {
         Some(b'{') => {
             s.i += 1;
-            let mut user = None;
             let mut seen = false;
             members(s, |s, key| {
-                if key != b"user" {
+                if !eq_short(key, b"user") {
                     return s.skip_value();
                 }
                 if seen {
                     return Err(s.err("duplicate field `actor.user`"));
                 }
                 seen = true;
-                user = opt_string(s, "actor.user")?;
-                Ok(())
-            })?;
-            Ok(user)
+                opt_string(s, "actor.user", slot)
+            })
         }
         Some(b'[') => {
             s.i += 1;
             if s.ws() == Some(b']') {
                 s.i += 1;
-                return Ok(None);
+                return Ok(());
             }
-            let user = opt_string(s, "actor.user")?;
-            s.expect(b']', "']' after the actor's one element")?;
-            Ok(user)
+            opt_string(s, "actor.user", slot)?;
+            s.expect(b']', "']' after the actor's one element")
         }
         _ => Err(not_a(s, "actor", "an object")),
     }
