@@ -40,7 +40,10 @@ impl Ws<'_> {
             220..=229 => b"\n",
             230..=239 => b"\t",
             240..=247 => b"\r",
-            _ => b" \r\n\t ",
+            248..=251 => b" \r\n\t ",
+            // Not JSON whitespace: form feed, vertical tab, no-break space.
+            252 if self.defects => [&b"\x0c"[..], b"\x0b", "\u{a0}".as_bytes()][self.at % 3],
+            _ => b"  ",
         };
         out.extend_from_slice(ws);
     }
