@@ -289,7 +289,9 @@ impl DecodedBatch<'_> {
 /// Splits and checks an inflated body: header, then events whose `seq`
 /// strictly increase within `first..=last` (ending at `last`), whose
 /// `agent_id` is the header's, and whose count is the header's `events`.
-/// Computes every event's chain hash on the way.
+/// Computes every event's chain hash on the way. Event lines are read with
+/// [`EventView::parse`], which accepts what serde_json would (see
+/// `wire/view.rs`) without its per-field allocations.
 pub fn decode(body: &[u8]) -> Result<DecodedBatch<'_>, WireError> {
     let mut lines = split_lines(body);
     let first = lines.next().unwrap_or_default();
