@@ -440,8 +440,7 @@ impl Walker {
                 "the event's hash does not match its content: the event was altered".into(),
             ),
             Some(u) => {
-                let view: Option<auditship_core::wire::EventView<'_>> =
-                    serde_json::from_slice(payload).ok();
+                let view = auditship_core::wire::EventView::parse(payload).ok();
                 match view {
                     Some(v) if v.agent_id.as_deref() == Some(agent) && v.seq == Some(seq) => {
                         if agent == COLLECTOR_AGENT {

@@ -7,13 +7,33 @@ use crate::Hash;
 
 const DIGITS: &[u8; 16] = b"0123456789abcdef";
 
+/// The two lowercase hex digits of every byte value: one lookup and one
+/// two-byte copy per byte (the collector writes two hashes in hex for
+/// every event it stores).
+static PAIRS: [[u8; 2]; 256] = {
+    let mut t = [[0u8; 2]; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = [DIGITS[i >> 4], DIGITS[i & 15]];
+        i += 1;
+    }
+    t
+};
+
+/// Writes the lowercase hex form of `bytes` into `out`, which must be
+/// exactly twice as long.
+pub fn encode_to_slice(bytes: &[u8], out: &mut [u8]) {
+    assert_eq!(out.len(), bytes.len() * 2, "hex output of the wrong length");
+    for (o, &b) in out.chunks_exact_mut(2).zip(bytes) {
+        o.copy_from_slice(&PAIRS[usize::from(b)]);
+    }
+}
+
 /// Appends the lowercase hex form of `bytes` to `out`.
 pub fn encode_into(bytes: &[u8], out: &mut Vec<u8>) {
-    out.reserve(bytes.len() * 2);
-    for b in bytes {
-        out.push(DIGITS[(b >> 4) as usize]);
-        out.push(DIGITS[(b & 15) as usize]);
-    }
+    let start = out.len();
+    out.resize(start + bytes.len() * 2, 0);
+    encode_to_slice(bytes, &mut out[start..]);
 }
 
 /// The lowercase hex form of `bytes`.
@@ -86,5 +106,8 @@ mod tests {
         assert_eq!(decode_array::<2>("abc"), None);
         assert_eq!(decode_array::<2>("abcg"), None);
         assert_eq!(decode_array::<1>("abcd"), None);
+        let mut out = vec![b'x'];
+        encode_into(&[0x00, 0x9f, 0xa0, 0xff], &mut out);
+        assert_eq!(out, b"x009fa0ff");
     }
 }

@@ -102,12 +102,17 @@ pub fn write_sealed(out: &mut Vec<u8>, canonical: &[u8], hash: &Hash, prev: &Has
     append_suffix(out, hash, prev);
 }
 
+/// Appends the sealed suffix, built on the stack and copied once.
 fn append_suffix(out: &mut Vec<u8>, hash: &Hash, prev: &Hash) {
-    out.extend_from_slice(b",\"hash\":\"");
-    hex::encode_into(hash, out);
-    out.extend_from_slice(b"\",\"prev_hash\":\"");
-    hex::encode_into(prev, out);
-    out.extend_from_slice(b"\"}");
+    const HASH_AT: usize = 9;
+    const PREV_AT: usize = HASH_AT + 64 + 15;
+    let mut s = [0u8; SUFFIX_LEN];
+    s[..HASH_AT].copy_from_slice(b",\"hash\":\"");
+    hex::encode_to_slice(hash, &mut s[HASH_AT..HASH_AT + 64]);
+    s[HASH_AT + 64..PREV_AT].copy_from_slice(b"\",\"prev_hash\":\"");
+    hex::encode_to_slice(prev, &mut s[PREV_AT..PREV_AT + 64]);
+    s[PREV_AT + 64..].copy_from_slice(b"\"}");
+    out.extend_from_slice(&s);
 }
 
 /// The Merkle leaf hash of an event with chain hash `hash` (see the

@@ -71,7 +71,13 @@ use std::borrow::Cow;
 use serde::{Deserialize, Serialize};
 
 use crate::identity::PublicKey;
-use crate::{hex, seal, Hash, Timestamp};
+use crate::{hex, seal, Hash};
+
+mod jscan;
+mod view;
+
+pub use jscan::ViewError;
+pub use view::{ActorView, EventView};
 
 mod compression;
 
@@ -228,64 +234,6 @@ pub fn write_header(header: &BatchHeader, out: &mut Vec<u8>) {
     out.push(b'\n');
 }
 
-/// The fields of an event the collector checks and indexes, borrowed from
-/// the event's bytes. Every other field is carried through untouched.
-#[derive(Debug, Deserialize)]
-pub struct EventView<'a> {
-    /// When it happened (RFC 3339), if known.
-    #[serde(default, borrow)]
-    pub ts: Option<Cow<'a, str>>,
-    /// When the agent read it.
-    #[serde(default, borrow)]
-    pub observed_ts: Option<Cow<'a, str>>,
-    /// Host.
-    #[serde(default, borrow)]
-    pub host: Option<Cow<'a, str>>,
-    /// Category (snake_case).
-    #[serde(borrow)]
-    pub category: Cow<'a, str>,
-    /// Action.
-    #[serde(borrow)]
-    pub action: Cow<'a, str>,
-    /// Outcome.
-    #[serde(borrow)]
-    pub outcome: Cow<'a, str>,
-    /// Actor.
-    #[serde(default, borrow)]
-    pub actor: ActorView<'a>,
-    /// Client address.
-    #[serde(default)]
-    pub src_ip: Option<std::net::IpAddr>,
-    /// The raw line.
-    #[serde(borrow)]
-    pub raw: Cow<'a, str>,
-    /// Sending agent.
-    #[serde(default, borrow)]
-    pub agent_id: Option<Cow<'a, str>>,
-    /// Sequence number in the agent's queue.
-    #[serde(default)]
-    pub seq: Option<u64>,
-}
-
-/// The actor part of [`EventView`].
-#[derive(Debug, Default, Deserialize)]
-pub struct ActorView<'a> {
-    /// User name.
-    #[serde(default, borrow)]
-    pub user: Option<Cow<'a, str>>,
-}
-
-impl EventView<'_> {
-    /// Event time in Unix milliseconds: `ts`, else `observed_ts`, else 0.
-    pub fn time_millis(&self) -> i64 {
-        [&self.ts, &self.observed_ts]
-            .into_iter()
-            .flatten()
-            .find_map(|s| Timestamp::parse_rfc3339(s, 0).map(|(t, _)| t.unix_millis()))
-            .unwrap_or(0)
-    }
-}
-
 /// One event of a decoded batch.
 #[derive(Debug)]
 pub struct DecodedEvent<'a> {
@@ -343,9 +291,11 @@ impl DecodedBatch<'_> {
 /// Splits and checks an inflated body: header, then events whose `seq`
 /// strictly increase within `first..=last` (ending at `last`), whose
 /// `agent_id` is the header's, and whose count is the header's `events`.
-/// Computes every event's chain hash on the way.
+/// Computes every event's chain hash on the way. Event lines are read with
+/// [`EventView::parse`], which accepts what serde_json would (see
+/// `wire/view.rs`) without its per-field allocations.
 pub fn decode(body: &[u8]) -> Result<DecodedBatch<'_>, WireError> {
-    let mut lines = body.split(|&b| b == b'\n');
+    let mut lines = split_lines(body);
     let first = lines.next().unwrap_or_default();
     let header: BatchHeader =
         serde_json::from_slice(first).map_err(|e| WireError::Header(e.to_string()))?;
@@ -373,7 +323,10 @@ pub fn decode(body: &[u8]) -> Result<DecodedBatch<'_>, WireError> {
     let sig = hex::decode_array::<64>(&header.sig)
         .ok_or_else(|| WireError::Header("sig is not 128 hex digits".into()))?;
     let key = PublicKey::parse(&header.key).map_err(|e| WireError::Header(format!("key: {e}")))?;
-    let mut events = Vec::with_capacity(header.events.min(1 << 20) as usize);
+    // An event line takes more than 64 bytes, so the body bounds the count
+    // too (a header may claim any number).
+    let capacity = header.events.min(1 << 20).min(body.len() as u64 / 64 + 1);
+    let mut events = Vec::with_capacity(capacity as usize);
     let mut prev: Option<u64> = None;
     let mut chain = prev_hash;
     let mut body_lines = lines.enumerate().peekable();
@@ -392,8 +345,7 @@ pub fn decode(body: &[u8]) -> Result<DecodedBatch<'_>, WireError> {
             line: line_no,
             message,
         };
-        let view: EventView<'_> =
-            serde_json::from_slice(line).map_err(|e| bad(format!("not an audit event: {e}")))?;
+        let view = EventView::parse(line).map_err(|e| bad(format!("not an audit event: {e}")))?;
         let seq = view.seq.ok_or_else(|| bad("event has no seq".into()))?;
         if seq < header.first || seq > header.last || prev.is_some_and(|p| seq <= p) {
             return Err(bad(format!(
@@ -439,6 +391,25 @@ pub fn decode(body: &[u8]) -> Result<DecodedBatch<'_>, WireError> {
         key,
         sig,
         events,
+    })
+}
+
+/// The lines of `body`, split at every `\n` like `body.split(|&b| b ==
+/// b'\n')` (so a final newline yields a last, empty line), with memchr.
+fn split_lines(body: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = Some(body);
+    std::iter::from_fn(move || {
+        let r = rest?;
+        match memchr::memchr(b'\n', r) {
+            Some(p) => {
+                rest = Some(&r[p + 1..]);
+                Some(&r[..p])
+            }
+            None => {
+                rest = None;
+                Some(r)
+            }
+        }
     })
 }
 

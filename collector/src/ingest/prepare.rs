@@ -76,7 +76,7 @@ impl PreparedBatch {
             });
         }
         let mut sealed = Vec::with_capacity(sealed_len);
-        let mut arena = String::with_capacity(n * 24);
+        let mut arena = String::with_capacity(n * 32);
         let mut put = |s: Option<&str>| -> Span {
             match s {
                 None => NONE,

@@ -1,7 +1,7 @@
 use std::io::Write;
 
 use super::*;
-use crate::{canonical, AuditEvent};
+use crate::{canonical, AuditEvent, Timestamp};
 
 fn event(seq: u64, agent: &str, raw: &str) -> Vec<u8> {
     let mut ev = AuditEvent::unparsed(raw.to_string());
@@ -189,4 +189,22 @@ fn the_chain_and_signature_of_a_batch_are_checked_not_assumed() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("sig is not 128 hex digits"), "{e}");
+}
+
+#[test]
+fn lines_split_exactly_like_slice_split() {
+    for body in [
+        &b""[..],
+        b"\n",
+        b"\n\n",
+        b"a",
+        b"a\n",
+        b"a\nb",
+        b"a\n\nb\n",
+        b"{\"x\":1}\n{\"y\":2}\n",
+    ] {
+        let ours: Vec<&[u8]> = split_lines(body).collect();
+        let std: Vec<&[u8]> = body.split(|&b| b == b'\n').collect();
+        assert_eq!(ours, std, "{:?}", String::from_utf8_lossy(body));
+    }
 }

@@ -248,7 +248,7 @@ pub fn scan_segment(
 /// payload again (ingest extracted them the same way), the time from the
 /// record.
 pub fn entry_of(b: &mut Builder, ev: &EventRecord<'_>, offset: u32, len: u32) -> Entry {
-    let view: Option<auditship_core::wire::EventView<'_>> = serde_json::from_slice(ev.payload).ok();
+    let view = auditship_core::wire::EventView::parse(ev.payload).ok();
     let key = match &view {
         Some(v) => IndexKey {
             ts_millis: ev.ts_millis,
