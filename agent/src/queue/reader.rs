@@ -16,12 +16,17 @@ use super::{delete_acked, io_err, write_acks, QueueError, Shared};
 /// Longest time an acknowledgement stays only in memory.
 const ACK_PERSIST_INTERVAL: Duration = Duration::from_secs(1);
 
-/// A run of consecutive events, payloads stored contiguously.
+/// A run of consecutive events, payloads stored contiguously. The bytes
+/// are shared: a [`Batch::slice`] (a collector output cuts each batch into
+/// several requests) points into its parent's buffer instead of copying it.
 #[derive(Clone, Debug, Default)]
 pub struct Batch {
     from: u64,
     ids: Vec<u64>,
-    data: Vec<u8>,
+    /// The payload bytes; this batch's are `data[start..]` up to its last end.
+    data: Arc<Vec<u8>>,
+    start: usize,
+    /// Where each payload ends in `data` (its newline follows).
     ends: Vec<usize>,
 }
 
@@ -60,12 +65,17 @@ impl Batch {
 
     /// Total payload bytes (with one newline each).
     pub fn bytes(&self) -> usize {
-        self.data.len()
+        self.end() - self.start
+    }
+
+    /// The end of this batch's bytes in `data` (after its last newline).
+    fn end(&self) -> usize {
+        self.ends.last().map_or(self.start, |e| e + 1)
     }
 
     /// `(id, payload)` of every event, in order.
     pub fn iter(&self) -> impl Iterator<Item = (u64, &[u8])> {
-        let mut start = 0;
+        let mut start = self.start;
         self.ids.iter().zip(&self.ends).map(move |(&id, &end)| {
             let p = &self.data[start..end];
             start = end + 1;
@@ -75,7 +85,7 @@ impl Batch {
 
     /// The payloads as NDJSON: each followed by a newline, contiguous.
     pub fn ndjson(&self) -> &[u8] {
-        &self.data
+        &self.data[self.start..self.end()]
     }
 
     /// Adds an event (for tests building batches by hand).
@@ -87,13 +97,12 @@ impl Batch {
         self.push(id, payload);
     }
 
-    /// A copy of events `a..b`, covering from the id after event `a - 1`
-    /// (or from where this batch covers, for `a == 0`).
+    /// Events `a..b`, covering from the id after event `a - 1` (or from
+    /// where this batch covers, for `a == 0`). The payload bytes are shared,
+    /// not copied.
     pub fn slice(&self, a: usize, b: usize) -> Batch {
         let b = b.min(self.len());
         let a = a.min(b);
-        let start = if a == 0 { 0 } else { self.ends[a - 1] + 1 };
-        let end = if b == 0 { 0 } else { self.ends[b - 1] + 1 };
         Batch {
             from: if a == 0 {
                 self.from
@@ -101,16 +110,25 @@ impl Batch {
                 self.ids[a - 1] + 1
             },
             ids: self.ids[a..b].to_vec(),
-            data: self.data[start..end].to_vec(),
-            ends: self.ends[a..b].iter().map(|e| e - start).collect(),
+            data: Arc::clone(&self.data),
+            start: if a == 0 {
+                self.start
+            } else {
+                self.ends[a - 1] + 1
+            },
+            ends: self.ends[a..b].to_vec(),
         }
     }
 
+    /// Appends an event while the batch is being read (its bytes are not
+    /// shared yet; a shared buffer would be copied first).
     fn push(&mut self, id: u64, payload: &[u8]) {
+        debug_assert_eq!(self.end(), self.data.len(), "push onto a slice");
+        let data = Arc::make_mut(&mut self.data);
         self.ids.push(id);
-        self.data.extend_from_slice(payload);
-        self.ends.push(self.data.len());
-        self.data.push(b'\n');
+        data.extend_from_slice(payload);
+        self.ends.push(data.len());
+        data.push(b'\n');
     }
 }
 

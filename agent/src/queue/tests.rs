@@ -378,3 +378,36 @@ fn the_monitor_reports_depth_and_the_age_of_the_oldest_unacked_record() {
     readers[1].ack(8).unwrap();
     assert_eq!(m.status().oldest_unacked_age, None);
 }
+
+/// A slice shares its parent's bytes (the collector output cuts every
+/// batch into requests; it used to copy each part) and must read exactly
+/// like a batch built from the same events: payloads, NDJSON, size and the
+/// ids it covers, also for a slice of a slice.
+#[test]
+fn batch_slices_share_bytes_and_read_like_batches_of_their_events() {
+    let events: Vec<(u64, Vec<u8>)> = (0..10u64)
+        .map(|i| (100 + 2 * i, format!("{{\"n\":{}}}", "x".repeat(i as usize)).into_bytes()))
+        .collect();
+    let mut whole = Batch::default();
+    for (id, p) in &events {
+        whole.push_for_test(*id, p);
+    }
+    let check = |s: &Batch, a: usize, b: usize, from: u64| {
+        let want: Vec<(u64, &[u8])> = events[a..b].iter().map(|(i, p)| (*i, &p[..])).collect();
+        let got: Vec<(u64, &[u8])> = s.iter().collect();
+        assert_eq!(got, want, "{a}..{b}");
+        let nd: Vec<u8> = want.iter().flat_map(|(_, p)| [*p, b"\n"].concat()).collect();
+        assert_eq!(s.ndjson(), &nd[..], "{a}..{b}");
+        assert_eq!(s.bytes(), nd.len());
+        assert_eq!(s.len(), b - a);
+        assert_eq!(s.covers_from(), from);
+        assert_eq!(s.last_id(), want.last().map(|w| w.0));
+    };
+    check(&whole, 0, 10, 100);
+    check(&whole.slice(0, 4), 0, 4, 100);
+    // Covers from the id after the previous event (ids 107..=108).
+    check(&whole.slice(4, 10), 4, 10, 107);
+    check(&whole.slice(4, 10).slice(2, 5), 6, 9, 111);
+    check(&whole.slice(3, 3), 3, 3, 105);
+    assert!(whole.slice(3, 3).ndjson().is_empty());
+}
