@@ -29,7 +29,7 @@ EOT
 $T/auditship collector --config $d/c.toml 2> $d/collector.log &
 pid=$!
 for i in $(seq 100); do curl -s http://127.0.0.1:18750/health >/dev/null && break; sleep 0.1; done
-$T/ingestload --url http://127.0.0.1:18750 --token T0123456789abcdef --agents a1,a2,a3,a4 --events ${EVENTS:-1000000} --batch 5000 2>&1 | tail -3
+$T/ingestload --url http://127.0.0.1:18750 --token T0123456789abcdef --agents a1,a2,a3,a4 --events ${EVENTS:-1000000} ${LOADARGS} --batch 5000 2>&1 | tail -3
 sleep 12
 read -r -a st < /proc/$pid/stat
 cpu=$(( ${st[13]} + ${st[14]} ))
