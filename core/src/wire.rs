@@ -66,7 +66,6 @@
 //! in memory before it is refused; the zstd decoder's window is bounded too
 //! (see [`zstd_window_log_max`]).
 
-
 use serde::{Deserialize, Serialize};
 
 use crate::identity::PublicKey;

@@ -386,7 +386,12 @@ fn the_monitor_reports_depth_and_the_age_of_the_oldest_unacked_record() {
 #[test]
 fn batch_slices_share_bytes_and_read_like_batches_of_their_events() {
     let events: Vec<(u64, Vec<u8>)> = (0..10u64)
-        .map(|i| (100 + 2 * i, format!("{{\"n\":{}}}", "x".repeat(i as usize)).into_bytes()))
+        .map(|i| {
+            (
+                100 + 2 * i,
+                format!("{{\"n\":{}}}", "x".repeat(i as usize)).into_bytes(),
+            )
+        })
         .collect();
     let mut whole = Batch::default();
     for (id, p) in &events {
@@ -396,7 +401,10 @@ fn batch_slices_share_bytes_and_read_like_batches_of_their_events() {
         let want: Vec<(u64, &[u8])> = events[a..b].iter().map(|(i, p)| (*i, &p[..])).collect();
         let got: Vec<(u64, &[u8])> = s.iter().collect();
         assert_eq!(got, want, "{a}..{b}");
-        let nd: Vec<u8> = want.iter().flat_map(|(_, p)| [*p, b"\n"].concat()).collect();
+        let nd: Vec<u8> = want
+            .iter()
+            .flat_map(|(_, p)| [*p, b"\n"].concat())
+            .collect();
         assert_eq!(s.ndjson(), &nd[..], "{a}..{b}");
         assert_eq!(s.bytes(), nd.len());
         assert_eq!(s.len(), b - a);
