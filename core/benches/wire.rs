@@ -62,7 +62,7 @@ fn batch() -> Vec<u8> {
         pipelined: false,
     };
     header.sign(&Identity::from_seed([0x1a; 32]));
-    wire::encode(&header, &ndjson, None)
+    wire::encode(&header, &ndjson, wire::Compression::None)
 }
 
 fn bench(c: &mut Criterion) {
