@@ -124,16 +124,8 @@ fn ok(out: Output, what: &str) -> String {
 }
 
 fn config(dir: &Path, port: u16, auth_days: u32, archive: &str) -> PathBuf {
-    let path = dir.join("collector.toml");
-    std::fs::write(
-        &path,
-        format!(
-            r#"data_dir = "{data}"
-listen = "127.0.0.1:{port}"
-insecure_plain_http = true
-shutdown_grace = "2s"
-
-[store]
+    let tables = format!(
+        r#"[store]
 segment_bytes = "1MiB"
 
 [integrity]
@@ -153,28 +145,9 @@ categories = ["authentication"]
 max_age = "{auth_days}d"
 
 {archive}
-
-[[tokens]]
-name = "agents"
-role = "ingest"
-agents = ["{AGENT}"]
-token = "{INGEST_TOKEN}"
-
-[[tokens]]
-name = "auditor"
-role = "auditor"
-token = "{READER_TOKEN}"
-
-[[tokens]]
-name = "admin"
-role = "admin"
-token = "{ADMIN_TOKEN}"
-"#,
-            data = dir.join("data").display()
-        ),
-    )
-    .unwrap();
-    path
+"#
+    );
+    collector_config(dir, port, "insecure_plain_http = true", &tables)
 }
 
 /// Every segment file's bytes, concatenated, with the files' count.
@@ -303,7 +276,7 @@ fn checkpoint_of_everything(port: u16) {
 fn retention_expires_payloads_keeps_proofs_holds_and_archives_to_a_dir_and_to_s3() {
     let s3s = s3s_fs();
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
+    let data = dir.path().join("collector-data");
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
     let archive_dir = dir.path().join("archive");
