@@ -16,7 +16,8 @@ fn cfg(dir: &Path) -> QueueConfig {
     }
 }
 
-fn drain(r: &mut QueueReader) -> Vec<(u64, Vec<u8>)> {
+/// Every event the reader has, as `(id, payload)`.
+pub(super) fn drain(r: &mut QueueReader) -> Vec<(u64, Vec<u8>)> {
     let mut out = Vec::new();
     loop {
         let b = r

@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
+use super::tests::drain;
 use super::*;
 
 fn key_file(dir: &Path, name: &str, b: u8) -> PathBuf {
@@ -25,19 +25,6 @@ fn cfg(dir: &Path, key: Option<&Path>, previous: &[&Path]) -> QueueConfig {
             previous_key_files: previous.iter().map(|p| p.to_path_buf()).collect(),
         }),
         ..QueueConfig::new(dir.join("queue"))
-    }
-}
-
-fn drain(r: &mut QueueReader) -> Vec<(u64, Vec<u8>)> {
-    let mut out = Vec::new();
-    loop {
-        let b = r
-            .next_batch(1000, 1 << 20, Duration::from_millis(10))
-            .unwrap();
-        if b.is_empty() {
-            return out;
-        }
-        out.extend(b.iter().map(|(id, p)| (id, p.to_vec())));
     }
 }
 
