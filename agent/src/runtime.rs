@@ -38,7 +38,7 @@
 //! trickle coalescing (50 ms) is a `std::thread::sleep` on its blocking
 //! thread, whose work is file I/O and fsync.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -58,7 +58,7 @@ use crate::input::syslog::SyslogInput;
 use crate::input::{Bell, Input, InputError};
 use crate::metrics::{AgentMetrics, InputSnapshot, OutputCounters, PUBLISH_EVERY};
 use crate::output::{CollectorOutput, FileOutput, Output, OutputError, RetryPolicy, StdoutOutput};
-use crate::queue::{self, QueueError, QueueReader, QueueWriter};
+use crate::queue::{self, Batch, QueueError, QueueReader, QueueWriter};
 use crate::seal::heartbeat::{self, Heartbeat};
 use crate::seal::{ChainHead, Sealer, CHAIN_STREAM};
 
@@ -566,55 +566,118 @@ fn output_loop(
         }
     }
     let limits = output.batch_limits();
+    let mut pending = Pending::default();
+    // After a failure, everything pending is handed over again first.
+    let mut resend = false;
     loop {
         if hard_stop.is_cancelled() {
             return;
         }
-        let batch = match reader.next_batch_linger(
-            limits.max_events,
-            limits.max_bytes,
-            Duration::from_millis(200),
-            limits.max_wait,
-        ) {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::error!(output = output.name(), error = %e, "cannot read the queue");
-                std::thread::sleep(Duration::from_secs(1));
+        let step = if resend {
+            resend = false;
+            pending.resubmit(output.as_mut())
+        } else {
+            // With requests in flight, do not wait for new events: settle
+            // what is in flight instead.
+            let wait = if pending.is_empty() {
+                Duration::from_millis(200)
+            } else {
+                Duration::ZERO
+            };
+            let batch = match reader.next_batch_linger(
+                limits.max_events,
+                limits.max_bytes,
+                wait,
+                limits.max_wait,
+            ) {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::error!(output = output.name(), error = %e, "cannot read the queue");
+                    std::thread::sleep(Duration::from_secs(1));
+                    continue;
+                }
+            };
+            if !batch.is_empty() {
+                let r = output.submit(&batch);
+                pending.batches.push_back(batch);
+                r
+            } else if !pending.is_empty() {
+                output.flush()
+            } else {
+                if reader.finished() {
+                    return;
+                }
                 continue;
             }
         };
-        if batch.is_empty() {
-            if reader.finished() {
-                return;
-            }
-            continue;
-        }
-        loop {
-            match output.deliver(&batch) {
-                Ok(()) => {
-                    counters.delivered(batch.iter().map(|(_, p)| p), &inputs);
-                    break;
+        match step {
+            Ok(Some(id)) => {
+                pending.settle_through(id, &counters, &inputs);
+                if backoff.failures > 0 {
+                    tracing::info!(
+                        output = output.name(),
+                        after = backoff.failures,
+                        "output recovered; delivering again"
+                    );
+                    backoff.reset();
                 }
-                Err(e) => {
-                    counters.retries.fetch_add(1, Ordering::Relaxed);
-                    backoff.failed(output.name(), &e);
-                    if !backoff.sleep(&hard_stop, e.retry_after()) {
-                        return;
-                    }
+                if let Err(e) = reader.ack(id) {
+                    tracing::error!(output = output.name(), error = %e, "cannot persist acknowledgement; the batch may be delivered again");
                 }
             }
+            Ok(None) => {}
+            Err(e) => {
+                counters.retries.fetch_add(1, Ordering::Relaxed);
+                backoff.failed(output.name(), &e);
+                if !backoff.sleep(&hard_stop, e.retry_after()) {
+                    return;
+                }
+                resend = true;
+            }
         }
-        if backoff.failures > 0 {
-            tracing::info!(
-                output = output.name(),
-                after = backoff.failures,
-                "output recovered; delivering again"
-            );
-            backoff.reset();
+    }
+}
+
+/// Batches handed to an output and not yet acknowledged, oldest first.
+/// An output that pipelines keeps a few requests in flight, so this holds
+/// a few batches; their bytes are what the requests carry.
+#[derive(Default)]
+struct Pending {
+    batches: VecDeque<Batch>,
+}
+
+impl Pending {
+    fn is_empty(&self) -> bool {
+        self.batches.is_empty()
+    }
+
+    /// Hands every pending batch over again, in order (after a failure,
+    /// the output holds nothing in flight). Returns the furthest id settled.
+    fn resubmit(&self, output: &mut dyn Output) -> Result<Option<u64>, OutputError> {
+        let mut settled = None;
+        for b in &self.batches {
+            if let Some(id) = output.submit(b)? {
+                settled = Some(id);
+            }
         }
-        let last = batch.last_id().expect("non-empty batch");
-        if let Err(e) = reader.ack(last) {
-            tracing::error!(output = output.name(), error = %e, "cannot persist acknowledgement; the batch may be delivered again");
+        Ok(settled)
+    }
+
+    /// Counts and drops what is delivered through `id`; a batch delivered
+    /// in part keeps only its undelivered events.
+    fn settle_through(&mut self, id: u64, counters: &OutputCounters, inputs: &[String]) {
+        while let Some(b) = self.batches.front_mut() {
+            if b.last_id().is_some_and(|last| last <= id) {
+                counters.delivered(b.iter().map(|(_, p)| p), inputs);
+                self.batches.pop_front();
+                continue;
+            }
+            let n = b.iter().take_while(|&(i, _)| i <= id).count();
+            if n > 0 {
+                counters.delivered(b.iter().take(n).map(|(_, p)| p), inputs);
+                *b = b.slice(n, b.len());
+            }
+            break;
         }
     }
 }

@@ -52,7 +52,6 @@
 //! output's blocking thread and drives each request with the runtime's
 //! handle.
 
-use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -69,9 +68,6 @@ use super::deadletter::{DeadLetter, Rejection};
 use super::witness::{Fetch, Witness, WitnessConfig, WitnessRunner};
 use super::{BatchLimits, Output, OutputError, RetryPolicy};
 use crate::queue::Batch;
-
-/// Requests' worth of events read from the queue at once.
-const READ_AHEAD: usize = 3;
 
 /// Validated settings of a collector output.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -148,6 +144,8 @@ pub struct CollectorOutput {
     max_request_events: usize,
     dead: DeadLetter,
     witness: Option<WitnessRunner>,
+    /// Requests on their way, oldest first.
+    in_flight: VecDeque<InFlight>,
     /// Counters.
     pub stats: Arc<CollectorStats>,
 }
@@ -170,7 +168,7 @@ enum Answer {
 
 /// Requests one output keeps in flight: while the collector stores one
 /// batch, the next is already on its way (marked `pipelined`).
-const IN_FLIGHT: usize = 2;
+const IN_FLIGHT: usize = 3;
 
 impl CollectorOutput {
     /// Builds the client (reads the token, CA and client certificate).
@@ -209,6 +207,7 @@ impl CollectorOutput {
             current: 0,
             dead,
             witness,
+            in_flight: VecDeque::new(),
             stats,
             cfg,
         })
@@ -339,6 +338,17 @@ impl CollectorOutput {
         bytes::Bytes::from(body)
     }
 
+    /// Checks the collector's checkpoint when the witness is due.
+    fn witness_tick(&mut self) {
+        if let Some(w) = &mut self.witness {
+            w.tick(&self.handle, || Fetch {
+                client: self.client.clone(),
+                endpoint: self.cfg.endpoints[self.current].clone(),
+                token: self.token.clone(),
+            });
+        }
+    }
+
     fn unavailable(&self, message: String, retry_after: Option<Duration>) -> OutputError {
         OutputError::Unavailable {
             output: self.cfg.name.clone(),
@@ -347,43 +357,77 @@ impl CollectorOutput {
         }
     }
 
-    /// Delivers a batch as requests of at most `max_request_events`
-    /// events, in order. Up to [`IN_FLIGHT`] requests are on their way at
-    /// once, and the next part is compressed while they are, so the
-    /// agent's compression, the network and the collector's work overlap. Every
-    /// request after the first is marked `pipelined`: the collector stores
-    /// an agent's batches in `seq` order, holding one whose predecessor is
-    /// still on its way. Answers are settled in order.
-    fn deliver_parts(&mut self, batch: &Batch) -> Result<(), OutputError> {
+    /// Hands a batch over as requests of at most `max_request_events`
+    /// events, in order, and returns the last id whose request was settled
+    /// meanwhile. Up to [`IN_FLIGHT`] requests stay on their way, across
+    /// calls: the next part is compressed while they are, so the agent's
+    /// compression, the network and the collector's work overlap, and the
+    /// collector never waits for the agent at a batch boundary. Every
+    /// request sent while another is in flight is marked `pipelined`: the
+    /// collector stores an agent's batches in `seq` order, holding one
+    /// whose predecessor is still on its way. Answers are settled in order.
+    fn submit_parts(&mut self, batch: &Batch) -> Result<Option<u64>, OutputError> {
         let links = links(batch).map_err(|m| self.unavailable(m, None))?;
-        let mut in_flight: VecDeque<(Sent, Cow<'_, Batch>, BatchHeader)> = VecDeque::new();
+        let mut settled = None;
         let mut at = 0;
         while at < batch.len() {
             let n = self.part_len(batch, &links, at);
-            // A batch that fits one request is sent as it is, not copied.
+            // A batch that fits one request is sent whole; a slice shares
+            // its bytes.
             let mut part = if n == batch.len() {
-                Cow::Borrowed(batch)
+                batch.clone()
             } else {
-                Cow::Owned(batch.slice(at, at + n))
+                batch.slice(at, at + n)
             };
             if at > 0 && links[at].prev != links[at - 1].hash {
                 // After a break in the chain, cover only from this event:
                 // the ids before it may have been lost events.
-                part.to_mut().cover_from_first();
+                part.cover_from_first();
             }
-            let pipelined = !in_flight.is_empty();
+            let pipelined = !self.in_flight.is_empty();
             let header = self.header(&part, &links[at..at + n], pipelined)?;
             let body = self.encode(&header, &part);
             at += n;
-            if in_flight.len() == IN_FLIGHT {
-                if let Some((sent, prev, prev_header)) = in_flight.pop_front() {
-                    self.settle_sent(sent, &prev, &prev_header)?;
-                }
+            if self.in_flight.len() >= IN_FLIGHT {
+                settled = Some(self.settle_oldest()?);
             }
-            in_flight.push_back((self.send(body), part, header));
+            let sent = self.send(body);
+            self.in_flight.push_back(InFlight { sent, part, header });
         }
-        while let Some((sent, prev, prev_header)) = in_flight.pop_front() {
-            self.settle_sent(sent, &prev, &prev_header)?;
+        Ok(settled)
+    }
+
+    /// Settles the oldest request in flight; returns its last id.
+    fn settle_oldest(&mut self) -> Result<u64, OutputError> {
+        let f = self.in_flight.pop_front().expect("a request in flight");
+        self.settle_sent(f.sent, &f.part, &f.header)?;
+        Ok(f.part.last_id().expect("non-empty part"))
+    }
+
+    /// Gives up every request in flight (after a failure: the caller hands
+    /// their events over again).
+    fn abandon(&mut self) {
+        for f in self.in_flight.drain(..) {
+            f.sent.task.abort();
+        }
+    }
+
+    /// Delivers `part` with one request at a time, not pipelined (after a
+    /// 413 cut the requests smaller).
+    fn deliver_split(&mut self, part: &Batch) -> Result<(), OutputError> {
+        let links = links(part).map_err(|m| self.unavailable(m, None))?;
+        let mut at = 0;
+        while at < part.len() {
+            let n = self.part_len(part, &links, at);
+            let mut sub = part.slice(at, at + n);
+            if at > 0 && links[at].prev != links[at - 1].hash {
+                sub.cover_from_first();
+            }
+            let header = self.header(&sub, &links[at..at + n], false)?;
+            let body = self.encode(&header, &sub);
+            let answer = self.answer(self.send(body), sub.len(), false);
+            self.settle(answer, &sub, &header)?;
+            at += n;
         }
         Ok(())
     }
@@ -423,18 +467,6 @@ impl CollectorOutput {
             n += 1;
         }
         n.max(1)
-    }
-
-    /// Delivers one part with one request (splitting it if it is too large).
-    fn deliver_part(&mut self, part: &Batch) -> Result<(), OutputError> {
-        let links = links(part).map_err(|m| self.unavailable(m, None))?;
-        if self.part_len(part, &links, 0) < part.len() {
-            return self.deliver_parts(part);
-        }
-        let header = self.header(part, &links, false)?;
-        let body = self.encode(&header, part);
-        let answer = self.answer(self.send(body), part.len(), false);
-        self.settle(answer, part, &header)
     }
 
     /// Acts on the answer to `part`'s request.
@@ -484,7 +516,7 @@ impl CollectorOutput {
                 self.max_request_events = (part.len() / 2).max(1);
                 tracing::warn!(output = %self.cfg.name, events = part.len(), now = self.max_request_events,
                     "collector says the batch is too large (413); splitting it");
-                self.deliver_part(part)
+                self.deliver_split(part)
             }
             Answer::TooLarge(r) | Answer::Rejected(r) => {
                 let path = self.dead.write(header, &r).map_err(|e| {
@@ -537,7 +569,14 @@ fn links(batch: &Batch) -> Result<Vec<Link<'_>>, String> {
 /// Status, Retry-After and body of an answer, or the transport error.
 type RawAnswer = Result<(u16, Option<Duration>, String), String>;
 
-/// A request in flight.
+/// A request in flight, with the part it carries.
+struct InFlight {
+    sent: Sent,
+    part: Batch,
+    header: BatchHeader,
+}
+
+/// A request on its way.
 struct Sent {
     task: tokio::task::JoinHandle<RawAnswer>,
     url: String,
@@ -557,25 +596,38 @@ impl Output for CollectorOutput {
     }
 
     fn deliver(&mut self, batch: &Batch) -> Result<(), OutputError> {
-        self.deliver_parts(batch)?;
-        if let Some(w) = &mut self.witness {
-            w.tick(&self.handle, || Fetch {
-                client: self.client.clone(),
-                endpoint: self.cfg.endpoints[self.current].clone(),
-                token: self.token.clone(),
-            });
-        }
+        self.submit(batch)?;
+        self.flush()?;
         Ok(())
     }
 
-    fn batch_limits(&self) -> BatchLimits {
-        // Read ahead: a queue batch of several requests lets deliver_parts
-        // compress one while the previous is in flight.
-        BatchLimits {
-            max_events: self.cfg.limits.max_events * READ_AHEAD,
-            max_bytes: self.cfg.limits.max_bytes * READ_AHEAD,
-            max_wait: self.cfg.limits.max_wait,
+    fn submit(&mut self, batch: &Batch) -> Result<Option<u64>, OutputError> {
+        let r = self.submit_parts(batch);
+        if r.is_err() {
+            self.abandon();
         }
+        self.witness_tick();
+        r
+    }
+
+    fn flush(&mut self) -> Result<Option<u64>, OutputError> {
+        let mut settled = None;
+        while !self.in_flight.is_empty() {
+            match self.settle_oldest() {
+                Ok(id) => settled = Some(id),
+                Err(e) => {
+                    self.abandon();
+                    return Err(e);
+                }
+            }
+        }
+        self.witness_tick();
+        Ok(settled)
+    }
+
+    fn batch_limits(&self) -> BatchLimits {
+        // One request's worth: requests stay in flight across batches.
+        self.cfg.limits
     }
 
     fn retry_policy(&self) -> RetryPolicy {

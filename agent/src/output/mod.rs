@@ -1,7 +1,10 @@
 //! Outputs: where queued events go.
 //!
 //! An output delivers a [`Batch`] durably and only then returns; the
-//! pipeline then acknowledges the batch in the queue. An output that can
+//! pipeline then acknowledges the batch in the queue. An output may instead
+//! pipeline ([`Output::submit`]): it takes batch after batch, keeps requests
+//! in flight across them, and reports how far delivery has durably got;
+//! the pipeline acknowledges exactly that far. An output that can
 //! remember what it has durably delivered reports it from
 //! [`Output::recover`] at start, and the pipeline skips what it already has,
 //! which makes delivery exactly-once for that output. The collector output
@@ -138,6 +141,23 @@ pub trait Output: Send {
     fn recover(&mut self, queue_id: u64) -> Result<Option<u64>, OutputError>;
     /// Delivers the batch durably.
     fn deliver(&mut self, batch: &Batch) -> Result<(), OutputError>;
+    /// Hands a batch over for delivery, after every batch handed over
+    /// before it. Returns the id through which everything handed over is
+    /// now delivered durably, if that moved. An output that pipelines may
+    /// return with requests still in flight; one that does not delivers
+    /// the whole batch first, which is the default.
+    ///
+    /// On an error nothing still in flight counts as delivered: the caller
+    /// hands over again, in order, everything after the last id returned.
+    fn submit(&mut self, batch: &Batch) -> Result<Option<u64>, OutputError> {
+        self.deliver(batch)?;
+        Ok(batch.last_id())
+    }
+    /// Waits until everything handed over is delivered; returns the last
+    /// id, if anything was still in flight.
+    fn flush(&mut self) -> Result<Option<u64>, OutputError> {
+        Ok(None)
+    }
     /// How batches should be cut for this output.
     fn batch_limits(&self) -> BatchLimits {
         BatchLimits::default()

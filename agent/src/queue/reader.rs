@@ -262,8 +262,8 @@ impl QueueReader {
                 self.file = None;
                 continue;
             }
-            self.read_segment(limit, committed, max_records, max_bytes, &mut batch)?;
-            if batch.len() >= max_records || batch.bytes() >= max_bytes {
+            let full = self.read_segment(limit, committed, max_records, max_bytes, &mut batch)?;
+            if full || batch.len() >= max_records || batch.bytes() >= max_bytes {
                 return Ok(batch);
             }
         }
@@ -276,7 +276,7 @@ impl QueueReader {
         max_records: usize,
         max_bytes: usize,
         batch: &mut Batch,
-    ) -> Result<(), QueueError> {
+    ) -> Result<bool, QueueError> {
         let path = segment::path(&self.shared.config.dir, self.seg_no);
         if self.file.is_none() {
             self.file = Some(File::open(&path).map_err(io_err(&path))?);
@@ -291,11 +291,22 @@ impl QueueReader {
         let mut at = 0;
         let cipher = self.shared.cipher(self.encrypted);
         let mut scratch = Vec::new();
+        let mut full = false;
         while batch.len() < max_records && batch.bytes() < max_bytes {
             match record::scan(&self.buf, at, max_record, &cipher, &mut scratch) {
                 Scan::Record(body, next) => {
                     if let Body::Event { id, payload, .. } = body {
                         if id > committed {
+                            break;
+                        }
+                        // A batch stays within max_bytes unless its one
+                        // event is larger: an output that cuts requests by
+                        // the same limit then never sends a one-event tail.
+                        if id >= self.next_id
+                            && !batch.is_empty()
+                            && batch.bytes() + payload.len() + 1 > max_bytes
+                        {
+                            full = true;
                             break;
                         }
                         if id >= self.next_id {
@@ -326,7 +337,7 @@ impl QueueReader {
                         Some(&end) => {
                             if end - self.offset > self.buf.len() as u64 {
                                 self.offset = end;
-                                return Ok(());
+                                return Ok(false);
                             }
                             at = (end - self.offset) as usize;
                         }
@@ -349,7 +360,7 @@ impl QueueReader {
             }
         }
         self.offset += at as u64;
-        Ok(())
+        Ok(full)
     }
 
     /// Acknowledges every event up to and including `id`: it is durably

@@ -5,9 +5,11 @@
 //! segment up to this offset, then publish these ids" to the syncer, and
 //! goes back to reading. Records become visible to readers only when the
 //! syncer has published them, after their fsync, so the durability rule is
-//! unchanged. At most one request is in flight: the writer waits for the
-//! previous one before handing over the next, which bounds what is written
-//! but not yet durable to two passes.
+//! unchanged. At most one request is in flight. While it is, the writer
+//! does not wait: the passes written meanwhile join the next request, so a
+//! slow disk gets fewer, larger fsyncs instead of stalling the inputs. It
+//! waits only when what is written but not yet durable reaches half a
+//! segment, and before a rotation.
 
 use std::fs::File;
 use std::path::PathBuf;
@@ -66,6 +68,11 @@ impl Syncer {
             Some((path, source)) => Err(QueueError::Fsync { path, source }),
             None => Ok(()),
         }
+    }
+
+    /// Whether a request is still being fsynced.
+    pub fn is_busy(&self) -> bool {
+        self.slot.0.lock().expect("syncer lock").busy
     }
 
     /// Hands over a request; call [`wait_idle`](Self::wait_idle) first.

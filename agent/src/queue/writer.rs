@@ -283,8 +283,10 @@ impl QueueWriter {
 
     /// Like [`commit`](Self::commit), but the fsync and the publication run
     /// on the syncer thread while the caller goes on reading: pipelined group
-    /// commit. Records still become visible only after their fsync. Waits
-    /// only for the previous pass's fsync.
+    /// commit. Records still become visible only after their fsync. If the
+    /// previous fsync is still running, returns at once and leaves this
+    /// pass's records to the next call, unless half a segment is waiting or
+    /// the segment is full; then waits for it.
     pub fn commit_async(&mut self) -> Result<(), QueueError> {
         if self.shared.config.fsync != Fsync::Always {
             return self.commit().map(|_| ());
@@ -292,6 +294,13 @@ impl QueueWriter {
         let write_result = self.write_buffer();
         if let Err(e @ QueueError::Fsync { .. }) = write_result {
             return Err(e);
+        }
+        // Group commit: while the previous fsync runs, this pass joins the
+        // next one, up to half a segment and never across a rotation.
+        let bounded = self.seg_written - self.seg_committed < self.shared.config.segment_bytes / 2
+            && self.seg_written < self.shared.config.segment_bytes;
+        if bounded && self.syncer.is_busy() {
+            return write_result;
         }
         self.syncer.wait_idle()?;
         self.in_flight = 0;
