@@ -120,6 +120,11 @@ impl Batch {
         }
     }
 
+    /// Makes room for `additional` more payload bytes.
+    fn reserve(&mut self, additional: usize) {
+        Arc::make_mut(&mut self.data).reserve(additional);
+    }
+
     /// Appends an event while the batch is being read (its bytes are not
     /// shared yet; a shared buffer would be copied first).
     fn push(&mut self, id: u64, payload: &[u8]) {
@@ -288,6 +293,8 @@ impl QueueReader {
         self.buf.resize(want as usize, 0);
         file.read_exact_at(&mut self.buf, self.offset)
             .map_err(io_err(&path))?;
+        // The payloads are most of what was read: grow the batch once.
+        batch.reserve(self.buf.len().min(max_bytes.saturating_sub(batch.bytes())));
         let mut at = 0;
         let cipher = self.shared.cipher(self.encrypted);
         let mut scratch = Vec::new();

@@ -54,10 +54,11 @@ pub struct QueueWriter {
     /// once `BUFFER_WHEN_FAILING` bytes wait, so inputs pause.
     write_failed: bool,
     buf: Vec<u8>,
-    /// The id of each record in `buf`, in order (an event's id; a forget
-    /// record's last id): the bodies may be sealed, so ids cannot be read
-    /// back from them.
-    buf_ids: Vec<u64>,
+    /// The id of each record in `buf` (an event's id; a forget record's
+    /// last id) and where it ends in `buf`, in order: the bodies may be
+    /// sealed, so ids cannot be read back from them, and walking the frames
+    /// of a buffer written long ago would miss the cache on every record.
+    buf_records: Vec<(u64, usize)>,
     /// Whether the active segment's bodies are sealed.
     encrypted: bool,
     next_id: u64,
@@ -80,7 +81,7 @@ impl QueueWriter {
         let (file, written) = create_segment(&shared, seg_no, next_id - 1, &positions)?;
         Ok(QueueWriter {
             encrypted: shared.keys.is_some(),
-            buf_ids: Vec::new(),
+            buf_records: Vec::new(),
             syncer: Syncer::start(shared.clone()),
             in_flight: 0,
             shared,
@@ -170,7 +171,7 @@ impl QueueWriter {
         let cipher = self.shared.cipher(self.encrypted);
         record::encode_event(&mut self.buf, &cipher, id, stream, position, payload)
             .map_err(|e| QueueError::Key(e.to_string()))?;
-        self.buf_ids.push(id);
+        self.buf_records.push((id, self.buf.len()));
         set_position(&mut self.positions, stream, position);
         if let Some((s, p)) = implied {
             set_position(&mut self.positions, s, p);
@@ -224,7 +225,7 @@ impl QueueWriter {
         if self.positions.remove(stream).is_some() {
             let cipher = self.shared.cipher(self.encrypted);
             match record::encode_forget(&mut self.buf, &cipher, self.next_id - 1, stream) {
-                Ok(()) => self.buf_ids.push(self.next_id - 1),
+                Ok(()) => self.buf_records.push((self.next_id - 1, self.buf.len())),
                 // Only a failing random source: the position stays known
                 // to the queue until the next snapshot, which drops it.
                 Err(e) => tracing::error!(error = %e, "queue: cannot encrypt a forget record"),
@@ -345,11 +346,10 @@ impl QueueWriter {
             let mut records = done_records;
             let mut chunk_last = last_id;
             while end < self.buf.len() && (end == done || end - done < WRITE_CHUNK) {
-                let len = u32::from_le_bytes(self.buf[end..end + 4].try_into().expect("4 bytes"))
-                    as usize;
-                chunk_last = self.buf_ids[records].max(chunk_last);
+                let (id, record_end) = self.buf_records[records];
+                chunk_last = id.max(chunk_last);
                 records += 1;
-                end += record::FRAME_HEADER + len;
+                end = record_end;
             }
             if let Err(e) = (&*self.file).write_all(&self.buf[done..end]) {
                 // A full disk, say: cut back what was partly written so the
@@ -362,7 +362,10 @@ impl QueueWriter {
                     return Err(QueueError::Fsync { path, source: cut });
                 }
                 self.buf.drain(..done);
-                self.buf_ids.drain(..done_records);
+                self.buf_records.drain(..done_records);
+                for r in &mut self.buf_records {
+                    r.1 -= done;
+                }
                 self.written_id = last_id;
                 if !self.write_failed {
                     tracing::error!(path = %path.display(), error = %e,
@@ -378,7 +381,7 @@ impl QueueWriter {
             done_records = records;
         }
         self.buf.clear();
-        self.buf_ids.clear();
+        self.buf_records.clear();
         self.written_id = self.next_id - 1;
         if self.write_failed {
             tracing::info!("queue writes succeed again; inputs resume");

@@ -25,7 +25,9 @@
 //! reports wall time, lines per second, the agent's CPU seconds per million
 //! lines (user + system, from /proc) and its peak RSS (VmHWM), and stops the
 //! agent with SIGTERM. The clock starts when the agent is started, so the
-//! figures include startup and recovery.
+//! figures include startup and recovery. `sustained_lines_per_s` is the
+//! rate between 10 % and 90 % of the lines delivered: without startup, and
+//! without the last batch waiting out the output's `max_wait`.
 
 use std::fs::{self, File};
 use std::io::{BufWriter, Read, Write};
@@ -179,8 +181,18 @@ fn main() {
         Some((_, port)) => collector_events(*port).unwrap_or(0),
         None => delivered(&ack),
     };
+    // The sustained rate: from 10 % to 90 % of the lines delivered, so
+    // neither startup nor the last batch's linger (max_wait) counts.
+    let (mut t10, mut t90) = (None, None);
     loop {
-        if progress() >= lines as u64 {
+        let done = progress();
+        if t10.is_none() && done * 10 >= lines as u64 {
+            t10 = Some(start.elapsed());
+        }
+        if t90.is_none() && done * 10 >= lines as u64 * 9 {
+            t90 = Some(start.elapsed());
+        }
+        if done >= lines as u64 {
             break;
         }
         if let Some((c, r)) = proc_stats(pid) {
@@ -249,12 +261,16 @@ fn main() {
         stop_collector(collector);
         return;
     }
+    let sustained = match (t10, t90) {
+        (Some(a), Some(b)) if b > a => 0.8 * lines as f64 / (b - a).as_secs_f64(),
+        _ => 0.0,
+    };
     let _ = Command::new("kill")
         .args(["-TERM", &pid.to_string()])
         .status();
     let _ = child.wait();
     println!(
-        "kind={kind} fsync={fsync} output={} lines={counted} wall={wall:.2}s lines_per_s={:.0} cpu_s_per_1m={:.2} peak_rss_mb={:.1} input_mb={:.0}{collector_report}",
+        "kind={kind} fsync={fsync} output={} lines={counted} wall={wall:.2}s lines_per_s={:.0} sustained_lines_per_s={sustained:.0} cpu_s_per_1m={:.2} peak_rss_mb={:.1} input_mb={:.0}{collector_report}",
         if collector.is_some() { "collector" } else { "file" },
         counted as f64 / wall,
         cpu / (counted as f64 / 1e6),

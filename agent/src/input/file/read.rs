@@ -131,39 +131,31 @@ impl FileInput {
             if avail == 0 || total >= budget as u64 {
                 break;
             }
-            self.buf.clear();
-            self.buf.extend_from_slice(&t.partial);
-            let start = self.buf.len();
+            // The buffer keeps its length between reads, so it is not
+            // zero-filled again for every chunk.
+            let start = t.partial.len();
             let want = (avail as usize).min(READ_CHUNK);
-            self.buf.resize(start + want, 0);
-            let n = match t.file.read_at(&mut self.buf[start..], read_to) {
-                Ok(0) | Err(_) => {
-                    self.buf.truncate(start);
-                    break;
-                }
+            if self.buf.len() < start + want {
+                self.buf.resize(start + want, 0);
+            }
+            self.buf[..start].copy_from_slice(&t.partial);
+            let n = match t.file.read_at(&mut self.buf[start..start + want], read_to) {
+                Ok(0) | Err(_) => break,
                 Ok(n) => n,
             };
-            self.buf.truncate(start + n);
             // Regression: logrotate truncated and the writer refilled the file
             // between the checks above and this read, which then returned the
             // middle of unrelated new content. If the file's start changed,
             // drop what was read; the next pass sees the truncation.
             if !unchanged(t, read_to + n as u64) {
-                self.buf.truncate(start);
                 break;
             }
             total += n as u64;
             t.last_data = Instant::now();
-            let used = emit_frames(
-                t,
-                &self.buf,
-                false,
-                &mut self.pos_buf,
-                sink,
-                &mut self.stats,
-            )?;
+            let data = &self.buf[..start + n];
+            let used = emit_frames(t, data, false, &mut self.pos_buf, sink, &mut self.stats)?;
             t.partial.clear();
-            t.partial.extend_from_slice(&self.buf[used..]);
+            t.partial.extend_from_slice(&data[used..]);
         }
         self.stats.bytes += total;
         let idle = t.last_data.elapsed();
