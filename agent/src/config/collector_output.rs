@@ -43,8 +43,9 @@ pub struct RawCollectorOutput {
     /// "zstd" (default), "gzip" or "none".
     #[serde(default)]
     pub compression: Option<String>,
-    /// Level of `compression`: zstd 1 (fastest, default) to 19, gzip 1
-    /// (fastest, default) to 9.
+    /// Level of `compression`: zstd -7 (fastest, largest) to 19, default
+    /// 1 (negative levels are zstd's fast levels, not 0); gzip 1 (fastest,
+    /// default) to 9.
     #[serde(default)]
     pub compression_level: Option<i64>,
     /// The gzip level, from before zstd (when gzip was the default): alone
@@ -264,6 +265,14 @@ fn compression(
         l.clamp(*range.start(), *range.end())
     };
     match name {
+        "zstd" if level == Some(0) => {
+            // The library would read 0 as its default level, 3: surprising.
+            err(
+                level_key,
+                "0 is not a zstd level: use 1 (the default) or a negative level (faster)".into(),
+            );
+            Compression::Zstd(1)
+        }
         "zstd" => {
             let r = Compression::ZSTD_LEVELS;
             Compression::Zstd(checked(i64::from(*r.start())..=i64::from(*r.end())) as i32)

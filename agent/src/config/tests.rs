@@ -262,7 +262,17 @@ fn compression_defaults_to_zstd_level_1_and_gzip_level_still_means_gzip() {
     bad(
         "compression_level = 20",
         "outputs[0].compression_level",
-        "20 must be 1 to 19 for zstd",
+        "20 must be -7 to 19 for zstd",
+    );
+    bad(
+        "compression_level = -8",
+        "outputs[0].compression_level",
+        "-8 must be -7 to 19 for zstd",
+    );
+    bad(
+        "compression_level = 0",
+        "outputs[0].compression_level",
+        "0 is not a zstd level",
     );
     bad(
         "compression = \"gzip\"\ncompression_level = 0",

@@ -127,7 +127,7 @@ fn main() {
         ["zstd", "gzip", "none"].contains(&compression.as_str()),
         "--compression is zstd, gzip or none"
     );
-    let level: u32 = arg(&args, "--level").map_or(1, |l| l.parse().expect("--level"));
+    let level: i32 = arg(&args, "--level").map_or(1, |l| l.parse().expect("--level"));
     let compression_cfg = match compression.as_str() {
         "none" => "compression = \"none\"\n".to_string(),
         c => format!("compression = \"{c}\"\ncompression_level = {level}\n"),

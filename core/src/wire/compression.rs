@@ -82,9 +82,12 @@ pub enum Compression {
 impl Compression {
     /// gzip levels: 1 (fastest) to 9 (smallest).
     pub const GZIP_LEVELS: RangeInclusive<u32> = 1..=9;
-    /// zstd levels offered: 1 (fastest) to 19 (smallest). Levels 20 to 22
-    /// need windows the receivers refuse.
-    pub const ZSTD_LEVELS: RangeInclusive<i32> = 1..=19;
+    /// zstd levels offered: -7 (fastest, largest) to 19 (smallest).
+    /// Negative levels are zstd's fast levels (`zstd --fast=N` is level
+    /// -N): less CPU for a larger body. Level 0 is not offered (the library
+    /// reads it as its default, 3). Levels 20 to 22 need windows the
+    /// receivers refuse.
+    pub const ZSTD_LEVELS: RangeInclusive<i32> = -7..=19;
 
     /// The `Content-Encoding` of bodies compressed this way.
     pub fn encoding(self) -> ContentEncoding {
