@@ -4,7 +4,7 @@
 //! pipeline --auditship target/release/auditship [--lines N] [--kind nginx|auth|mixed]
 //!          [--fsync always|interval] [--dir DIR] [--rate R --seconds S]
 //!          [--output file|collector] [--compression zstd|gzip|none] [--level L]
-//!          [--agent-cpu N] [--collector-cpu N]
+//!          [--agent-cpu N] [--collector-cpu N] [--segment-bytes 64MiB]
 //! ```
 //!
 //! With `--output collector`, a real collector is started on this machine
@@ -138,10 +138,11 @@ fn main() {
         ),
         None => format!("[[outputs]]\ntype = \"file\"\npath = \"{}\"\n", out.display()),
     };
+    let segment = arg(&args, "--segment-bytes").unwrap_or_else(|| "64MiB".into());
     fs::write(
         &cfg,
         format!(
-            "state_dir = \"{}\"\nagent_id = \"bench\"\n[queue]\nmax_bytes = \"4GiB\"\nsegment_bytes = \"64MiB\"\n{fsync_cfg}\n\
+            "state_dir = \"{}\"\nagent_id = \"bench\"\n[queue]\nmax_bytes = \"4GiB\"\nsegment_bytes = \"{segment}\"\n{fsync_cfg}\n\
              [[inputs]]\ntype = \"file\"\nname = \"bench\"\ninclude = [\"{}/*.log\"]\nformat = \"auto\"\ntimezone = \"UTC\"\n\
              {output_cfg}[log]\nlevel = \"warn\"\n",
             dir.join("state").display(),
