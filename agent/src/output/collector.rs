@@ -372,18 +372,7 @@ impl CollectorOutput {
         let mut at = 0;
         while at < batch.len() {
             let n = self.part_len(batch, &links, at);
-            // A batch that fits one request is sent whole; a slice shares
-            // its bytes.
-            let mut part = if n == batch.len() {
-                batch.clone()
-            } else {
-                batch.slice(at, at + n)
-            };
-            if at > 0 && links[at].prev != links[at - 1].hash {
-                // After a break in the chain, cover only from this event:
-                // the ids before it may have been lost events.
-                part.cover_from_first();
-            }
+            let part = cut(batch, &links, at, n);
             let pipelined = !self.in_flight.is_empty();
             let header = self.header(&part, &links[at..at + n], pipelined)?;
             let body = self.encode(&header, &part);
@@ -419,10 +408,7 @@ impl CollectorOutput {
         let mut at = 0;
         while at < part.len() {
             let n = self.part_len(part, &links, at);
-            let mut sub = part.slice(at, at + n);
-            if at > 0 && links[at].prev != links[at - 1].hash {
-                sub.cover_from_first();
-            }
+            let sub = cut(part, &links, at, n);
             let header = self.header(&sub, &links[at..at + n], false)?;
             let body = self.encode(&header, &sub);
             let answer = self.answer(self.send(body), sub.len(), false);
@@ -564,6 +550,22 @@ fn links(batch: &Batch) -> Result<Vec<Link<'_>>, String> {
                 })
         })
         .collect()
+}
+
+/// Events `at..at + n` of `batch` as one request's part. A batch that fits
+/// one request is sent whole; a slice shares its bytes. After a break in
+/// the chain the part covers only from its first event: the ids before it
+/// may have been lost events.
+fn cut(batch: &Batch, links: &[Link<'_>], at: usize, n: usize) -> Batch {
+    let mut part = if at == 0 && n == batch.len() {
+        batch.clone()
+    } else {
+        batch.slice(at, at + n)
+    };
+    if at > 0 && links[at].prev != links[at - 1].hash {
+        part.cover_from_first();
+    }
+    part
 }
 
 /// Status, Retry-After and body of an answer, or the transport error.
