@@ -459,3 +459,35 @@ fn batches_never_pass_max_bytes_except_for_one_larger_event() {
     want.push((1, 5001));
     assert_eq!(sizes, want);
 }
+
+/// Regression: a segment rotated only at a commit, so with passes of
+/// several MiB between commits it grew past `segment_bytes` by up to a pass
+/// (84 MB segments with 64 MiB configured). It now rotates as soon as an
+/// early write fills it: at most one buffer flush over.
+#[test]
+fn segments_pass_their_size_by_one_flush_at_most() {
+    let dir = tempfile::tempdir().unwrap();
+    let segment = 4u64 << 20;
+    let config = QueueConfig {
+        max_bytes: 256 << 20,
+        segment_bytes: segment,
+        ..cfg(dir.path())
+    };
+    let (mut w, _r, _) = open(config, &["out"]).unwrap();
+    let big = vec![b'p'; 3000];
+    // Passes of ~3 MiB: a commit after every 1,000 appends.
+    for i in 1..=10_000u64 {
+        w.append(b"s", &i.to_le_bytes(), &big).unwrap();
+        if i % 1000 == 0 {
+            w.commit_async().unwrap();
+        }
+    }
+    w.commit().unwrap();
+    let segments = list_segments(dir.path()).unwrap();
+    assert!(segments.len() >= 6, "{segments:?}");
+    let limit = segment + writer::FLUSH_AT as u64 + 4096;
+    for no in &segments[..segments.len() - 1] {
+        let len = fs::metadata(segment::path(dir.path(), *no)).unwrap().len();
+        assert!(len <= limit, "segment {no}: {len} bytes, limit {limit}");
+    }
+}

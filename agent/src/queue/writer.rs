@@ -19,7 +19,7 @@ use super::syncer::{self, Request, Syncer};
 use super::{delete_acked, io_err, record, set_position, sync_dir, Fsync, QueueError, Shared};
 
 /// Buffered bytes at which appends are written to the file early.
-const FLUSH_AT: usize = 1 << 20;
+pub(super) const FLUSH_AT: usize = 1 << 20;
 /// Largest single write.
 const WRITE_CHUNK: usize = 1 << 20;
 /// Most bytes buffered while writes fail, before appends are refused.
@@ -189,10 +189,14 @@ impl QueueWriter {
                 }
                 // A long pass also commits every half segment, so segments
                 // keep rotating and delivered ones can be deleted, which is
-                // how a full disk frees up.
+                // how a full disk frees up; and as soon as the segment is
+                // full, so it passes `segment_bytes` by one write at most.
+                // Regression: segments grew to 1.3 times their size when
+                // rotation waited for the pass to end.
                 Ok(())
                     if self.seg_written - self.seg_committed
-                        >= self.shared.config.segment_bytes / 2 =>
+                        >= self.shared.config.segment_bytes / 2
+                        || self.seg_written >= self.shared.config.segment_bytes =>
                 {
                     match self.commit_async() {
                         Err(e @ QueueError::Fsync { .. }) => return Err(e),
