@@ -5,7 +5,12 @@
 //!          [--fsync always|interval] [--dir DIR] [--rate R --seconds S]
 //!          [--output file|collector] [--compression zstd|gzip|none] [--level L]
 //!          [--agent-cpu N] [--collector-cpu N] [--segment-bytes 64MiB]
+//!          [--agent-state DIR] [--collector-data DIR]
 //! ```
+//!
+//! `--agent-state` and `--collector-data` put the agent's queue or the
+//! collector's store somewhere else than under `--dir` (for example one of
+//! them in tmpfs, to see what each process's disk writes cost the other).
 //!
 //! With `--output collector`, a real collector is started on this machine
 //! (plain HTTP on 127.0.0.1) and the agent ships to it, compressing as
@@ -105,7 +110,10 @@ fn main() {
                 "data_dir = \"{}\"\nlisten = \"127.0.0.1:{port}\"\ninsecure_plain_http = true\n[log]\nlevel = \"warn\"\n\
                  [[tokens]]\nname = \"a\"\nrole = \"ingest\"\nagents = [\"bench\"]\ntoken = \"bench-ingest-token-0\"\n\
                  [[tokens]]\nname = \"r\"\nrole = \"reader\"\ntoken = \"bench-reader-token-0\"\n",
-                dir.join("collector-data").display()
+                arg(&args, "--collector-data")
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| dir.join("collector-data"))
+                    .display()
             ),
         )
         .expect("collector config");
@@ -145,7 +153,10 @@ fn main() {
             "state_dir = \"{}\"\nagent_id = \"bench\"\n[queue]\nmax_bytes = \"4GiB\"\nsegment_bytes = \"{segment}\"\n{fsync_cfg}\n\
              [[inputs]]\ntype = \"file\"\nname = \"bench\"\ninclude = [\"{}/*.log\"]\nformat = \"auto\"\ntimezone = \"UTC\"\n\
              {output_cfg}[log]\nlevel = \"warn\"\n",
-            dir.join("state").display(),
+            arg(&args, "--agent-state")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| dir.join("state"))
+                .display(),
             dir.join("logs").display(),
         ),
     )
