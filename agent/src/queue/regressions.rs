@@ -4,6 +4,7 @@ use std::fs;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::recover::list_segments;
 use super::*;
 
 /// write_acks from two threads (writer rotate -> delete_acked, and an output's
@@ -182,4 +183,73 @@ fn corrupt_record_without_a_usable_quarantine_still_opens() {
         ids.extend(b.iter().map(|(id, _)| id));
     }
     assert_eq!(ids, [1, 2, 3, 4, 6, 7, 8, 9, 10]);
+}
+
+/// A tmpfs of `size` on `dir`, unmounted on drop; `None` when it cannot be
+/// mounted (not root), and the caller skips, saying so.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &std::path::Path, size: &str) -> Option<Tmpfs> {
+        fs::create_dir_all(dir).unwrap();
+        std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .is_ok_and(|s| s.success())
+            .then(|| Tmpfs(dir.to_path_buf()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// Regression: a rotation on a full disk created the next segment's file
+/// but could not write its header, and left the empty file behind. Every
+/// later rotation then failed with "file exists", so the active segment
+/// could never be closed, delivered and deleted, and a full disk stayed
+/// full (a likely cause of the end-to-end full-disk test timing out).
+#[test]
+fn a_rotation_that_failed_on_a_full_disk_succeeds_once_space_is_free() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("small");
+    let Some(_fs) = Tmpfs::mount(&dir, "256k") else {
+        eprintln!("SKIPPED: mounting a tmpfs needs root");
+        return;
+    };
+    let config = QueueConfig {
+        segment_bytes: 1024,
+        max_record_bytes: 512,
+        ..QueueConfig::new(&dir)
+    };
+    let (mut w, mut r, _) = open(config, &["out"]).unwrap();
+    // Fill the filesystem. The active segment's first page is allocated
+    // already, so records that fit in it can still be written; a new
+    // segment's header cannot.
+    let filler = dir.join("filler");
+    let mut f = fs::File::create(&filler).unwrap();
+    while std::io::Write::write_all(&mut f, &[0u8; 4096]).is_ok() {}
+    drop(f);
+    let first = list_segments(&dir).unwrap();
+    for i in 1..=3u64 {
+        w.append(b"s", &i.to_le_bytes(), &[b'x'; 400]).unwrap();
+    }
+    let err = w.commit().expect_err("no room for the next segment");
+    assert!(err.to_string().contains("No space"), "{err}");
+    assert_eq!(
+        list_segments(&dir).unwrap(),
+        first,
+        "no empty segment left behind"
+    );
+    fs::remove_file(&filler).unwrap();
+    w.commit().expect("the rotation is retried");
+    let now = list_segments(&dir).unwrap();
+    assert!(now.len() > first.len(), "rotated: {first:?} -> {now:?}");
+    w.append(b"s", &4u64.to_le_bytes(), &[b'y'; 10]).unwrap();
+    w.commit().unwrap();
+    let ids: Vec<u64> = super::tests::drain(&mut r[0]).iter().map(|e| e.0).collect();
+    assert_eq!(ids, [1, 2, 3, 4]);
 }

@@ -482,9 +482,18 @@ fn create_segment(
         .append(true)
         .open(&path)
         .map_err(io_err(&path))?;
-    file.write_all(&first).map_err(io_err(&path))?;
-    file.sync_all().map_err(io_err(&path))?;
-    sync_dir(dir)?;
+    let made = file
+        .write_all(&first)
+        .and_then(|()| file.sync_all())
+        .map_err(io_err(&path))
+        .and_then(|()| sync_dir(dir));
+    if let Err(e) = made {
+        // Leave no file behind: every retry would fail to create it again
+        // ("file exists"), and the writer would never rotate (a full disk
+        // is when this fails).
+        let _ = std::fs::remove_file(&path);
+        return Err(e);
+    }
     let written = first.len() as u64;
     let mut st = shared.state.lock().expect("queue lock");
     st.segments.push_back(SegmentMeta {
