@@ -152,7 +152,12 @@ pub struct QueueReader {
     /// Start of the unbroken run of position-only records just read (the
     /// next batch covers from here).
     run_from: u64,
+    /// Bytes of segment `buf_seg` from offset `buf_at` on, read but maybe
+    /// not yet scanned: a read takes up to two batches' worth, and the rest
+    /// serves the next batch instead of being read again.
     buf: Vec<u8>,
+    buf_seg: u64,
+    buf_at: u64,
     /// Whether the segment being read has sealed bodies.
     encrypted: bool,
 }
@@ -183,6 +188,8 @@ impl QueueReader {
             last_seen: next_id - 1,
             run_from: next_id,
             buf: Vec::new(),
+            buf_seg: 0,
+            buf_at: 0,
             encrypted: false,
         })
     }
@@ -288,14 +295,21 @@ impl QueueReader {
         }
         let file = self.file.as_ref().expect("just opened");
         let max_record = self.shared.config.max_record_bytes;
-        let want = (limit - self.offset)
-            .min((max_bytes.max(max_record + record::FRAME_HEADER) * 2) as u64);
-        self.buf.resize(want as usize, 0);
-        file.read_exact_at(&mut self.buf, self.offset)
-            .map_err(io_err(&path))?;
+        let buffered = self.buf_seg == self.seg_no
+            && self.buf_at <= self.offset
+            && self.offset < self.buf_at + self.buf.len() as u64;
+        if !buffered {
+            let want = (limit - self.offset)
+                .min((max_bytes.max(max_record + record::FRAME_HEADER) * 2) as u64);
+            self.buf.resize(want as usize, 0);
+            file.read_exact_at(&mut self.buf, self.offset)
+                .map_err(io_err(&path))?;
+            (self.buf_seg, self.buf_at) = (self.seg_no, self.offset);
+        }
+        let base = (self.offset - self.buf_at) as usize;
         // The payloads are most of what was read: grow the batch once.
-        batch.reserve(self.buf.len().min(max_bytes.saturating_sub(batch.bytes())));
-        let mut at = 0;
+        batch.reserve((self.buf.len() - base).min(max_bytes.saturating_sub(batch.bytes())));
+        let mut at = base;
         let cipher = self.shared.cipher(self.encrypted);
         let mut scratch = Vec::new();
         let mut full = false;
@@ -339,14 +353,14 @@ impl QueueReader {
                     // Regression: near the end of a read window the scanner
                     // cannot see the next record and "resumed" inside it.
                     // Ranges found at open are skipped exactly.
-                    let abs = self.offset + start as u64;
+                    let abs = self.buf_at + start as u64;
                     match self.shared.quarantined.get(&(self.seg_no, abs)) {
                         Some(&end) => {
-                            if end - self.offset > self.buf.len() as u64 {
+                            if end - self.buf_at > self.buf.len() as u64 {
                                 self.offset = end;
                                 return Ok(false);
                             }
-                            at = (end - self.offset) as usize;
+                            at = (end - self.buf_at) as usize;
                         }
                         None if resume < self.buf.len() => at = resume,
                         // Unknown damage and no record in sight: read again
@@ -354,6 +368,7 @@ impl QueueReader {
                         None => {
                             at = start + 1;
                             if at >= self.buf.len() {
+                                self.buf_seg = u64::MAX;
                                 break;
                             }
                             continue;
@@ -363,10 +378,13 @@ impl QueueReader {
                 // Checked at open: every segment's keys are known.
                 Scan::Locked(_, next) => at = next,
                 // A record continuing past this read: read again from it.
-                Scan::Torn | Scan::End => break,
+                Scan::Torn | Scan::End => {
+                    self.buf_seg = u64::MAX;
+                    break;
+                }
             }
         }
-        self.offset += at as u64;
+        self.offset = self.buf_at + at as u64;
         Ok(full)
     }
 

@@ -491,3 +491,44 @@ fn segments_pass_their_size_by_one_flush_at_most() {
         assert!(len <= limit, "segment {no}: {len} bytes, limit {limit}");
     }
 }
+
+/// A read takes up to two batches' worth, and the rest serves the next
+/// batches instead of being read again (it used to be: every batch read
+/// twice its size, half of it for the second time). Records published
+/// after a read, in the same segment and the next, still arrive, once and
+/// in order, whatever the batch size.
+#[test]
+fn batches_served_from_an_earlier_read_continue_with_records_published_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut w, mut r, _) = open(cfg(dir.path()), &["out"]).unwrap();
+    let payload = |i: u64| format!("{{\"line\":{i},\"pad\":\"{}\"}}", "x".repeat(100)).into_bytes();
+    let mut want = Vec::new();
+    let mut got = Vec::new();
+    for round in 0..40u64 {
+        for i in 0..25u64 {
+            let id = w
+                .append(
+                    b"s",
+                    &(round * 25 + i).to_le_bytes(),
+                    &payload(round * 25 + i),
+                )
+                .unwrap();
+            want.push(id);
+        }
+        w.commit().unwrap();
+        // Batches of 7 (~900 bytes) out of reads of ~16 KiB.
+        for _ in 0..3 {
+            let b = r[0].next_batch(7, 1 << 20, Duration::ZERO).unwrap();
+            got.extend(b.iter().map(|(id, p)| {
+                assert_eq!(p, payload(id - 1), "payload of {id}");
+                id
+            }));
+        }
+    }
+    assert!(
+        list_segments(dir.path()).unwrap().len() > 1,
+        "crossed segments"
+    );
+    got.extend(drain(&mut r[0]).into_iter().map(|(id, _)| id));
+    assert_eq!(got, want);
+}
