@@ -105,19 +105,18 @@ impl Appender<'_> {
             .map_err(sink_error)
     }
 
-    /// Seals the canonical bytes in `payload` and appends them; the chain
-    /// moves only if the append succeeds. `Ok(None)`: the record is too large
-    /// for the queue, and nothing moved.
+    /// Seals the canonical bytes `payload` and appends them with their
+    /// chain link; the chain moves only if the append succeeds. `Ok(None)`:
+    /// the record is too large for the queue, and nothing moved.
     pub fn sealed(
         &mut self,
         stream: &[u8],
         position: &[u8],
-        payload: &mut Vec<u8>,
+        payload: &[u8],
     ) -> Result<Option<u64>, InputError> {
-        let hash = self.sealer.seal(payload);
-        let need = stream.len() + position.len() + payload.len();
-        let payload = &*payload;
-        match self.waiting(need, |w, s| s.append(w, stream, position, payload, hash))? {
+        let link = self.sealer.link(payload);
+        let need = stream.len() + position.len() + payload.len() + 64;
+        match self.waiting(need, |w, s| s.append(w, stream, position, payload, link))? {
             Ok(id) => Ok(Some(id)),
             Err(QueueError::TooLarge { .. }) => Ok(None),
             Err(e) => Err(sink_error(e)),

@@ -11,10 +11,10 @@
 //!
 //! # Signed batches
 //!
-//! The queue holds events in the sealed form (see [`crate::seal`]). On the
-//! wire each event goes back to its canonical bytes: the sealed suffix has a
-//! fixed length, so stripping it is a slice, with no JSON parsing. The
-//! header carries the chain hash before the first event (`prev_hash`, the
+//! The queue holds each event's canonical bytes with its chain link beside
+//! them (see [`crate::seal`]), and a batch's payloads are exactly the event
+//! lines of a request, so the body is the header followed by the batch's
+//! bytes as they are, compressed in place with no copy. The header carries the chain hash before the first event (`prev_hash`, the
 //! first event's) and the last event's hash (`last_hash`), and is signed
 //! with the agent's identity key; the collector recomputes every hash from
 //! `prev_hash` and checks it reaches `last_hash`, then checks the signature.
@@ -28,10 +28,11 @@
 //! signed on their own. A dead letter holds the body as it was sent,
 //! signature included, so a replay is the same signed batch.
 //!
-//! A payload that is not in the sealed form (a queue written by an agent
-//! before sealing) cannot be sent in a signed batch: delivery fails with an
-//! error naming the record and is retried; drain such a queue with the
-//! older agent before upgrading.
+//! An event without a chain link (a queue written by an agent before
+//! sealing) cannot be sent in a signed batch: delivery fails with an error
+//! naming the record and is retried; drain such a queue with the older
+//! agent before upgrading. (Records from agents that queued the sealed form
+//! in the payload read as linked events.)
 //!
 //! What each answer does:
 //!
@@ -58,16 +59,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use auditship_core::hex;
 use auditship_core::identity::Identity;
 use auditship_core::wire::{self, BatchHeader, IngestAck};
-use auditship_core::{hex, seal, Hash};
 use tokio::runtime::Handle;
 
 use super::client::{build_client, error_chain};
 use super::deadletter::{DeadLetter, Rejection};
 use super::witness::{Fetch, Witness, WitnessConfig, WitnessRunner};
 use super::{BatchLimits, Output, OutputError, RetryPolicy};
-use crate::queue::Batch;
+use crate::queue::{Batch, ChainLink};
 
 /// Validated settings of a collector output.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -293,15 +294,11 @@ impl CollectorOutput {
     }
 
     /// The signed header of `part`, whose chain links are `links`.
-    fn header(
-        &self,
-        part: &Batch,
-        links: &[Link<'_>],
-        pipelined: bool,
-    ) -> Result<BatchHeader, OutputError> {
-        let ends = link_hash(links.first().expect("non-empty batch").prev)
-            .and_then(|p| Ok((p, link_hash(links.last().expect("non-empty batch").hash)?)))
-            .map_err(|m| self.unavailable(m, None))?;
+    fn header(&self, part: &Batch, links: &[ChainLink], pipelined: bool) -> BatchHeader {
+        let ends = (
+            links.first().expect("non-empty batch").prev,
+            links.last().expect("non-empty batch").hash,
+        );
         let mut h = BatchHeader {
             auditship_batch: wire::WIRE_VERSION,
             agent_id: self.agent_id.clone(),
@@ -316,25 +313,18 @@ impl CollectorOutput {
             pipelined,
         };
         h.sign(&self.identity);
-        Ok(h)
+        h
     }
 
-    /// The request body: the header, then each event's canonical bytes.
+    /// The request body: the header, then each event's canonical bytes,
+    /// which are the part's payloads as they are (checked by `links`: every
+    /// event is sealed), compressed in place.
     fn encode(&mut self, header: &BatchHeader, part: &Batch) -> bytes::Bytes {
-        // The whole body in one buffer, compressed in one call.
-        let mut lines = std::mem::take(&mut self.scratch);
-        lines.clear();
-        wire::write_header(header, &mut lines);
-        for (_, p) in part.iter() {
-            // Checked by `links`: a sealed line, so the suffix is a slice.
-            lines.extend_from_slice(&p[..p.len() - seal::SUFFIX_LEN]);
-            lines.extend_from_slice(b"}\n");
-        }
-        if self.cfg.compression == wire::Compression::None {
-            return bytes::Bytes::from(lines);
-        }
-        let body = self.cfg.compression.compress(&[&lines]);
-        self.scratch = lines;
+        let mut head = std::mem::take(&mut self.scratch);
+        head.clear();
+        wire::write_header(header, &mut head);
+        let body = self.cfg.compression.compress(&[&head, part.ndjson()]);
+        self.scratch = head;
         bytes::Bytes::from(body)
     }
 
@@ -374,7 +364,7 @@ impl CollectorOutput {
             let n = self.part_len(batch, &links, at);
             let part = cut(batch, &links, at, n);
             let pipelined = !self.in_flight.is_empty();
-            let header = self.header(&part, &links[at..at + n], pipelined)?;
+            let header = self.header(&part, &links[at..at + n], pipelined);
             let body = self.encode(&header, &part);
             at += n;
             if self.in_flight.len() >= IN_FLIGHT {
@@ -409,7 +399,7 @@ impl CollectorOutput {
         while at < part.len() {
             let n = self.part_len(part, &links, at);
             let sub = cut(part, &links, at, n);
-            let header = self.header(&sub, &links[at..at + n], false)?;
+            let header = self.header(&sub, &links[at..at + n], false);
             let body = self.encode(&header, &sub);
             let answer = self.answer(self.send(body), sub.len(), false);
             self.settle(answer, &sub, &header)?;
@@ -441,7 +431,7 @@ impl CollectorOutput {
     /// How many leading events of `batch` go into the next request: at most
     /// `max_request_events`, at most `max_bytes` of payload (at least one),
     /// and none past a break in the chain.
-    fn part_len(&self, batch: &Batch, links: &[Link<'_>], from: usize) -> usize {
+    fn part_len(&self, batch: &Batch, links: &[ChainLink], from: usize) -> usize {
         let mut bytes = 0;
         let mut n = 0;
         for (_, p) in batch.iter().skip(from).take(self.max_request_events) {
@@ -518,36 +508,19 @@ impl CollectorOutput {
     }
 }
 
-/// One event's place in the chain: its `prev_hash` and `hash` as the hex
-/// digits in the sealed line (compared as bytes; only the two a header
-/// carries are decoded).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Link<'a> {
-    prev: &'a [u8],
-    hash: &'a [u8],
-}
-
-/// Decodes a link's hex digits.
-fn link_hash(hex_digits: &[u8]) -> Result<Hash, String> {
-    std::str::from_utf8(hex_digits)
-        .ok()
-        .and_then(hex::decode_hash)
-        .ok_or_else(|| "a queue record's chain hash is not 64 hex digits".to_string())
-}
-
 /// The chain links of every event of `batch`, or which record is not sealed.
-fn links(batch: &Batch) -> Result<Vec<Link<'_>>, String> {
+fn links(batch: &Batch) -> Result<Vec<ChainLink>, String> {
     batch
+        .links()
         .iter()
-        .map(|(id, p)| {
-            seal::suffix_hex(p)
-                .map(|(hash, prev)| Link { prev, hash })
-                .ok_or_else(|| {
-                    format!(
-                        "queue record {id} is not in the sealed form (written by an agent \
-                         without sealing?); it cannot be sent in a signed batch"
-                    )
-                })
+        .zip(batch.iter())
+        .map(|(link, (id, _))| {
+            link.ok_or_else(|| {
+                format!(
+                    "queue record {id} is not in the sealed form (written by an agent \
+                     without sealing?); it cannot be sent in a signed batch"
+                )
+            })
         })
         .collect()
 }
@@ -556,7 +529,7 @@ fn links(batch: &Batch) -> Result<Vec<Link<'_>>, String> {
 /// one request is sent whole; a slice shares its bytes. After a break in
 /// the chain the part covers only from its first event: the ids before it
 /// may have been lost events.
-fn cut(batch: &Batch, links: &[Link<'_>], at: usize, n: usize) -> Batch {
+fn cut(batch: &Batch, links: &[ChainLink], at: usize, n: usize) -> Batch {
     let mut part = if at == 0 && n == batch.len() {
         batch.clone()
     } else {

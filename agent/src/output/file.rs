@@ -42,6 +42,8 @@ pub struct FileOutput {
     /// A delivery failed part-way: cut back to the last acknowledgement
     /// before writing again.
     needs_recover: bool,
+    /// The lines of the batch being written, kept for the next.
+    scratch: Vec<u8>,
     /// Test hook: fail the next acknowledgement write.
     #[cfg(test)]
     fail_next_ack: bool,
@@ -105,6 +107,7 @@ impl FileOutput {
             len: 0,
             queue: 0,
             needs_recover: false,
+            scratch: Vec::new(),
             #[cfg(test)]
             fail_next_ack: false,
         }
@@ -211,14 +214,18 @@ impl Output for FileOutput {
                 return Ok(()); // The failed attempt's acknowledgement did land.
             }
         }
-        let lines = batch.ndjson();
+        let mut lines = std::mem::take(&mut self.scratch);
+        lines.clear();
+        batch.write_sealed_ndjson(&mut lines);
         let file = self.file.as_mut().expect("recover() runs before deliver()");
-        let written = file.write_all(lines).and_then(|_| file.sync_data());
+        let written = file.write_all(&lines).and_then(|_| file.sync_data());
+        let written_len = lines.len() as u64;
+        self.scratch = lines;
         if let Err(e) = written {
             self.needs_recover = true;
             return Err(self.io(&self.path)(e));
         }
-        self.len += lines.len() as u64;
+        self.len += written_len;
         if let Err(e) = self.write_ack(last) {
             self.needs_recover = true;
             return Err(e);
@@ -267,7 +274,7 @@ mod tests {
             .unwrap();
         let mut b = Batch::default();
         for (id, p) in all.iter().filter(|(id, _)| ids.contains(id)) {
-            b.push_for_test(id, p);
+            b.push_for_test(id, p, None);
         }
         b
     }

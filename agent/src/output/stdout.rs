@@ -31,8 +31,10 @@ impl Output for StdoutOutput {
     }
 
     fn deliver(&mut self, batch: &Batch) -> Result<(), OutputError> {
+        let mut lines = Vec::new();
+        batch.write_sealed_ndjson(&mut lines);
         let mut out = std::io::stdout().lock();
-        out.write_all(batch.ndjson())
+        out.write_all(&lines)
             .and_then(|_| out.flush())
             .map_err(|source| OutputError::Io {
                 output: self.name.clone(),

@@ -31,6 +31,8 @@
 //!     body:
 //!       kind u8 = 1  event:    id u64 LE | stream_len u16 LE | stream
 //!                              | position_len u16 LE | position | payload (rest)
+//!       kind u8 = 4  linked event: as kind 1, with hash [32] | prev_hash [32]
+//!                              between the position and the payload
 //!       kind u8 = 2  snapshot: last_id u64 LE | count u32 LE
 //!                              | count x (stream_len u16 | stream | position_len u16 | position)
 //!       kind u8 = 3  forget:   last_id u64 LE | stream_len u16 LE | stream
@@ -38,9 +40,15 @@
 //!
 //! `stream` and `position` are opaque to the queue: the file input uses the
 //! file's identity as the stream and the byte offset after the line (plus a
-//! marker) as the position. The payload is the event in its sealed form
-//! (canonical encoding plus `hash` and `prev_hash`, see [`crate::seal`]); its
-//! `seq` is the record id. An event record with an empty payload only moves
+//! marker) as the position. A sealed event is a linked event record: the
+//! payload is its canonical encoding, exactly as it goes on the wire, and
+//! its chain link (`hash` and `prev_hash`, see [`crate::seal`]) is 64 binary
+//! bytes in the record, where the sealed form's JSON suffix took 154 bytes
+//! in the payload; its `seq` is the record id. Readers hand outputs the
+//! canonical bytes and the link side by side ([`Batch`]). Agents before
+//! this format queued the sealed form in kind 1 records; readers still
+//! split such a payload into canonical bytes and link, and recovery reads
+//! the chain head from it. An event record with an empty payload only moves
 //! its stream's position (for lines a filter dropped); readers skip it.
 //!
 //! The reserved stream `\0chain` carries the agent's hash-chain head. Event
@@ -146,6 +154,7 @@
 //! duplicates them downstream, or loses them if the file was rotated away
 //! meanwhile. Use it only where that risk is acceptable.
 
+mod batch;
 mod durability;
 mod monitor;
 mod reader;
@@ -165,9 +174,12 @@ use std::time::Duration;
 use auditship_crypt::{BodyCipher, Domain, Keyring};
 pub use tomlconf::Encryption;
 
+pub use batch::Batch;
 pub use durability::Durability;
 pub use monitor::{QueueMonitor, QueueStatus};
-pub use reader::{Batch, QueueReader};
+pub use reader::QueueReader;
+pub(crate) use record::last_link_in_damage;
+pub use record::ChainLink;
 pub use recover::check_keys;
 pub use writer::QueueWriter;
 

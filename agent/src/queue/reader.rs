@@ -9,133 +9,13 @@ use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::batch::Batch;
 use super::record::{self, Body, Scan};
 use super::segment;
 use super::{delete_acked, io_err, write_acks, QueueError, Shared};
 
 /// Longest time an acknowledgement stays only in memory.
 const ACK_PERSIST_INTERVAL: Duration = Duration::from_secs(1);
-
-/// A run of consecutive events, payloads stored contiguously. The bytes
-/// are shared: a [`Batch::slice`] (a collector output cuts each batch into
-/// several requests) points into its parent's buffer instead of copying it.
-#[derive(Clone, Debug, Default)]
-pub struct Batch {
-    from: u64,
-    ids: Vec<u64>,
-    /// The payload bytes; this batch's are `data[start..]` up to its last end.
-    data: Arc<Vec<u8>>,
-    start: usize,
-    /// Where each payload ends in `data` (its newline follows).
-    ends: Vec<usize>,
-}
-
-impl Batch {
-    /// Number of events.
-    pub fn len(&self) -> usize {
-        self.ids.len()
-    }
-
-    /// Whether the batch holds no event.
-    pub fn is_empty(&self) -> bool {
-        self.ids.is_empty()
-    }
-
-    /// Id of the last event (acknowledge this to acknowledge the batch).
-    pub fn last_id(&self) -> Option<u64> {
-        self.ids.last().copied()
-    }
-
-    /// The first id this batch *covers*: every id from here to
-    /// [`last_id`](Self::last_id) is either in the batch or a position-only
-    /// record (a line a filter dropped). Ids lost to quarantine are never
-    /// covered, so a receiver that tracks coverage sees them as a gap.
-    pub fn covers_from(&self) -> u64 {
-        self.from
-    }
-
-    /// Narrows the coverage to start at the first event: for a part that
-    /// follows a break in the chain, where the ids before it may have
-    /// belonged to lost events.
-    pub fn cover_from_first(&mut self) {
-        if let Some(&id) = self.ids.first() {
-            self.from = id;
-        }
-    }
-
-    /// Total payload bytes (with one newline each).
-    pub fn bytes(&self) -> usize {
-        self.end() - self.start
-    }
-
-    /// The end of this batch's bytes in `data` (after its last newline).
-    fn end(&self) -> usize {
-        self.ends.last().map_or(self.start, |e| e + 1)
-    }
-
-    /// `(id, payload)` of every event, in order.
-    pub fn iter(&self) -> impl Iterator<Item = (u64, &[u8])> {
-        let mut start = self.start;
-        self.ids.iter().zip(&self.ends).map(move |(&id, &end)| {
-            let p = &self.data[start..end];
-            start = end + 1;
-            (id, p)
-        })
-    }
-
-    /// The payloads as NDJSON: each followed by a newline, contiguous.
-    pub fn ndjson(&self) -> &[u8] {
-        &self.data[self.start..self.end()]
-    }
-
-    /// Adds an event (for tests building batches by hand).
-    #[cfg(test)]
-    pub(crate) fn push_for_test(&mut self, id: u64, payload: &[u8]) {
-        if self.ids.is_empty() {
-            self.from = id;
-        }
-        self.push(id, payload);
-    }
-
-    /// Events `a..b`, covering from the id after event `a - 1` (or from
-    /// where this batch covers, for `a == 0`). The payload bytes are shared,
-    /// not copied.
-    pub fn slice(&self, a: usize, b: usize) -> Batch {
-        let b = b.min(self.len());
-        let a = a.min(b);
-        Batch {
-            from: if a == 0 {
-                self.from
-            } else {
-                self.ids[a - 1] + 1
-            },
-            ids: self.ids[a..b].to_vec(),
-            data: Arc::clone(&self.data),
-            start: if a == 0 {
-                self.start
-            } else {
-                self.ends[a - 1] + 1
-            },
-            ends: self.ends[a..b].to_vec(),
-        }
-    }
-
-    /// Makes room for `additional` more payload bytes.
-    fn reserve(&mut self, additional: usize) {
-        Arc::make_mut(&mut self.data).reserve(additional);
-    }
-
-    /// Appends an event while the batch is being read (its bytes are not
-    /// shared yet; a shared buffer would be copied first).
-    fn push(&mut self, id: u64, payload: &[u8]) {
-        debug_assert_eq!(self.end(), self.data.len(), "push onto a slice");
-        let data = Arc::make_mut(&mut self.data);
-        self.ids.push(id);
-        data.extend_from_slice(payload);
-        self.ends.push(data.len());
-        data.push(b'\n');
-    }
-}
 
 /// Reads events for one consumer.
 pub struct QueueReader {
@@ -316,7 +196,10 @@ impl QueueReader {
         while batch.len() < max_records && batch.bytes() < max_bytes {
             match record::scan(&self.buf, at, max_record, &cipher, &mut scratch) {
                 Scan::Record(body, next) => {
-                    if let Body::Event { id, payload, .. } = body {
+                    if let Body::Event {
+                        id, payload, link, ..
+                    } = body
+                    {
                         if id > committed {
                             break;
                         }
@@ -338,9 +221,12 @@ impl QueueReader {
                             // An empty payload only moves a position.
                             if !payload.is_empty() {
                                 if batch.is_empty() {
-                                    batch.from = self.run_from;
+                                    batch.start_covering(self.run_from);
                                 }
-                                batch.push(id, payload);
+                                match link {
+                                    Some(l) => batch.push(id, payload, Some(l)),
+                                    None => batch.push_payload(id, payload),
+                                }
                                 self.run_from = id + 1;
                             }
                             self.last_seen = id;

@@ -18,6 +18,19 @@ pub const KIND_EVENT: u8 = 1;
 pub const KIND_SNAPSHOT: u8 = 2;
 /// A stream whose position is no longer needed.
 pub const KIND_FORGET: u8 = 3;
+/// An event with its link in the agent's hash chain.
+pub const KIND_LINKED_EVENT: u8 = 4;
+
+/// An event's link in the agent's hash chain (see [`crate::seal`]): its
+/// chain hash and its predecessor's, kept in the record as 64 bytes rather
+/// than in the payload as 154 bytes of JSON.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChainLink {
+    /// The event's chain hash.
+    pub hash: [u8; 32],
+    /// The chain hash of the event before it (`prev_hash`).
+    pub prev: [u8; 32],
+}
 
 /// A decoded record body.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -30,7 +43,9 @@ pub enum Body<'a> {
         stream: &'a [u8],
         /// Opaque input position after this event.
         position: &'a [u8],
-        /// The event, in canonical encoding.
+        /// The event's chain link, for a sealed event (kind 4).
+        link: Option<ChainLink>,
+        /// The event (opaque; a sealed event's canonical encoding).
         payload: &'a [u8],
     },
     /// Latest positions of all streams when the segment was started.
@@ -49,22 +64,37 @@ pub enum Body<'a> {
     },
 }
 
-/// Appends a framed event record to `out`.
+/// Appends a framed event record to `out`: kind 4 with a chain link,
+/// kind 1 without.
 pub fn encode_event(
     out: &mut Vec<u8>,
     c: &BodyCipher<'_>,
     id: u64,
     stream: &[u8],
     position: &[u8],
+    link: Option<&ChainLink>,
     payload: &[u8],
 ) -> Result<(), SealError> {
     frame(out, c, |b| {
-        b.push(KIND_EVENT);
+        b.push(if link.is_some() {
+            KIND_LINKED_EVENT
+        } else {
+            KIND_EVENT
+        });
         b.extend_from_slice(&id.to_le_bytes());
         short(b, stream);
         short(b, position);
+        if let Some(l) = link {
+            b.extend_from_slice(&l.hash);
+            b.extend_from_slice(&l.prev);
+        }
         b.extend_from_slice(payload);
     })
+}
+
+/// Body bytes of an event record, before sealing.
+pub fn event_body_len(stream: &[u8], position: &[u8], linked: bool, payload: &[u8]) -> usize {
+    1 + 8 + 2 + stream.len() + 2 + position.len() + if linked { 64 } else { 0 } + payload.len()
 }
 
 /// Appends a framed snapshot record to `out`.
@@ -131,13 +161,24 @@ pub fn decode(body: &[u8]) -> Option<Body<'_>> {
     let id = u64::from_le_bytes(rest.get(..8)?.try_into().ok()?);
     let mut r = &rest[8..];
     match kind {
-        KIND_EVENT => {
+        KIND_EVENT | KIND_LINKED_EVENT => {
             let stream = take_short(&mut r)?;
             let position = take_short(&mut r)?;
+            let link = if kind == KIND_LINKED_EVENT {
+                let l = ChainLink {
+                    hash: r.get(..32)?.try_into().ok()?,
+                    prev: r.get(32..64)?.try_into().ok()?,
+                };
+                r = &r[64..];
+                Some(l)
+            } else {
+                None
+            };
             Some(Body::Event {
                 id,
                 stream,
                 position,
+                link,
                 payload: r,
             })
         }
@@ -164,6 +205,36 @@ pub fn decode(body: &[u8]) -> Option<Body<'_>> {
         }
         _ => None,
     }
+}
+
+/// The chain link of the last linked event whose frame and link can still
+/// be made out in `bytes` (a range that failed its checksum, read in the
+/// clear), walking frames from the first without checking them. Damage in
+/// an event's payload, the bulk of its bytes, leaves its link readable.
+pub fn last_link_in_damage(bytes: &[u8]) -> Option<ChainLink> {
+    let mut found = None;
+    let mut at = 0;
+    while let Some(header) = bytes.get(at..at + FRAME_HEADER) {
+        let len = u32::from_le_bytes(header[..4].try_into().expect("4 bytes")) as usize;
+        let body = &bytes[at + FRAME_HEADER..bytes.len().min(at + FRAME_HEADER + len)];
+        if let Some((&KIND_LINKED_EVENT, rest)) = body.split_first() {
+            let mut r = rest.get(8..).unwrap_or_default();
+            let link = take_short(&mut r)
+                .and_then(|_| take_short(&mut r))
+                .and_then(|_| r.get(..64));
+            if let Some(l) = link {
+                found = Some(ChainLink {
+                    hash: l[..32].try_into().expect("32 bytes"),
+                    prev: l[32..].try_into().expect("32 bytes"),
+                });
+            }
+        }
+        if len == 0 {
+            break;
+        }
+        at += FRAME_HEADER + len;
+    }
+    found
 }
 
 fn take_short<'a>(r: &mut &'a [u8]) -> Option<&'a [u8]> {
@@ -286,6 +357,7 @@ mod tests {
             id,
             b"stream-a",
             b"pos",
+            None,
             payload,
         )
         .unwrap();
@@ -306,6 +378,20 @@ mod tests {
     #[test]
     fn round_trips_every_kind() {
         let mut data = event(7, b"{\"a\":1}");
+        let link = ChainLink {
+            hash: [0xab; 32],
+            prev: [0x01; 32],
+        };
+        encode_event(
+            &mut data,
+            &BodyCipher::plain(),
+            8,
+            b"s2",
+            b"p2",
+            Some(&link),
+            b"{\"b\":2}",
+        )
+        .unwrap();
         let mut positions = BTreeMap::new();
         positions.insert(b"s".to_vec(), b"p".to_vec());
         encode_snapshot(&mut data, &BodyCipher::plain(), 7, &positions).unwrap();
@@ -315,6 +401,7 @@ mod tests {
                 id,
                 stream,
                 position,
+                link: None,
                 payload,
             },
             next,
@@ -325,6 +412,28 @@ mod tests {
         assert_eq!(
             (id, stream, position, payload),
             (7, &b"stream-a"[..], &b"pos"[..], &b"{\"a\":1}"[..])
+        );
+        // A linked event keeps its 64 link bytes apart from the payload.
+        let Scan::Record(
+            Body::Event {
+                id,
+                stream,
+                position,
+                link: Some(got),
+                payload,
+            },
+            next,
+        ) = scan(&data, next, 1 << 20)
+        else {
+            panic!("linked event expected");
+        };
+        assert_eq!(
+            (id, stream, position, got, payload),
+            (8, &b"s2"[..], &b"p2"[..], link, &b"{\"b\":2}"[..])
+        );
+        assert_eq!(
+            next - event(7, b"{\"a\":1}").len(),
+            FRAME_HEADER + event_body_len(b"s2", b"p2", true, b"{\"b\":2}")
         );
         let Scan::Record(
             Body::Snapshot {
@@ -406,6 +515,7 @@ mod tests {
             7,
             b"file-stream",
             b"pos-123",
+            None,
             b"{\"raw\":\"alice\"}",
         )
         .unwrap();

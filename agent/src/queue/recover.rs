@@ -159,6 +159,7 @@ pub(super) fn recover_segment(
                         id,
                         stream,
                         position,
+                        link,
                         payload,
                     } => {
                         if id <= *last_id {
@@ -176,7 +177,7 @@ pub(super) fn recover_segment(
                         *last_id = id;
                         recovery.records += 1;
                         set_position(&mut recovery.positions, stream, position);
-                        chain.event(id, stream, position, payload);
+                        chain.event(id, stream, position, link.as_ref(), payload);
                     }
                     Body::Snapshot {
                         last_id: l,

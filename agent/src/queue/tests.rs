@@ -173,6 +173,7 @@ fn torn_tail_is_truncated_and_everything_before_it_kept() {
         6,
         b"s",
         &[6],
+        None,
         b"half-written",
     )
     .unwrap();
@@ -403,7 +404,7 @@ fn batch_slices_share_bytes_and_read_like_batches_of_their_events() {
         .collect();
     let mut whole = Batch::default();
     for (id, p) in &events {
-        whole.push_for_test(*id, p);
+        whole.push_for_test(*id, p, None);
     }
     let check = |s: &Batch, a: usize, b: usize, from: u64| {
         let want: Vec<(u64, &[u8])> = events[a..b].iter().map(|(i, p)| (*i, &p[..])).collect();

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::durability::Durability;
+use super::record::ChainLink;
 use super::segment::{self, SegmentMeta};
 use super::syncer::{self, Request, Syncer};
 use super::{delete_acked, io_err, record, set_position, sync_dir, Fsync, QueueError, Shared};
@@ -112,7 +113,7 @@ impl QueueWriter {
         position: &[u8],
         payload: &[u8],
     ) -> Result<u64, QueueError> {
-        self.append_inner(stream, position, payload, None)
+        self.append_inner(stream, position, None, payload, None)
     }
 
     /// Like [`append`](Self::append), and with the record, sets the
@@ -130,17 +131,33 @@ impl QueueWriter {
         payload: &[u8],
         implied: (&[u8], &[u8]),
     ) -> Result<u64, QueueError> {
-        self.append_inner(stream, position, payload, Some(implied))
+        self.append_inner(stream, position, None, payload, Some(implied))
+    }
+
+    /// Appends a sealed event: its canonical bytes and its chain link, kept
+    /// apart in the record (kind 4), so readers get the canonical bytes
+    /// as they go on the wire and the link without parsing. Sets `implied`
+    /// as [`append_implying`](Self::append_implying) does, if given.
+    pub fn append_linked(
+        &mut self,
+        stream: &[u8],
+        position: &[u8],
+        link: &ChainLink,
+        canonical: &[u8],
+        implied: Option<(&[u8], &[u8])>,
+    ) -> Result<u64, QueueError> {
+        self.append_inner(stream, position, Some(link), canonical, implied)
     }
 
     fn append_inner(
         &mut self,
         stream: &[u8],
         position: &[u8],
+        link: Option<&ChainLink>,
         payload: &[u8],
         implied: Option<(&[u8], &[u8])>,
     ) -> Result<u64, QueueError> {
-        let body = 1 + 8 + 2 + stream.len() + 2 + position.len() + payload.len();
+        let body = record::event_body_len(stream, position, link.is_some(), payload);
         let max = self.shared.config.max_record_bytes;
         if body > max {
             return Err(QueueError::TooLarge { size: body, max });
@@ -169,7 +186,7 @@ impl QueueWriter {
         }
         let id = self.next_id;
         let cipher = self.shared.cipher(self.encrypted);
-        record::encode_event(&mut self.buf, &cipher, id, stream, position, payload)
+        record::encode_event(&mut self.buf, &cipher, id, stream, position, link, payload)
             .map_err(|e| QueueError::Key(e.to_string()))?;
         self.buf_records.push((id, self.buf.len()));
         set_position(&mut self.positions, stream, position);

@@ -12,8 +12,10 @@
 //! # The chain
 //!
 //! Every event the agent queues is *sealed* (see [`auditship_core::seal`]):
-//! its `seq` is the id of its queue record, and it is stored in the queue in
-//! the sealed form, linked to the hash of the event sealed before it. The
+//! its `seq` is the id of its queue record, and it is stored in the queue as
+//! its canonical bytes with its chain link (its hash and the hash of the
+//! event sealed before it: 64 bytes in the record, beside the payload; see
+//! [`crate::queue`]). Outputs that write the sealed form join the two. The
 //! [`Sealer`] keeps the chain head (the last sealed event's hash) in memory.
 //! Lines a filter dropped leave position-only records, which spend a `seq`
 //! but are not in the chain; heartbeats ([`heartbeat`]) are sealed events
@@ -56,10 +58,14 @@
 //!
 //! ```text
 //! snapshot holding "\0chain"       head := its position
-//! event record with a payload      head := (record id, hash in the sealed payload)
+//! linked event record (kind 4)     head := (record id, its link's hash)
+//! event record whose payload is    head := (record id, the hash in it)
+//!   in the sealed form (kind 1,
+//!   from an older agent)
 //! position-only "\0chain" record   head := its position
-//! bytes quarantined as corrupt     head := (last id, the hash in the last sealed suffix
-//!                                           found in the bad bytes, else
+//! bytes quarantined as corrupt     head := (last id, the hash of the last link that
+//!                                           can be made out in the bad bytes, or of
+//!                                           the last sealed suffix in them, else
 //!                                           SHA-256(head ‖ bad bytes))
 //! ```
 //!
@@ -97,7 +103,7 @@ use auditship_core::identity::{Identity, KeyError};
 use auditship_core::seal::{self as core_seal, GENESIS};
 use auditship_core::{hex, Hash};
 
-use crate::queue::{QueueError, QueueWriter};
+use crate::queue::{last_link_in_damage, ChainLink, QueueError, QueueWriter};
 
 /// The reserved stream that carries the chain head in the queue.
 pub const CHAIN_STREAM: &[u8] = b"\0chain";
@@ -181,7 +187,21 @@ impl ChainFold {
     }
 
     /// An intact event record.
-    pub fn event(&mut self, id: u64, stream: &[u8], position: &[u8], payload: &[u8]) {
+    pub fn event(
+        &mut self,
+        id: u64,
+        stream: &[u8],
+        position: &[u8],
+        link: Option<&ChainLink>,
+        payload: &[u8],
+    ) {
+        if let Some(l) = link {
+            self.head = Some(ChainHead {
+                as_of: id,
+                hash: l.hash,
+            });
+            return;
+        }
         if payload.is_empty() {
             if stream == CHAIN_STREAM {
                 if let Some(h) = ChainHead::decode(position) {
@@ -190,8 +210,9 @@ impl ChainFold {
             }
             return;
         }
-        // A payload that is not sealed was written by an agent without
-        // sealing; it says nothing about the chain.
+        // A payload in the sealed form was written by an agent before
+        // chain links moved out of the payload (kind 1 records); one that
+        // is not sealed at all says nothing about the chain.
         if let Some(u) = core_seal::unseal(payload) {
             self.head = Some(ChainHead {
                 as_of: id,
@@ -203,7 +224,10 @@ impl ChainFold {
     /// Bytes quarantined as corrupt; `last_id` is the last intact id before.
     pub fn damage(&mut self, last_id: u64, bad: &[u8]) {
         let prev = self.head.unwrap_or(ChainHead::START);
-        let hash = last_sealed_hash(bad).unwrap_or_else(|| core_seal::chain_hash(&prev.hash, bad));
+        let hash = last_link_in_damage(bad)
+            .map(|l| l.hash)
+            .or_else(|| last_sealed_hash(bad))
+            .unwrap_or_else(|| core_seal::chain_hash(&prev.hash, bad));
         self.head = Some(ChainHead {
             as_of: last_id.max(prev.as_of),
             hash,
@@ -251,35 +275,45 @@ impl Sealer {
         self.head
     }
 
-    /// Turns the canonical bytes in `buf` into the sealed form linked to the
-    /// head; returns the event's hash. The head does not move until
-    /// [`append`](Self::append) stores the event.
-    pub fn seal(&self, buf: &mut Vec<u8>) -> Hash {
-        core_seal::seal_in_place(buf, &self.head.hash)
+    /// The chain link of the canonical bytes `canonical`, linked to the
+    /// head. The head does not move until [`append`](Self::append) stores
+    /// the event.
+    pub fn link(&self, canonical: &[u8]) -> ChainLink {
+        ChainLink {
+            hash: core_seal::chain_hash(&self.head.hash, canonical),
+            prev: self.head.hash,
+        }
     }
 
-    /// Appends the sealed `payload` (whose hash is `hash`, and whose `seq` is
-    /// `writer.next_id()`) to the queue, and moves the head to it. On error
-    /// the head stays, and the caller may seal again. Under
-    /// [`CHAIN_STREAM`] (heartbeats) `position` is ignored: the record's
-    /// position is the new head.
+    /// Appends the event `canonical` (whose `seq` is `writer.next_id()`)
+    /// with its `link` to the queue, and moves the head to it. On error the
+    /// head stays, and the caller may seal again. Under [`CHAIN_STREAM`]
+    /// (heartbeats) `position` is ignored: the record's position is the new
+    /// head.
     pub fn append(
         &mut self,
         writer: &mut QueueWriter,
         stream: &[u8],
         position: &[u8],
-        payload: &[u8],
-        hash: Hash,
+        canonical: &[u8],
+        link: ChainLink,
     ) -> Result<u64, QueueError> {
+        debug_assert_eq!(link.prev, self.head.hash, "linked to the head");
         let next = ChainHead {
             as_of: writer.next_id(),
-            hash,
+            hash: link.hash,
         };
         let chain = next.encode();
         let id = if stream == CHAIN_STREAM {
-            writer.append(CHAIN_STREAM, &chain, payload)?
+            writer.append_linked(CHAIN_STREAM, &chain, &link, canonical, None)?
         } else {
-            writer.append_implying(stream, position, payload, (CHAIN_STREAM, &chain))?
+            writer.append_linked(
+                stream,
+                position,
+                &link,
+                canonical,
+                Some((CHAIN_STREAM, &chain)),
+            )?
         };
         debug_assert_eq!(id, next.as_of, "the event's seq is its record id");
         self.head = next;

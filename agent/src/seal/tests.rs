@@ -30,9 +30,9 @@ fn put(w: &mut QueueWriter, s: &mut Sealer, n: u64) -> Hash {
     ev.agent_id = Some("a".into());
     let mut buf = Vec::new();
     canonical::encode_into(&ev, &mut buf);
-    let hash = s.seal(&mut buf);
-    s.append(w, b"file", &n.to_le_bytes(), &buf, hash).unwrap();
-    hash
+    let link = s.link(&buf);
+    s.append(w, b"file", &n.to_le_bytes(), &buf, link).unwrap();
+    link.hash
 }
 
 /// Opens the queue and a sealer continuing its chain.
@@ -64,11 +64,11 @@ fn delivered_chain(r: &mut QueueReader) -> Vec<Hash> {
         if b.is_empty() {
             return hashes;
         }
-        for (id, p) in b.iter() {
-            let u = unseal(p).expect("sealed");
+        for ((id, _), p) in b.iter().zip(b.sealed_lines()) {
+            let u = unseal(&p).expect("sealed");
             assert!(u.is_intact(), "event {id} recomputes");
             assert_eq!(u.prev, prev, "event {id} links to the one before");
-            let v: serde_json::Value = serde_json::from_slice(p).unwrap();
+            let v: serde_json::Value = serde_json::from_slice(&p).unwrap();
             assert_eq!(v["seq"], id, "seq is the record id");
             prev = u.hash;
             hashes.push(u.hash);
@@ -147,9 +147,9 @@ fn recovery_takes_the_head_from_the_snapshot_once_every_event_is_acknowledged_an
     let b = r[0]
         .next_batch(10, 1 << 20, Duration::from_secs(1))
         .unwrap();
-    let (_, p) = b.iter().next().unwrap();
-    let u = unseal(p).unwrap();
-    assert_eq!((u.prev, u.hash), (expected.hash, first));
+    let u = unseal(&b.sealed_lines()[0]).unwrap().hash;
+    let link = b.links()[0].unwrap();
+    assert_eq!((link.prev, link.hash, u), (expected.hash, first, first));
 }
 
 /// The head recovered from event records at one start must survive the
@@ -258,12 +258,26 @@ fn the_fold_follows_record_order() {
     let h1 = chain_hash(&GENESIS, b"{}");
     let mut sealed = b"{\"seq\":3}".to_vec();
     let h3 = auditship_core::seal::seal_in_place(&mut sealed, &h1);
-    f.event(3, b"file", b"pos", &sealed);
+    // A record from before links moved out of the payload: the sealed form.
+    f.event(3, b"file", b"pos", None, &sealed);
     assert_eq!(f.head(), Some(ChainHead { as_of: 3, hash: h3 }));
     // Position-only records of other streams, and unsealed payloads, say nothing.
-    f.event(4, b"file", b"pos", b"");
-    f.event(5, b"file", b"pos", b"{\"legacy\":1}");
+    f.event(4, b"file", b"pos", None, b"");
+    f.event(5, b"file", b"pos", None, b"{\"legacy\":1}");
     assert_eq!(f.head().unwrap().hash, h3);
+    // A linked record: its link's hash, whatever the payload.
+    let linked = ChainLink {
+        hash: chain_hash(&h3, b"{}"),
+        prev: h3,
+    };
+    f.event(6, b"file", b"pos", Some(&linked), b"{}");
+    assert_eq!(
+        f.head(),
+        Some(ChainHead {
+            as_of: 6,
+            hash: linked.hash
+        })
+    );
     // A snapshot or a "\0chain" record sets it.
     let mut snap = BTreeMap::new();
     snap.insert(
@@ -282,6 +296,7 @@ fn the_fold_follows_record_order() {
             hash: h3,
         }
         .encode(),
+        None,
         b"",
     );
     assert_eq!(
@@ -313,8 +328,8 @@ fn a_refused_append_does_not_move_the_chain() {
     big.seq = Some(w.next_id());
     let mut buf = Vec::new();
     canonical::encode_into(&big, &mut buf);
-    let hash = s.seal(&mut buf);
-    let err = s.append(&mut w, b"file", b"p", &buf, hash).unwrap_err();
+    let link = s.link(&buf);
+    let err = s.append(&mut w, b"file", b"p", &buf, link).unwrap_err();
     assert!(matches!(err, QueueError::TooLarge { .. }), "{err}");
     assert_eq!(s.head().hash, first, "head unmoved");
     let second = put(&mut w, &mut s, 2);
@@ -352,7 +367,8 @@ fn heartbeats_are_sealed_events_in_the_chain_under_the_chain_stream() {
     let v: serde_json::Value = serde_json::from_slice(p).unwrap();
     assert_eq!(v["action"], "agent_heartbeat");
     assert_eq!(v["seq"], id);
-    let u = unseal(p).unwrap();
+    let lines = b.sealed_lines();
+    let u = unseal(&lines[1]).unwrap();
     assert!(u.is_intact());
     assert_eq!(u.prev, prev.hash, "linked to the event before");
     assert_eq!(
@@ -414,4 +430,56 @@ async fn a_heartbeat_is_due_after_the_idle_interval_and_never_while_events_flow(
     assert!(hb.take_due());
     stop.cancel();
     task.await.unwrap();
+}
+
+/// A queue written before chain links moved out of the payload holds kind 1
+/// records whose payload is the sealed form. After the upgrade they read
+/// like linked records (the canonical bytes, and the link beside them), the
+/// head is recovered from them, and new events continue their chain.
+#[test]
+fn records_in_the_sealed_form_from_an_older_agent_read_as_linked_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut old = Vec::new();
+    {
+        let (mut w, _r, _s, _) = open(dir.path());
+        let mut prev = GENESIS;
+        for n in 1..=3u64 {
+            let mut ev = AuditEvent::unparsed(format!("old line {n}"));
+            ev.seq = Some(w.next_id());
+            let mut buf = Vec::new();
+            canonical::encode_into(&ev, &mut buf);
+            let canonical = buf.clone();
+            // What the previous version queued: the sealed form, in a kind 1 record.
+            let hash = auditship_core::seal::seal_in_place(&mut buf, &prev);
+            let head = ChainHead { as_of: n, hash }.encode();
+            w.append_implying(b"file", &n.to_le_bytes(), &buf, (CHAIN_STREAM, &head))
+                .unwrap();
+            old.push((canonical, buf, ChainLink { hash, prev }));
+            prev = hash;
+        }
+        w.commit().unwrap();
+    }
+    let (mut w, mut r, mut s, rec) = open(dir.path());
+    let last = old[2].2.hash;
+    assert_eq!(
+        rec.chain,
+        Some(ChainHead {
+            as_of: 3,
+            hash: last
+        })
+    );
+    let next = put(&mut w, &mut s, 4);
+    w.commit().unwrap();
+    let b = r[0]
+        .next_batch(10, 1 << 20, Duration::from_secs(1))
+        .unwrap();
+    assert_eq!(b.len(), 4);
+    let sealed = b.sealed_lines();
+    for (i, (canonical, sealed_form, link)) in old.iter().enumerate() {
+        assert_eq!(b.iter().nth(i).unwrap().1, &canonical[..], "payload {i}");
+        assert_eq!(b.links()[i], Some(*link), "link {i}");
+        assert_eq!(&sealed[i], sealed_form, "sealed form {i}");
+    }
+    assert_eq!(b.links()[3].map(|l| (l.prev, l.hash)), Some((last, next)));
+    assert_eq!(delivered_chain(&mut r[0]).len(), 0, "all read");
 }

@@ -8,7 +8,7 @@ fn event(id: u64, input: &str) -> Vec<u8> {
 fn batch(ids: std::ops::RangeInclusive<u64>, input: &str) -> Batch {
     let mut b = Batch::default();
     for id in ids {
-        b.push_for_test(id, &event(id, input));
+        b.push_for_test(id, &event(id, input), None);
     }
     b
 }
