@@ -403,8 +403,15 @@ fn batch_slices_share_bytes_and_read_like_batches_of_their_events() {
         })
         .collect();
     let mut whole = Batch::default();
+    // Every other event sealed: links travel with their events.
+    let link = |i: u64| {
+        (i % 4 == 0).then(|| ChainLink {
+            hash: [i as u8; 32],
+            prev: [i as u8 + 1; 32],
+        })
+    };
     for (id, p) in &events {
-        whole.push_for_test(*id, p, None);
+        whole.push_for_test(*id, p, link(*id));
     }
     let check = |s: &Batch, a: usize, b: usize, from: u64| {
         let want: Vec<(u64, &[u8])> = events[a..b].iter().map(|(i, p)| (*i, &p[..])).collect();
@@ -415,6 +422,8 @@ fn batch_slices_share_bytes_and_read_like_batches_of_their_events() {
             .flat_map(|(_, p)| [*p, b"\n"].concat())
             .collect();
         assert_eq!(s.ndjson(), &nd[..], "{a}..{b}");
+        let links: Vec<_> = want.iter().map(|(i, _)| link(*i)).collect();
+        assert_eq!(s.links(), &links[..], "{a}..{b}");
         assert_eq!(s.bytes(), nd.len());
         assert_eq!(s.len(), b - a);
         assert_eq!(s.covers_from(), from);
