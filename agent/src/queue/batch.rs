@@ -28,6 +28,11 @@ pub struct Batch {
     ends: Vec<usize>,
     /// Each event's chain link, if it is sealed.
     links: Vec<Option<ChainLink>>,
+    /// Runs of consecutive events whose stream keys begin with the same
+    /// name (up to the first NUL: an input's name, see
+    /// [`crate::input`]), as (events, name); the name is empty for the
+    /// chain stream, which network inputs and heartbeats share.
+    runs: Vec<(usize, Vec<u8>)>,
 }
 
 impl Batch {
@@ -93,6 +98,28 @@ impl Batch {
         &self.links
     }
 
+    /// The payload of event `i`.
+    pub fn payload(&self, i: usize) -> &[u8] {
+        let start = if i == 0 {
+            self.start
+        } else {
+            self.ends[i - 1] + 1
+        };
+        &self.data[start..self.ends[i]]
+    }
+
+    /// Runs of consecutive events by the name their stream keys begin with
+    /// (the input's name for files and journald; empty for the chain
+    /// stream of network inputs and heartbeats, whose events say their
+    /// input only in their `source`), as (first event, end, name).
+    pub fn stream_runs(&self) -> impl Iterator<Item = (usize, usize, &[u8])> {
+        let mut at = 0;
+        self.runs.iter().map(move |(n, name)| {
+            at += n;
+            (at - n, at, name.as_slice())
+        })
+    }
+
     /// Appends every event to `out` in its sealed form (see
     /// [`auditship_core::seal`]: the canonical bytes with `hash` and
     /// `prev_hash`), one per line; an event that is not sealed as it is.
@@ -125,7 +152,16 @@ impl Batch {
         if self.ids.is_empty() {
             self.from = id;
         }
-        self.push(id, payload, link);
+        self.push(id, b"", payload, link);
+    }
+
+    /// Adds an event read from `stream` (for tests building batches by hand).
+    #[cfg(test)]
+    pub(crate) fn push_streamed_for_test(&mut self, id: u64, stream: &[u8], payload: &[u8]) {
+        if self.ids.is_empty() {
+            self.from = id;
+        }
+        self.push(id, stream, payload, None);
     }
 
     /// Events `a..b`, covering from the id after event `a - 1` (or from
@@ -149,6 +185,11 @@ impl Batch {
             },
             ends: self.ends[a..b].to_vec(),
             links: self.links[a..b].to_vec(),
+            runs: self
+                .stream_runs()
+                .filter(|&(s, e, _)| s < b && e > a)
+                .map(|(s, e, name)| (e.min(b) - s.max(a), name.to_vec()))
+                .collect(),
         }
     }
 
@@ -165,7 +206,7 @@ impl Batch {
 
     /// Appends an event while the batch is being read (its bytes are not
     /// shared yet; a shared buffer would be copied first).
-    pub(super) fn push(&mut self, id: u64, payload: &[u8], link: Option<ChainLink>) {
+    pub(super) fn push(&mut self, id: u64, stream: &[u8], payload: &[u8], link: Option<ChainLink>) {
         debug_assert_eq!(self.end(), self.data.len(), "push onto a slice");
         let data = Arc::make_mut(&mut self.data);
         self.ids.push(id);
@@ -173,22 +214,27 @@ impl Batch {
         self.ends.push(data.len());
         data.push(b'\n');
         self.links.push(link);
+        let name = &stream[..memchr::memchr(0, stream).unwrap_or(stream.len())];
+        match self.runs.last_mut() {
+            Some((n, last)) if last.as_slice() == name => *n += 1,
+            _ => self.runs.push((1, name.to_vec())),
+        }
     }
 
     /// Appends an event read from a record written before chain links moved
     /// out of the payload (a kind 1 record holding the sealed form): its
     /// canonical bytes and its link, as a linked record reads. Any other
     /// payload is appended as it is, without a link.
-    pub(super) fn push_payload(&mut self, id: u64, payload: &[u8]) {
+    pub(super) fn push_payload(&mut self, id: u64, stream: &[u8], payload: &[u8]) {
         match core_seal::unseal(payload) {
             Some(u) => {
                 let link = ChainLink {
                     hash: u.hash,
                     prev: u.prev,
                 };
-                self.push(id, &[u.head, b"}"].concat(), Some(link));
+                self.push(id, stream, &[u.head, b"}"].concat(), Some(link));
             }
-            None => self.push(id, payload, None),
+            None => self.push(id, stream, payload, None),
         }
     }
 }

@@ -197,7 +197,11 @@ impl QueueReader {
             match record::scan(&self.buf, at, max_record, &cipher, &mut scratch) {
                 Scan::Record(body, next) => {
                     if let Body::Event {
-                        id, payload, link, ..
+                        id,
+                        stream,
+                        payload,
+                        link,
+                        ..
                     } = body
                     {
                         if id > committed {
@@ -224,8 +228,8 @@ impl QueueReader {
                                     batch.start_covering(self.run_from);
                                 }
                                 match link {
-                                    Some(l) => batch.push(id, payload, Some(l)),
-                                    None => batch.push_payload(id, payload),
+                                    Some(l) => batch.push(id, stream, payload, Some(l)),
+                                    None => batch.push_payload(id, stream, payload),
                                 }
                                 self.run_from = id + 1;
                             }

@@ -155,13 +155,13 @@ impl Pending {
     fn settle_through(&mut self, id: u64, counters: &OutputCounters, inputs: &[String]) {
         while let Some(b) = self.batches.front_mut() {
             if b.last_id().is_some_and(|last| last <= id) {
-                counters.delivered(b.iter().map(|(_, p)| p), inputs);
+                counters.delivered(b, b.len(), inputs);
                 self.batches.pop_front();
                 continue;
             }
             let n = b.iter().take_while(|&(i, _)| i <= id).count();
             if n > 0 {
-                counters.delivered(b.iter().take(n).map(|(_, p)| p), inputs);
+                counters.delivered(b, n, inputs);
                 *b = b.slice(n, b.len());
             }
             break;
