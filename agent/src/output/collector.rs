@@ -134,8 +134,6 @@ pub struct CollectorOutput {
     cfg: CollectorOutputConfig,
     agent_id: String,
     identity: Arc<Identity>,
-    /// Canonical lines of the request being encoded.
-    scratch: Vec<u8>,
     queue: u64,
     token: String,
     client: reqwest::Client,
@@ -200,7 +198,6 @@ impl CollectorOutput {
             max_request_events: cfg.limits.max_events.max(1),
             agent_id: agent_id.to_string(),
             identity,
-            scratch: Vec::new(),
             queue: 0,
             token,
             client,
@@ -318,14 +315,9 @@ impl CollectorOutput {
 
     /// The request body: the header, then each event's canonical bytes,
     /// which are the part's payloads as they are (checked by `links`: every
-    /// event is sealed), compressed in place.
-    fn encode(&mut self, header: &BatchHeader, part: &Batch) -> bytes::Bytes {
-        let mut head = std::mem::take(&mut self.scratch);
-        head.clear();
-        wire::write_header(header, &mut head);
-        let body = self.cfg.compression.compress(&[&head, part.ndjson()]);
-        self.scratch = head;
-        bytes::Bytes::from(body)
+    /// event is sealed), compressed where they lie.
+    fn encode(&self, header: &BatchHeader, part: &Batch) -> bytes::Bytes {
+        bytes::Bytes::from(wire::encode(header, part.ndjson(), self.cfg.compression))
     }
 
     /// Checks the collector's checkpoint when the witness is due.

@@ -245,3 +245,26 @@ fn the_zstd_window_is_bounded_by_the_limit_and_8_mib() {
         b"tiny\n"
     );
 }
+
+/// A header and the events compressed apart: one frame (gzip member) per
+/// non-empty part, inflating to the parts in order, for every compression.
+#[test]
+fn parts_compressed_each_on_their_own_inflate_to_their_concatenation() {
+    let (head, events) = (b"{\"auditship_batch\":2}\n".to_vec(), lines(300));
+    for c in [
+        Compression::None,
+        Compression::Gzip(1),
+        Compression::Zstd(1),
+        Compression::Zstd(-3),
+    ] {
+        let body = c.compress_each(&[&head, b"", &events]);
+        let back = inflate(&body, c.encoding().header_value(), 1 << 20).unwrap();
+        assert_eq!(&*back, &[&head[..], &events[..]].concat()[..], "{c:?}");
+        if let Compression::Zstd(_) = c {
+            // Two frames: the first ends where the header's own frame would.
+            let first = c.compress(&[&head]);
+            assert_eq!(&body[..first.len()], &first[..], "{c:?}");
+            assert_eq!(&body[first.len()..], &c.compress(&[&events])[..], "{c:?}");
+        }
+    }
+}
