@@ -179,6 +179,21 @@ pub use durability::Durability;
 pub use monitor::{QueueMonitor, QueueStatus};
 pub use reader::QueueReader;
 pub(crate) use record::last_link_in_damage;
+
+/// A framed linked event record in the clear (for tests elsewhere).
+#[cfg(test)]
+pub(crate) fn encode_linked_for_test(out: &mut Vec<u8>, id: u64, link: &ChainLink, payload: &[u8]) {
+    record::encode_event(
+        out,
+        &cipher(None, false),
+        id,
+        b"s",
+        b"p",
+        Some(link),
+        payload,
+    )
+    .expect("in the clear");
+}
 pub use record::ChainLink;
 pub use recover::check_keys;
 pub use writer::QueueWriter;

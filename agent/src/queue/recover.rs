@@ -112,7 +112,8 @@ pub(super) fn recover_segment(
                 file: target,
                 reason,
             });
-            chain.damage(*last_id, &data);
+            // The header is unreadable: whether bodies are sealed is unknown.
+            chain.damage(*last_id, &data, false);
             return Ok(None);
         }
     };
@@ -131,7 +132,7 @@ pub(super) fn recover_segment(
                       recovery: &mut Recovery,
                       chain: &mut ChainFold,
                       last_id: u64| {
-        chain.damage(last_id, &data[start..end]);
+        chain.damage(last_id, &data[start..end], encrypted);
         let file = dir.join("quarantine").join(format!("{no:020}-{start}.bad"));
         let written = File::create(&file)
             .and_then(|mut f| f.write_all(&data[start..end]).and_then(|_| f.sync_all()));

@@ -64,7 +64,8 @@
 //!   from an older agent)
 //! position-only "\0chain" record   head := its position
 //! bytes quarantined as corrupt     head := (last id, the hash of the last link that
-//!                                           can be made out in the bad bytes, or of
+//!                                           can be made out in the bad bytes (bodies
+//!                                           in the clear only), or of
 //!                                           the last sealed suffix in them, else
 //!                                           SHA-256(head ‖ bad bytes))
 //! ```
@@ -222,9 +223,13 @@ impl ChainFold {
     }
 
     /// Bytes quarantined as corrupt; `last_id` is the last intact id before.
-    pub fn damage(&mut self, last_id: u64, bad: &[u8]) {
+    /// `encrypted`: the bytes are sealed record bodies, whose links cannot
+    /// be read (bytes of ciphertext must not be taken for one).
+    pub fn damage(&mut self, last_id: u64, bad: &[u8], encrypted: bool) {
         let prev = self.head.unwrap_or(ChainHead::START);
-        let hash = last_link_in_damage(bad)
+        let hash = (!encrypted)
+            .then(|| last_link_in_damage(bad))
+            .flatten()
             .map(|l| l.hash)
             .or_else(|| last_sealed_hash(bad))
             .unwrap_or_else(|| core_seal::chain_hash(&prev.hash, bad));

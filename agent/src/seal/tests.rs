@@ -307,7 +307,7 @@ fn the_fold_follows_record_order() {
         })
     );
     // Damage with a readable suffix takes its hash; without, a derived one.
-    f.damage(11, &sealed[1..]);
+    f.damage(11, &sealed[1..], false);
     assert_eq!(
         f.head(),
         Some(ChainHead {
@@ -315,8 +315,22 @@ fn the_fold_follows_record_order() {
             hash: h3
         })
     );
-    f.damage(12, b"garbage");
+    f.damage(12, b"garbage", false);
     assert_eq!(f.head().unwrap().hash, chain_hash(&h3, b"garbage"));
+    // A linked record's frame in the clear gives its link; the same bytes
+    // as sealed bodies (ciphertext) are not read for one.
+    let mut frame = Vec::new();
+    let link = ChainLink {
+        hash: [7; 32],
+        prev: [8; 32],
+    };
+    crate::queue::encode_linked_for_test(&mut frame, 13, &link, b"{\"x\":1}");
+    let bad = &frame[..frame.len() - 3];
+    f.damage(13, bad, false);
+    assert_eq!(f.head().unwrap().hash, link.hash);
+    let before = f.head().unwrap().hash;
+    f.damage(14, bad, true);
+    assert_eq!(f.head().unwrap().hash, chain_hash(&before, bad));
 }
 
 #[test]
