@@ -145,3 +145,40 @@ proptest! {
         prop_assert_eq!(back, ev);
     }
 }
+
+proptest! {
+    /// Strings dense in the bytes that must be escaped, at every length
+    /// around the eight-byte words and the 32-byte long-text path, escape
+    /// exactly as serde_json does (which the spec's rules match for these).
+    #[test]
+    fn strings_escape_like_serde_json_at_every_word_offset(
+        s in "[a\"\\\\\\x00-\\x1f\\x7fé/ ]{0,70}"
+    ) {
+        let mut out = Vec::new();
+        string(&mut out, &s);
+        prop_assert_eq!(
+            String::from_utf8(out).unwrap(),
+            serde_json::to_string(&s).unwrap()
+        );
+    }
+}
+
+/// An object whose optional members are all absent is `{}`, and one whose
+/// first member is optional still opens with `{` (the writer turns the
+/// first member's comma into the brace).
+#[test]
+fn empty_and_sparse_objects_are_well_formed() {
+    let mut ev = AuditEvent::new(Category::Web, "http_request", Outcome::Success, "r".into());
+    let enc = String::from_utf8(encode(&ev)).unwrap();
+    assert!(
+        enc.starts_with("{\"action\":\"http_request\",\"actor\":{},"),
+        "{enc}"
+    );
+    assert!(enc.contains(",\"target\":{},"), "{enc}");
+    ev.actor.user = Some("alice".into());
+    ev.target.url = Some("/".into());
+    let enc = String::from_utf8(encode(&ev)).unwrap();
+    assert!(enc.contains("\"actor\":{\"user\":\"alice\"},"), "{enc}");
+    assert!(enc.contains("\"target\":{\"url\":\"/\"},"), "{enc}");
+    assert_eq!(enc, String::from_utf8(encode_reference(&ev)).unwrap());
+}

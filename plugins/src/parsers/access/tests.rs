@@ -240,3 +240,45 @@ fn mismatched_lines_are_rejected_not_misread() {
         assert!(p.parse(line).is_none(), "{line:?}");
     }
 }
+
+/// The byte-at-a-time scan `find_closing_quote` replaced, kept as its
+/// specification: a backslash skips the next byte, and the first `"` at
+/// which `next` matches ends the field.
+fn closing_quote_by_bytes(b: &[u8], next: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'\\' => i += 2,
+            b'"' if b[i..].starts_with(next) => return Some(i),
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+proptest::proptest! {
+    /// The memchr-driven scan finds the same quote as the byte scan, on
+    /// text dense in quotes, backslashes and the literals after them.
+    #[test]
+    fn closing_quote_scan_agrees_with_the_byte_scan(
+        s in "[a\"\\\\ -]{0,40}",
+        next in proptest::sample::select(vec!["\"", "\" ", "\" \"", "\"-"]),
+    ) {
+        proptest::prop_assert_eq!(
+            find_closing_quote(s.as_bytes(), next.as_bytes()),
+            closing_quote_by_bytes(s.as_bytes(), next.as_bytes())
+        );
+    }
+}
+
+/// A quoted field whose last byte is a backslash has no closing quote: the
+/// line does not match (and the scan does not read past the line).
+#[test]
+fn a_backslash_at_the_end_of_a_quoted_field_does_not_match() {
+    assert_eq!(find_closing_quote(br#"abc\"#, b"\" "), None);
+    assert_eq!(find_closing_quote(br#"abc\" x" "#, b"\" "), Some(7));
+    let mut p = AccessParser::builtin(Flavor::Nginx);
+    assert!(p
+        .parse(r#"192.0.2.1 - - [22/Nov/2026:08:00:00 +0000] "GET / HTTP/1.1" 200 1 "-" "ua\"#)
+        .is_none());
+}

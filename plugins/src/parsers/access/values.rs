@@ -83,26 +83,35 @@ impl<'a> AddrList<'a> {
 /// line does not fit this format, and `None` is returned.
 pub(super) fn parse_addr_list(v: &str) -> Option<AddrList<'_>> {
     let mut list = AddrList::default();
+    // Most client fields are one address: no separator to split on.
+    if memchr::memchr3(b',', b' ', b'"', v.as_bytes()).is_none() {
+        if !v.is_empty() && v != "-" {
+            list.push(parse_addr(v)?);
+        }
+        return Some(list);
+    }
     for tok in v
         .split([',', ' ', '"'])
         .filter(|t| !t.is_empty() && *t != "-")
     {
-        let inner = tok
-            .strip_prefix('[')
-            .and_then(|t| t.strip_suffix(']'))
-            .unwrap_or(tok);
-        let ip = inner.parse::<IpAddr>().ok();
-        let valid = ip.is_some()
-            || tok == "unix:"
-            || tok
-                .bytes()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b'_'));
-        if !valid {
-            return None;
-        }
-        list.push(Addr { text: tok, ip });
+        list.push(parse_addr(tok)?);
     }
     Some(list)
+}
+
+/// One entry of an address list, or `None` if it is not an address.
+fn parse_addr(tok: &str) -> Option<Addr<'_>> {
+    let inner = tok
+        .strip_prefix('[')
+        .and_then(|t| t.strip_suffix(']'))
+        .unwrap_or(tok);
+    let ip = inner.parse::<IpAddr>().ok();
+    let valid = ip.is_some()
+        || tok == "unix:"
+        || tok
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b'_'));
+    valid.then_some(Addr { text: tok, ip })
 }
 
 /// Splits a request line into method, target and version on `ev`.
