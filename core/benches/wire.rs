@@ -8,7 +8,10 @@
 //! * `view/scan`: the same fields through [`EventView::parse`];
 //! * `batch/decode`: all of [`wire::decode`] (header, views, chain hashes);
 //! * `batch/seal`: writing every event in its sealed form, as the
-//!   collector's ingest does after decoding.
+//!   collector's ingest does after decoding;
+//! * `compress/zstd1`, `compress/gzip1`: the agent's compression of the
+//!   batch's events at the default levels (throughput in input bytes; the
+//!   compressed size is printed once).
 //!
 //! Run with `cargo bench -p auditship-core --bench wire`.
 
@@ -22,8 +25,9 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 const EVENTS: usize = 5_000;
 
-/// A plain (uncompressed) wire body of `EVENTS` events.
-fn batch() -> Vec<u8> {
+/// A batch of `EVENTS` events: its signed header and its canonical
+/// events, one per line.
+fn batch() -> (BatchHeader, Vec<u8>) {
     let mut parser = Parser::new(&ParserOptions::default()).expect("parser");
     let mut gen = LineGen::new(11);
     let reference = Timestamp::from_civil(2026, 11, 22, 8, 0, 0, 0, 0).expect("time");
@@ -62,11 +66,12 @@ fn batch() -> Vec<u8> {
         pipelined: false,
     };
     header.sign(&Identity::from_seed([0x1a; 32]));
-    wire::encode(&header, &ndjson, wire::Compression::None)
+    (header, ndjson)
 }
 
 fn bench(c: &mut Criterion) {
-    let body = batch();
+    let (header, ndjson) = batch();
+    let body = wire::encode(&header, &ndjson, wire::Compression::None);
     let lines: Vec<&[u8]> = body
         .split(|&b| b == b'\n')
         .skip(1)
@@ -124,6 +129,23 @@ fn bench(c: &mut Criterion) {
             std::hint::black_box(sealed.len())
         })
     });
+    group.finish();
+
+    let mut group = c.benchmark_group("compress");
+    group.throughput(Throughput::Bytes(ndjson.len() as u64));
+    for (name, comp) in [
+        ("zstd1", wire::Compression::Zstd(1)),
+        ("gzip1", wire::Compression::Gzip(1)),
+    ] {
+        eprintln!(
+            "{name}: {} -> {} bytes",
+            ndjson.len(),
+            comp.compress(&[&ndjson]).len()
+        );
+        group.bench_function(name, |b| {
+            b.iter(|| std::hint::black_box(comp.compress(&[&ndjson]).len()))
+        });
+    }
     group.finish();
 }
 

@@ -23,6 +23,7 @@ use std::ops::RangeInclusive;
 use serde::{Deserialize, Serialize};
 
 use zstd::zstd_safe::zstd_sys::ZSTD_ErrorCode;
+use zstd::zstd_safe::CParameter;
 
 use super::WireError;
 
@@ -142,6 +143,18 @@ impl Compression {
     }
 }
 
+/// The default level and the faster ones below it use
+/// [`FAST_HASH_LOG`].
+const FAST_LEVEL: i32 = 1;
+
+/// The hash table of zstd's fastest levels, as a power of two: 2^13
+/// entries instead of libzstd 1.5.7's 2^14 for inputs over 256 KiB. The
+/// table then fits the L1 cache, and a 3 MB batch of events compresses
+/// 4 % faster to the same size (`compress/zstd1` in `benches/wire.rs`:
+/// 664 -> 693 MiB/s, 308,879 -> 308,669 bytes; 2^12 was 7 % faster but
+/// 1.5 % larger).
+const FAST_HASH_LOG: u32 = 13;
+
 /// One zstd frame holding `parts`: with its content size (the receiver's
 /// window is then at most the body's size) and a checksum (a body damaged
 /// in transit is refused as broken zstd, rather than reaching the chain
@@ -157,13 +170,21 @@ fn zstd_compress(parts: &[&[u8]], total: usize, level: i32) -> Vec<u8> {
         // stream (which compresses a second part against the first as an
         // external dictionary). Same frame: content size and checksum.
         let mut c = zstd::bulk::Compressor::new(level).expect("zstd context");
-        c.set_parameter(zstd::zstd_safe::CParameter::ChecksumFlag(true))
+        c.set_parameter(CParameter::ChecksumFlag(true))
             .expect("zstd checksum flag");
+        if level <= FAST_LEVEL {
+            c.set_parameter(CParameter::HashLog(FAST_HASH_LOG))
+                .expect("zstd hash log");
+        }
         return c.compress(one).expect("compressing to memory");
     }
     let out = Vec::with_capacity(total / 4 + 64);
     let mut enc = zstd::stream::write::Encoder::new(out, level).expect("zstd context");
     enc.include_checksum(true).expect("zstd checksum flag");
+    if level <= FAST_LEVEL {
+        enc.set_parameter(CParameter::HashLog(FAST_HASH_LOG))
+            .expect("zstd hash log");
+    }
     enc.set_pledged_src_size(Some(total as u64))
         .expect("zstd pledged size");
     for p in parts {
