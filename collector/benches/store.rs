@@ -387,6 +387,8 @@ fn append(w: &mut SegmentWriter, agent: &str, seq: u64, evs: &[Gen]) -> u64 {
             seq: seq + 1 + i as u64,
             payload: &g.payload,
             hash: [0; 32],
+            // Not a sealed payload for these hashes: stored as it is (kind 1).
+            prev: [0; 32],
             key: key(g),
         })
         .collect();

@@ -104,6 +104,12 @@ pub fn write_sealed(out: &mut Vec<u8>, canonical: &[u8], hash: &Hash, prev: &Has
 
 /// Appends the sealed suffix, built on the stack and copied once.
 fn append_suffix(out: &mut Vec<u8>, hash: &Hash, prev: &Hash) {
+    out.extend_from_slice(&suffix(hash, prev));
+}
+
+/// The sealed suffix for `hash` and `prev`, exactly as [`write_sealed`]
+/// writes it.
+pub fn suffix(hash: &Hash, prev: &Hash) -> [u8; SUFFIX_LEN] {
     const HASH_AT: usize = 9;
     const PREV_AT: usize = HASH_AT + 64 + 15;
     let mut s = [0u8; SUFFIX_LEN];
@@ -112,7 +118,7 @@ fn append_suffix(out: &mut Vec<u8>, hash: &Hash, prev: &Hash) {
     s[HASH_AT + 64..PREV_AT].copy_from_slice(b"\",\"prev_hash\":\"");
     hex::encode_to_slice(prev, &mut s[PREV_AT..PREV_AT + 64]);
     s[PREV_AT + 64..].copy_from_slice(b"\"}");
-    out.extend_from_slice(&s);
+    s
 }
 
 /// The Merkle leaf hash of an event with chain hash `hash` (see the

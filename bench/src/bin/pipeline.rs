@@ -196,8 +196,20 @@ fn main() {
     // The sustained rate: from 10 % to 90 % of the lines delivered, so
     // neither startup nor the last batch's linger (max_wait) counts.
     let (mut t10, mut t90) = (None, None);
+    let trace = args.iter().any(|a| a == "--trace");
+    let mut next_trace = Duration::from_millis(500);
+    let mut last_done = 0;
     loop {
         let done = progress();
+        if trace && start.elapsed() >= next_trace {
+            eprintln!(
+                "trace t={:.1}s delivered={done} rate={}",
+                start.elapsed().as_secs_f64(),
+                (done - last_done) * 2
+            );
+            last_done = done;
+            next_trace += Duration::from_millis(500);
+        }
         if t10.is_none() && done * 10 >= lines as u64 {
             t10 = Some(start.elapsed());
         }

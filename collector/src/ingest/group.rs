@@ -594,9 +594,9 @@ fn append_group(
         }
         fresh.clear();
         let mut duplicates = 0u64;
-        for e in &b.events {
+        for (i, e) in b.events.iter().enumerate() {
             if e.seq > mark.seq || gaps.contains(agent, &queue_hex, e.seq) {
-                let ne = b.event(e);
+                let ne = b.event(i);
                 if let Some(t) = round.tap.as_deref_mut() {
                     if t.wants(ne.key.category, ne.key.action) {
                         let index = round.base + round.leaves.len() as u64;

@@ -59,12 +59,14 @@ impl OwnChain {
         }
         let mut payload = Vec::with_capacity(512);
         canonical::encode_into(&ev, &mut payload);
-        let hash = seal::seal_in_place(&mut payload, &self.head);
+        let prev = self.head;
+        let hash = seal::seal_in_place(&mut payload, &prev);
         self.head = hash;
         let new = NewEvent {
             seq: self.seq,
             payload: &payload,
             hash,
+            prev,
             key: IndexKey {
                 ts_millis: ev.ts.unwrap_or(now).unix_millis(),
                 host: ev.host.as_deref(),

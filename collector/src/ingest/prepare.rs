@@ -151,11 +151,14 @@ impl PreparedBatch {
         (s.1 != u32::MAX).then(|| &self.arena[s.0 as usize..(s.0 + s.1) as usize])
     }
 
-    pub(super) fn event(&self, e: &Prepared) -> NewEvent<'_> {
+    /// Event `i`, as the store takes it.
+    pub(super) fn event(&self, i: usize) -> NewEvent<'_> {
+        let e = &self.events[i];
         NewEvent {
             seq: e.seq,
             payload: &self.sealed[e.payload.0 as usize..(e.payload.0 + e.payload.1) as usize],
             hash: e.hash,
+            prev: self.prev_of(i),
             key: IndexKey {
                 ts_millis: e.ts,
                 host: self.span(e.host),

@@ -72,6 +72,10 @@ pub struct NewEvent<'a> {
     pub payload: &'a [u8],
     /// Its chain hash (the `hash` in the payload).
     pub hash: Hash,
+    /// Its `prev_hash`. The payload is [`auditship_core::seal::write_sealed`]
+    /// of its canonical bytes with `hash` and `prev` (the store keeps such a
+    /// payload as the canonical bytes and the two hashes in binary).
+    pub prev: Hash,
     /// Its indexed fields.
     pub key: IndexKey<'a>,
 }

@@ -26,6 +26,12 @@ pub const VERSION: u16 = 2;
 /// same records, each body sealed by the record cipher. A build that
 /// predates encryption refuses it instead of taking ciphertext for damage.
 pub const VERSION_ENCRYPTED: u16 = 3;
+/// Format version of a segment in the clear that may hold linked event
+/// records ([`KIND_LINKED`]); a build that predates them refuses it instead
+/// of taking them for damage.
+pub const VERSION_LINKED: u16 = 4;
+/// Format version of a sealed segment that may hold linked event records.
+pub const VERSION_LINKED_ENCRYPTED: u16 = 5;
 /// Bytes before a record body: `len u32 LE | crc32c u32 LE`.
 pub const FRAME_HEADER: usize = 8;
 /// Largest record body (plaintext). Bigger events are refused at append.
@@ -40,6 +46,10 @@ pub const KIND_SNAPSHOT: u8 = 2;
 /// Record kind: an event whose payload retention removed (see
 /// `crate::retention`); it keeps what the Merkle log and the chains need.
 pub const KIND_EXPIRED: u8 = 3;
+/// Record kind: one event stored as its canonical bytes and its chain
+/// hashes in binary, from which its sealed form is rebuilt exactly.
+/// Readers see it as a [`KIND_EVENT`] record (see [`frame_at`]).
+pub const KIND_LINKED: u8 = 4;
 
 /// Bytes of an expired body before the agent id:
 /// kind | queue | seq | ts | leaf | tombstone | hash | prev_hash | agent_len.
@@ -54,9 +64,9 @@ pub fn header(no: u64, created_millis: i64, encrypted: bool) -> [u8; HEADER_LEN]
     let mut h = [0u8; HEADER_LEN];
     h[0..4].copy_from_slice(MAGIC);
     let v = if encrypted {
-        VERSION_ENCRYPTED
+        VERSION_LINKED_ENCRYPTED
     } else {
-        VERSION
+        VERSION_LINKED
     };
     h[4..6].copy_from_slice(&v.to_le_bytes());
     h[8..16].copy_from_slice(&no.to_le_bytes());
@@ -71,19 +81,35 @@ fn version(data: &[u8]) -> Option<u16> {
 
 /// Whether `data` starts with a valid header of segment `no`.
 pub fn header_ok(data: &[u8], no: u64) -> bool {
-    matches!(version(data), Some(VERSION | VERSION_ENCRYPTED)) && data[8..16] == no.to_le_bytes()
+    version(data).is_some_and(known) && data[8..16] == no.to_le_bytes()
+}
+
+/// The versions this build reads.
+fn known(v: u16) -> bool {
+    (VERSION..=VERSION_LINKED_ENCRYPTED).contains(&v)
 }
 
 /// Whether the header says the bodies are sealed.
 pub fn is_encrypted(data: &[u8]) -> bool {
-    version(data) == Some(VERSION_ENCRYPTED)
+    matches!(
+        version(data),
+        Some(VERSION_ENCRYPTED | VERSION_LINKED_ENCRYPTED)
+    )
+}
+
+/// Whether the header allows linked event records (versions 4 and 5).
+pub fn is_linked(data: &[u8]) -> bool {
+    matches!(
+        version(data),
+        Some(VERSION_LINKED | VERSION_LINKED_ENCRYPTED)
+    )
 }
 
 /// The format version of a header with the right magic, if it is a
 /// version this build does not read (such a segment is not corrupt, it is
 /// for another build, and must not be quarantined).
 pub fn other_version(data: &[u8]) -> Option<u16> {
-    version(data).filter(|&v| v != VERSION && v != VERSION_ENCRYPTED)
+    version(data).filter(|&v| !known(v))
 }
 
 /// The key id of the first intact sealed record of a segment (for an error
@@ -214,22 +240,71 @@ pub fn frame_body(
 /// Appends a framed event record to `out`; returns its total length.
 ///
 /// The caller has checked `agent.len() <= u16::MAX` and the body size.
+///
+/// With `link` (in a segment that allows linked records, versions 4 and 5:
+/// the event's `hash` and `prev_hash`), a payload that is exactly the
+/// sealed form for them is stored as a linked event record: its 154-byte
+/// JSON suffix becomes the two hashes in 64 binary bytes, about a tenth of
+/// a stored web event. The suffix is compared, not trusted, so a payload
+/// that would not be rebuilt byte for byte is stored as it is, like any
+/// payload without `link`.
 pub fn encode_event(
     out: &mut Vec<u8>,
     ev: &EventRecord<'_>,
     c: &SegmentCipher<'_>,
+    link: Option<(&Hash, &Hash)>,
 ) -> Result<usize, SealError> {
     out.reserve(FRAME_HEADER + c.overhead() + EVENT_FIXED + ev.agent.len() + ev.payload.len());
+    let linked = link.and_then(|(hash, prev)| {
+        let cut = ev
+            .payload
+            .len()
+            .checked_sub(auditship_core::seal::SUFFIX_LEN + 1)?;
+        let (head, tail) = ev.payload.split_at(cut + 1);
+        (tail == auditship_core::seal::suffix(hash, prev)).then_some((head, *hash, *prev))
+    });
     frame(out, c, |b| {
-        b.push(KIND_EVENT);
+        b.push(if linked.is_some() {
+            KIND_LINKED
+        } else {
+            KIND_EVENT
+        });
         b.extend_from_slice(&ev.queue.to_le_bytes());
         b.extend_from_slice(&ev.seq.to_le_bytes());
         b.extend_from_slice(&ev.ts_millis.to_le_bytes());
         b.extend_from_slice(&ev.leaf.to_le_bytes());
         b.extend_from_slice(&(ev.agent.len() as u16).to_le_bytes());
         b.extend_from_slice(ev.agent.as_bytes());
-        b.extend_from_slice(ev.payload);
+        match linked {
+            Some((head, hash, prev)) => {
+                b.extend_from_slice(&hash);
+                b.extend_from_slice(&prev);
+                b.extend_from_slice(head);
+                b.push(b'}');
+            }
+            None => b.extend_from_slice(ev.payload),
+        }
     })
+}
+
+/// Appends to `out` the event body (kind 1) that the linked body `body`
+/// (kind 4) stands for: the same fields, and the sealed form of its
+/// canonical bytes as the payload. `None` if `body` is malformed.
+fn unlink_into(body: &[u8], out: &mut Vec<u8>) -> Option<()> {
+    let fixed = EVENT_FIXED;
+    let agent_len = u16::from_le_bytes(body.get(fixed - 2..fixed)?.try_into().ok()?) as usize;
+    let at = fixed + agent_len;
+    let hash: Hash = body.get(at..at + 32)?.try_into().ok()?;
+    let prev: Hash = body.get(at + 32..at + 64)?.try_into().ok()?;
+    let canonical = body.get(at + 64..)?;
+    if canonical.len() < 2 || canonical.last() != Some(&b'}') {
+        return None;
+    }
+    out.reserve(at + canonical.len() + auditship_core::seal::SUFFIX_LEN);
+    out.push(KIND_EVENT);
+    out.extend_from_slice(&body[1..at]);
+    auditship_core::seal::write_sealed(out, canonical, &hash, &prev);
+    Some(())
 }
 
 /// Appends a framed snapshot record to `out` (agents sorted, so the
@@ -373,15 +448,12 @@ pub enum Bad {
     Locked(KeyId),
 }
 
-/// Checks the frame at `at` and returns its plaintext body and the offset
-/// after it. The plaintext borrows `data` in the clear, `scratch` when
-/// sealed. A record that fails authentication under a key that was given
-/// is corrupt (altered or damaged), like one that fails its checksum.
-pub fn open_frame<'a>(
+/// Checks the frame at `at` (length and checksum) and returns its stored
+/// body and the offset after it.
+fn check_frame<'a>(
     data: &'a [u8],
     at: usize,
     c: &SegmentCipher<'_>,
-    scratch: &'a mut Vec<u8>,
 ) -> Result<(&'a [u8], usize), Bad> {
     let rest = &data[at..];
     if rest.len() < FRAME_HEADER {
@@ -399,7 +471,11 @@ pub fn open_frame<'a>(
     if crc32c::crc32c(stored) != crc {
         return Err(Bad::Corrupt("checksum mismatch"));
     }
-    let plain = c.open(stored, scratch).map_err(|e| match e {
+    Ok((stored, at + FRAME_HEADER + len))
+}
+
+fn open_error(e: OpenError) -> Bad {
+    match e {
         OpenError::UnknownKey(k) => Bad::Locked(k),
         OpenError::Short => {
             Bad::Corrupt("checksum matches but the record is too short to be encrypted")
@@ -407,20 +483,54 @@ pub fn open_frame<'a>(
         OpenError::Forged(_) => {
             Bad::Corrupt("checksum matches but the record fails decryption (altered)")
         }
-    })?;
-    Ok((plain, at + FRAME_HEADER + len))
+    }
 }
 
+/// Checks the frame at `at` and returns its plaintext body and the offset
+/// after it. The plaintext borrows `data` in the clear, `scratch` when
+/// sealed. A record that fails authentication under a key that was given
+/// is corrupt (altered or damaged), like one that fails its checksum.
+/// The body is as stored: a linked event is kind 4 here.
+pub fn open_frame<'a>(
+    data: &'a [u8],
+    at: usize,
+    c: &SegmentCipher<'_>,
+    scratch: &'a mut Vec<u8>,
+) -> Result<(&'a [u8], usize), Bad> {
+    let (stored, next) = check_frame(data, at, c)?;
+    let plain = c.open(stored, scratch).map_err(open_error)?;
+    Ok((plain, next))
+}
+
+const MALFORMED: Bad = Bad::Corrupt("checksum matches but the body is malformed");
+
 /// Checks the frame at `at`: `Ok((body, next))`, or why it is not valid.
+/// A linked event (kind 4) is returned as the event record it stands for,
+/// with its sealed form rebuilt in `scratch`.
 pub fn frame_at<'a>(
     data: &'a [u8],
     at: usize,
     c: &SegmentCipher<'_>,
     scratch: &'a mut Vec<u8>,
 ) -> Result<(Body<'a>, usize), Bad> {
-    let (plain, next) = open_frame(data, at, c, scratch)?;
-    let body = decode(plain).ok_or(Bad::Corrupt("checksum matches but the body is malformed"))?;
-    Ok((body, next))
+    let (stored, next) = check_frame(data, at, c)?;
+    if c.overhead() == 0 {
+        // In the clear: the body is `stored` itself.
+        if stored.first() != Some(&KIND_LINKED) {
+            return Ok((decode(stored).ok_or(MALFORMED)?, next));
+        }
+        scratch.clear();
+        unlink_into(stored, scratch).ok_or(MALFORMED)?;
+    } else {
+        // Sealed: the plaintext is all of `scratch`.
+        let plain = c.open(stored, &mut *scratch).map_err(open_error)?;
+        if plain.first() == Some(&KIND_LINKED) {
+            let mut out = Vec::with_capacity(plain.len() + auditship_core::seal::SUFFIX_LEN);
+            unlink_into(plain, &mut out).ok_or(MALFORMED)?;
+            *scratch = out;
+        }
+    }
+    Ok((decode(scratch).ok_or(MALFORMED)?, next))
 }
 
 /// Reads the record at `at`. On a bad record, looks forward byte by byte
@@ -479,7 +589,7 @@ mod tests {
     fn round_trip(c: &SegmentCipher<'_>) -> Vec<u8> {
         let mut out = Vec::new();
         let e = ev(42, b"{\"raw\":\"secret-marker\"}");
-        let n = encode_event(&mut out, &e, c).unwrap();
+        let n = encode_event(&mut out, &e, c, None).unwrap();
         assert_eq!(n, out.len());
         let mut marks = HashMap::new();
         marks.insert(
@@ -560,8 +670,8 @@ mod tests {
         let keys = ring(1);
         for c in [SegmentCipher::plain(1), SegmentCipher::sealed(&keys, 1)] {
             let mut out = Vec::new();
-            let first = encode_event(&mut out, &ev(1, b"payload bytes"), &c).unwrap();
-            encode_event(&mut out, &ev(2, b"payload bytes"), &c).unwrap();
+            let first = encode_event(&mut out, &ev(1, b"payload bytes"), &c, None).unwrap();
+            encode_event(&mut out, &ev(2, b"payload bytes"), &c, None).unwrap();
             out[first / 2] ^= 0x40;
             let mut scratch = Vec::new();
             match scan(&out, 0, &c, &mut scratch) {
@@ -584,8 +694,8 @@ mod tests {
         let keys = ring(1);
         let c = SegmentCipher::sealed(&keys, 1);
         let mut out = Vec::new();
-        let first = encode_event(&mut out, &ev(1, b"payload"), &c).unwrap();
-        encode_event(&mut out, &ev(2, b"payload"), &c).unwrap();
+        let first = encode_event(&mut out, &ev(1, b"payload"), &c, None).unwrap();
+        encode_event(&mut out, &ev(2, b"payload"), &c, None).unwrap();
         // Alter a ciphertext byte and fix the CRC: only the AEAD catches it.
         out[FRAME_HEADER + 40] ^= 1;
         let crc = crc32c::crc32c(&out[FRAME_HEADER..first]);
@@ -600,7 +710,7 @@ mod tests {
         }
         // The same record in segment 2 does not open: bound to segment 1.
         let mut ok = Vec::new();
-        encode_event(&mut ok, &ev(1, b"payload"), &c).unwrap();
+        encode_event(&mut ok, &ev(1, b"payload"), &c, None).unwrap();
         let other = SegmentCipher::sealed(&keys, 2);
         assert!(matches!(
             scan(&ok, 0, &other, &mut scratch),
@@ -612,8 +722,8 @@ mod tests {
     fn a_record_under_another_key_is_locked_not_corrupt() {
         let (k1, k2) = (ring(1), ring(2));
         let mut out = Vec::new();
-        let n = encode_event(&mut out, &ev(1, b"p"), &SegmentCipher::sealed(&k1, 1)).unwrap();
-        encode_event(&mut out, &ev(2, b"p"), &SegmentCipher::sealed(&k2, 1)).unwrap();
+        let n = encode_event(&mut out, &ev(1, b"p"), &SegmentCipher::sealed(&k1, 1), None).unwrap();
+        encode_event(&mut out, &ev(2, b"p"), &SegmentCipher::sealed(&k2, 1), None).unwrap();
         let c2 = SegmentCipher::sealed(&k2, 1);
         let mut scratch = Vec::new();
         match scan(&out, 0, &c2, &mut scratch) {
@@ -642,9 +752,13 @@ mod tests {
         assert!(header_ok(&h, 3) && is_encrypted(&h) && other_version(&h).is_none());
         let h = header(3, 1, false);
         assert!(header_ok(&h, 3) && !is_encrypted(&h));
-        let mut h4 = h;
-        h4[4] = 4;
-        assert_eq!(other_version(&h4), Some(4));
-        assert!(!header_ok(&h4, 3));
+        assert!(is_linked(&h) && is_linked(&header(3, 1, true)));
+        let mut h2 = h;
+        h2[4] = 2;
+        assert!(header_ok(&h2, 3) && !is_linked(&h2) && other_version(&h2).is_none());
+        let mut h6 = h;
+        h6[4] = 6;
+        assert_eq!(other_version(&h6), Some(6));
+        assert!(!header_ok(&h6, 3));
     }
 }

@@ -15,7 +15,10 @@
 //! segment file:
 //!   header   24 bytes: "ASG1" | version u16 LE | reserved u16 | segment no u64 LE
 //!                      | created unix ms i64 LE
-//!            version 2: record bodies in the clear; version 3: bodies sealed (encrypted)
+//!            version 2: record bodies in the clear; version 3: bodies sealed (encrypted);
+//!            versions 4 and 5: as 2 and 3, and event records may be linked (kind 4).
+//!            New segments are version 4 or 5; an active segment of version 2 or 3
+//!            (an earlier build's) is not appended to: appends start a new segment.
 //!   records  repeated until end of file:
 //!     len    u32 LE   length of the stored body, 1 ..= 16 MiB (+ 48 when sealed)
 //!     crc    u32 LE   CRC32C (Castagnoli) of the stored body
@@ -30,6 +33,12 @@
 //!                             | next_leaf u64 LE
 //!       kind u8 = 1  event:    queue u64 LE | seq u64 LE | ts_millis i64 LE | leaf u64 LE
 //!                             | agent_len u16 LE | agent | payload (rest)
+//!       kind u8 = 4  linked event: queue u64 LE | seq u64 LE | ts_millis i64 LE | leaf u64 LE
+//!                             | agent_len u16 LE | agent | hash [32] | prev_hash [32]
+//!                             | canonical (rest: the event's canonical bytes)
+//!                    read as the kind 1 record whose payload is the sealed form of
+//!                    `canonical` with these hashes (rebuilt byte for byte: a payload is
+//!                    stored linked only if writing it back gives the same bytes)
 //!       kind u8 = 3  expired:  queue u64 LE | seq u64 LE | ts_millis i64 LE | leaf u64 LE
 //!                             | tombstone u64 LE (leaf index of the covering tombstone)
 //!                             | hash [32] | prev_hash [32] (the removed payload's chain hashes)
@@ -56,8 +65,12 @@
 //!
 //! Entry `i` of a segment is its `i`-th event record (kind 1); expired
 //! records (kind 3) are not indexed and never returned by queries. A [`Cursor`] is
-//! `(segment, entry)`. The payload is the event's canonical JSON line as
-//! ingest received it. Agent ids are written in full in every event record
+//! `(segment, entry)`. The payload is the event's sealed JSON line (its
+//! canonical bytes with `hash` and `prev_hash`), which a linked record
+//! (kind 4) keeps as the canonical bytes and the two hashes in binary: 89
+//! bytes less per event, about a tenth of a stored web event, and less for
+//! the collector's fsyncs to write. Readers see the same sealed line from
+//! either kind. Agent ids are written in full in every event record
 //! rather than interned: they are short, and a corrupt record then costs
 //! exactly that record, never the identity of others.
 //!

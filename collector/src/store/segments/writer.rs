@@ -16,8 +16,10 @@ use crate::store::{NewEvent, StoreError, StoreWriter, Watermark};
 /// A segment appends go to: its committed part and what is buffered.
 struct Target {
     no: u64,
-    /// Bodies are sealed (the segment's format version 3).
+    /// Bodies are sealed (the segment's format version 3 or 5).
     encrypted: bool,
+    /// Linked event records may be written (format version 4 or 5).
+    linked: bool,
     path: PathBuf,
     /// Open once the file exists (created by a commit).
     file: Option<File>,
@@ -76,12 +78,17 @@ impl SegmentWriter {
             Some(a) => {
                 let path = recover::segment_path(&shared.dir, a.no);
                 let file = OpenOptions::new()
+                    .read(true)
                     .write(true)
                     .open(&path)
                     .map_err(|e| StoreError::io(&path, e))?;
+                let mut head = [0u8; format::HEADER_LEN];
+                let linked = std::os::unix::fs::FileExt::read_exact_at(&file, &mut head, 0).is_ok()
+                    && format::is_linked(&head);
                 Some(Target {
                     no: a.no,
                     encrypted: a.encrypted,
+                    linked,
                     path,
                     file: Some(file),
                     len: a.len,
@@ -117,9 +124,11 @@ impl SegmentWriter {
     }
 
     /// Whether appends must start a new segment although `t` has room: its
-    /// bodies are in the clear and the store now encrypts, or the reverse.
+    /// bodies are in the clear and the store now encrypts, or the reverse,
+    /// or it is a segment of an earlier build that cannot hold linked
+    /// records (which that build would take for damage).
     fn wrong_mode(&self, t: &Target) -> bool {
-        t.encrypted != self.shared.keys.is_some()
+        t.encrypted != self.shared.keys.is_some() || !t.linked
     }
 
     /// Starts segment `next_no` in the buffer: header and snapshot.
@@ -145,6 +154,7 @@ impl SegmentWriter {
         let t = Target {
             no,
             encrypted: cipher.encrypted(),
+            linked: true,
             path,
             file: None,
             len: 0,
@@ -315,7 +325,12 @@ impl StoreWriter for SegmentWriter {
                 leaf: self.pending_leaf,
                 payload: ev.payload,
             };
-            let len = match format::encode_event(&mut t.buf, &rec, &cipher) {
+            let len = match format::encode_event(
+                &mut t.buf,
+                &rec,
+                &cipher,
+                t.linked.then_some((&ev.hash, &ev.prev)),
+            ) {
                 Ok(n) => n as u32,
                 Err(e) => {
                     // Only a failing random source gets here. Part of the

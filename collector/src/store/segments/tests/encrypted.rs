@@ -85,8 +85,8 @@ fn an_encrypted_store_appends_commits_reopens_and_answers_queries_with_no_plaint
     for e in fs::read_dir(dir.path().join("segments")).unwrap() {
         let data = fs::read(e.unwrap().path()).unwrap();
         assert!(
-            data[4..6] == [3, 0] || data[4..6] == [2, 0],
-            "segments are version 3, indexes version 2"
+            data[4..6] == [5, 0] || data[4..6] == [2, 0],
+            "segments are version 5, indexes version 2"
         );
     }
 

@@ -1,6 +1,7 @@
 //! Tests of the segment store: durability and recovery; queries in `query`.
 
 mod encrypted;
+mod linked;
 mod query;
 mod rewrite;
 
@@ -96,6 +97,7 @@ impl Ev {
             seq: self.seq,
             payload: &self.payload,
             hash: self.hash,
+            prev: auditship_core::seal::GENESIS,
             key: IndexKey {
                 ts_millis: self.ts,
                 host: self.host.as_deref(),
