@@ -5,8 +5,10 @@
 //! bundle with an altered event must fail `auditship verify --bundle`.
 //!
 //! The store is edited with the segment layout documented in
-//! `collector/src/store/segments/mod.rs` (version 2), written out here
-//! independently of the collector's code.
+//! `collector/src/store/segments/mod.rs` (version 4: event records of kind
+//! 1, holding the sealed line, or kind 4, holding the canonical bytes and
+//! the two chain hashes in binary), written out here independently of the
+//! collector's code. Edited events are written back as kind 1.
 
 mod common;
 
@@ -35,7 +37,7 @@ impl Rec {
         &self.frame[8..]
     }
     fn is_event(&self) -> bool {
-        self.body()[0] == 1
+        matches!(self.body()[0], 1 | 4)
     }
     fn seq(&self) -> u64 {
         u64::from_le_bytes(self.body()[9..17].try_into().unwrap())
@@ -49,8 +51,25 @@ impl Rec {
     fn agent(&self) -> String {
         String::from_utf8(self.body()[35..35 + self.agent_len()].to_vec()).unwrap()
     }
-    fn payload(&self) -> &[u8] {
-        &self.body()[35 + self.agent_len()..]
+    /// The sealed line: as stored (kind 1), or rebuilt from the canonical
+    /// bytes and the binary hashes (kind 4).
+    fn payload(&self) -> Vec<u8> {
+        let rest = &self.body()[35 + self.agent_len()..];
+        if self.body()[0] == 1 {
+            return rest.to_vec();
+        }
+        let hex = |h: &[u8]| h.iter().map(|b| format!("{b:02x}")).collect::<String>();
+        let (hash, prev, canonical) = (&rest[..32], &rest[32..64], &rest[64..]);
+        let mut line = canonical[..canonical.len() - 1].to_vec();
+        line.extend_from_slice(
+            format!(
+                ",\"hash\":\"{}\",\"prev_hash\":\"{}\"}}",
+                hex(hash),
+                hex(prev)
+            )
+            .as_bytes(),
+        );
+        line
     }
     /// A record with this body, checksummed.
     fn with_body(offset: usize, body: &[u8]) -> Rec {
@@ -60,8 +79,10 @@ impl Rec {
         frame.extend_from_slice(body);
         Rec { offset, frame }
     }
+    /// The same event record with `payload` as its sealed line (kind 1).
     fn with_payload(&self, payload: &[u8]) -> Rec {
         let mut body = self.body()[..35 + self.agent_len()].to_vec();
+        body[0] = 1;
         body.extend_from_slice(payload);
         Rec::with_body(self.offset, &body)
     }
@@ -316,13 +337,13 @@ fn every_kind_of_tampering_is_detected_and_the_record_named() {
             // with valid checksums and leaf numbers: only the signed
             // checkpoints can tell.
             let mut s = Segment::read(d);
-            let mut prev = seal::unseal(s.recs[k].payload()).unwrap().prev;
+            let mut prev = seal::unseal(&s.recs[k].payload()).unwrap().prev;
             for i in k..s.recs.len() {
                 if !s.recs[i].is_event() || s.recs[i].agent() != "e2e-agent" {
                     continue;
                 }
                 let raw = (i == k).then_some("Accepted password for root from 203.0.113.9");
-                let (payload, hash) = reseal(s.recs[i].payload(), raw, &prev);
+                let (payload, hash) = reseal(&s.recs[i].payload(), raw, &prev);
                 prev = hash;
                 s.recs[i] = s.recs[i].with_payload(&payload);
             }
@@ -365,9 +386,9 @@ fn every_kind_of_tampering_is_detected_and_the_record_named() {
             // A second, validly sealed event with seq_k, inserted after it;
             // leaf numbers shifted so that they stay consistent.
             let mut s = Segment::read(d);
-            let prev = seal::unseal(s.recs[k].payload()).unwrap().prev;
+            let prev = seal::unseal(&s.recs[k].payload()).unwrap().prev;
             let (payload, _) = reseal(
-                s.recs[k].payload(),
+                &s.recs[k].payload(),
                 Some("Accepted password for mallory"),
                 &prev,
             );

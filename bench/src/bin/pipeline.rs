@@ -5,8 +5,11 @@
 //!          [--fsync always|interval] [--dir DIR] [--rate R --seconds S]
 //!          [--output file|collector] [--compression zstd|gzip|none] [--level L]
 //!          [--agent-cpu N] [--collector-cpu N] [--segment-bytes 64MiB]
-//!          [--agent-state DIR] [--collector-data DIR]
+//!          [--agent-state DIR] [--collector-data DIR] [--trace]
 //! ```
+//!
+//! `--trace` prints the delivered count and rate every 0.5 s (to see
+//! whether the ingest or the delivery is behind, and when ingest ends).
 //!
 //! `--agent-state` and `--collector-data` put the agent's queue or the
 //! collector's store somewhere else than under `--dir` (for example one of
